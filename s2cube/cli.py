@@ -1,0 +1,278 @@
+"""The ``s2cube`` command: search, mosaic, info, demo (and the commands of optional extras).
+
+Every user error exits with status 2 and a one-line message that names the bad value and the
+fix; nothing is written when the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import S2CubeError
+
+__all__ = ["main"]
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise click.BadParameter(f"{text!r} is not a number or fraction like 1/12000") from exc
+
+
+class _Main(click.Group):
+    """Turn s2cube errors into a clean message and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except S2CubeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main)
+@click.version_option(package_name="s2cube")
+def main() -> None:
+    """s2cube: cloud-free, colour-consistent Sentinel-2 mosaics on Dask, in one global Zarr store."""
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+
+
+_catalog = click.option(
+    "--catalog",
+    "-c",
+    required=True,
+    help="STAC API URL, preset (earth-search, planetary-computer), or a local catalog.json / "
+    "ItemCollection file.",
+)
+_bbox = click.option(
+    "--bbox", nargs=4, type=float, metavar="W S E N", help="Lon/lat bounding box (EPSG:4326)."
+)
+_start = click.option("--start", help="First date, e.g. 2023-08-01.")
+_end = click.option("--end", help="Last date (inclusive), e.g. 2023-08-31.")
+_cloud = click.option("--max-cloud", type=float, help="Maximum eo:cloud_cover in percent.")
+
+
+@main.command("search")
+@_catalog
+@_bbox
+@_start
+@_end
+@_cloud
+@click.option("--mgrs", "mgrs_tiles", multiple=True, help="Keep only these MGRS tiles (repeat).")
+@click.option("--geometry", type=click.Path(exists=True, dir_okay=False), help="GeoJSON area.")
+@click.option("--limit", type=int, help="Maximum number of items.")
+@click.option("--json", "as_json", is_flag=True, help="Print a FeatureCollection of normalised items.")
+def search_cmd(
+    catalog: str,
+    bbox: tuple[float, ...] | None,
+    start: str | None,
+    end: str | None,
+    max_cloud: float | None,
+    mgrs_tiles: tuple[str, ...],
+    geometry: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Search Sentinel-2 L2A items and list them (normalised across providers)."""
+    from .search import search
+
+    geom = None
+    if geometry:
+        data = json.loads(Path(geometry).read_text())
+        geom = data.get("geometry", data) if data.get("type") == "Feature" else data
+        if data.get("type") == "FeatureCollection":
+            geom = data["features"][0]["geometry"]
+    items = search(
+        catalog, bbox=bbox or None, geometry=geom, mgrs_tiles=mgrs_tiles or None,
+        start=start, end=end, max_cloud=max_cloud, limit=limit,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"type": "FeatureCollection", "features": [i.to_dict() for i in items]}))
+        return
+    click.echo(f"{len(items)} item(s)")
+    for it in items:
+        p = it.properties
+        click.echo(
+            f"{it.id:45s} {it.datetime:%Y-%m-%d %H:%M} tile={p.get('s2cube:mgrs_tile')} "
+            f"cloud={p['eo:cloud_cover']:5.1f}% epsg={p['s2cube:epsg']} "
+            f"baseline={p.get('s2:processing_baseline', '?')} offset_removed={p['s2cube:boa_offset']}"
+        )
+
+
+def _make_client(scheduler: str | None, workers: int | None, threads: int | None, gpu: bool) -> Any:
+    from .pipeline import _resolve_client
+
+    if scheduler:
+        return _resolve_client(None, scheduler)
+    try:
+        from .cluster import make_cluster  # optional: GPU-aware cluster factory
+    except ImportError:
+        make_cluster = None
+    from distributed import Client, LocalCluster
+
+    if make_cluster is not None:
+        cluster = make_cluster(gpu=gpu or None, n_workers=workers, threads_per_worker=threads)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=threads, dashboard_address=":0", processes=True
+        )
+    return Client(cluster)
+
+
+@main.command("mosaic")
+@_catalog
+@click.option("--bbox", nargs=4, type=float, metavar="W S E N", required=True,
+              help="Lon/lat bounding box; every cell it touches is processed.")  # fmt: skip
+@_start
+@_end
+@_cloud
+@click.option("--store", required=True, type=click.Path(), help="Global Zarr store (created if missing).")
+@click.option("--resolution", type=_fraction, help="Pixel size in degrees (default 1/12000).")
+@click.option("--cell-size", type=_fraction, help="Cell edge in degrees (default 1).")
+@click.option("--chunk-size", type=int, default=None, help="Zarr chunk edge in pixels (default 600).")
+@click.option("--priority", default="recent", show_default=True,
+              help="recent | cloud | target:YYYY-MM-DD")  # fmt: skip
+@click.option("--dilation", type=int, default=2, show_default=True,
+              help="Pixels to grow clouds and shadows by.")  # fmt: skip
+@click.option("--bands", default="red,green,blue,nir", show_default=True, help="Reflectance bands.")
+@click.option("--scheduler", help="Address of an existing dask scheduler (default: a LocalCluster).")
+@click.option("--workers", type=int, help="Local cluster: number of worker processes.")
+@click.option("--threads", type=int, help="Local cluster: threads per worker.")
+@click.option("--gpu", is_flag=True, help="Use a LocalCUDACluster (needs dask-cuda and a GPU).")
+@click.option("--overwrite", is_flag=True, help="Recompute cells already finished (default: resume).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def mosaic_cmd(
+    catalog: str,
+    bbox: tuple[float, float, float, float],
+    start: str | None,
+    end: str | None,
+    max_cloud: float | None,
+    store: str,
+    resolution: Fraction | None,
+    cell_size: Fraction | None,
+    chunk_size: int | None,
+    priority: str,
+    dilation: int,
+    bands: str,
+    scheduler: str | None,
+    workers: int | None,
+    threads: int | None,
+    gpu: bool,
+    overwrite: bool,
+    no_progress: bool,
+) -> None:
+    """Composite every cell touching BBOX in parallel and write it into STORE."""
+    from .composite import priority_order
+    from .cube import _check_bands
+    from .grid import GlobalGrid, validate_bbox
+    from .pipeline import MosaicConfig, mosaic
+    from .search import parse_dates
+    from .store import check_store_path, is_store, store_grid
+
+    band_list = tuple(b.strip() for b in bands.split(",") if b.strip())
+    # validate before starting a cluster
+    validate_bbox(bbox)
+    parse_dates(start, end)
+    _check_bands(band_list)
+    priority_order([], priority=priority, cloud_cover=[])
+    check_store_path(store)
+    grid = None
+    if resolution is not None or cell_size is not None or chunk_size is not None:
+        base = store_grid(store) if is_store(store) else GlobalGrid()
+        grid = GlobalGrid(
+            resolution=resolution or base.resolution,
+            cell_size=cell_size or base.cell_size,
+            chunk_size=chunk_size or base.chunk_size,
+        )
+    config = MosaicConfig(
+        bands=band_list, priority=priority, cloud_dilation=dilation, shadow_dilation=dilation
+    )
+    client = _make_client(scheduler, workers, threads, gpu)
+    click.echo(f"dask dashboard: {client.dashboard_link}", err=True)
+    try:
+        report = mosaic(
+            catalog, store=store, bbox=bbox, start=start, end=end, max_cloud=max_cloud,
+            grid=grid, config=config, client=client, progress=not no_progress,
+        )  # fmt: skip
+    finally:
+        if not scheduler:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        else:
+            client.close()
+    click.echo(
+        f"{len(report.written)} cell(s) written, {len(report.skipped)} already finished, "
+        f"{len(report.empty)} without data, from {report.scenes} scene(s) in {report.seconds:.1f} s "
+        f"→ {store}"
+    )
+
+
+@main.command("info")
+@click.argument("store", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(store: str, as_json: bool) -> None:
+    """Summarise a store: cells done, coverage, dates, scenes, quality metrics."""
+    from .store import store_info
+
+    info = store_info(store)
+    if as_json:
+        click.echo(json.dumps(info, indent=1, default=str))
+        return
+    g = info["grid"]
+    click.echo(f"store        {info['path']}")
+    click.echo(f"grid         EPSG:4326, {g['resolution']}° px, cells {g['cell_size']}°, chunks {g['chunk_size']} px")
+    click.echo(f"bands        {', '.join(info['bands'])}")
+    click.echo(f"cells done   {info['cells_done']}")
+    click.echo(f"coverage     {100 * info['composited_fraction']:.2f} % of pixels in finished cells have a clear observation")
+    click.echo(f"dates        {info['date_min']} .. {info['date_max']}")
+    click.echo(f"scenes       {info['scenes']} in the scene table")
+    for cell, metrics in info.get("metrics", {}).items():
+        click.echo(f"metrics      {cell}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+@main.command("demo")
+@click.option("--out", default="s2cube-demo", type=click.Path(), show_default=True,
+              help="Directory for the sample catalog, the store and the quick-look PNG.")  # fmt: skip
+@click.option("--workers", type=int, default=2, show_default=True, help="Local dask workers.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sample catalog seed.")
+def demo_cmd(out: str, workers: int, seed: int) -> None:
+    """Generate the built-in sample catalog and run the whole mosaic offline."""
+    from .demo import run_demo
+
+    result = run_demo(out, workers=workers, seed=seed)
+    for key, value in result.items():
+        click.echo(f"{key:12s} {value}")
+
+
+def _register_optional() -> None:
+    """Commands of optional extras (training, serving, chips) when their modules exist."""
+    for module, attr in (
+        ("s2cube.models.cli", "train"),
+        ("s2cube.serve.cli", "serve"),
+        ("s2cube.chips", "chips_cmd"),
+        ("s2cube.chips_cli", "chips"),
+        ("s2cube.harmonize.cli", "render"),
+    ):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ImportError:
+            continue
+        cmd = getattr(mod, attr, None)
+        if isinstance(cmd, click.Command):
+            main.add_command(cmd)
+
+
+_register_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

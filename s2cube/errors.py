@@ -1,0 +1,45 @@
+"""The s2cube exception hierarchy.
+
+Every error a user can cause derives from :class:`S2CubeError` and from the builtin
+exception it behaves like, so ``except ValueError`` keeps working.  Messages name the bad
+value, what was expected, and the fix.
+"""
+
+from __future__ import annotations
+
+
+class S2CubeError(Exception):
+    """Base class of every error raised by s2cube."""
+
+
+class InputError(S2CubeError, ValueError):
+    """An argument has a value that cannot be used (bad bbox, reversed dates, unknown band...)."""
+
+
+class CatalogError(S2CubeError, OSError):
+    """A STAC catalog could not be reached or read."""
+
+
+class EmptySearchError(S2CubeError, LookupError):
+    """A search returned no usable item."""
+
+
+class StoreError(S2CubeError, OSError):
+    """A path is not an s2cube store, or the store does not match the request."""
+
+
+class MissingDependencyError(S2CubeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def require(module: str, extra: str) -> object:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"{module!r} is needed for this feature but is not installed; "
+            f"install it with: pip install 's2cube[{extra}]'"
+        ) from exc

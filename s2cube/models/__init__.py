@@ -1,0 +1,30 @@
+"""Deep-learning inference and training: networks, weights, the tiled dask engine, masks.
+
+Public API: :func:`predict` (any torch model over numpy/dask/xarray images, chunking-invariant),
+:func:`load_model` / :func:`save_model` (registry names such as ``"csmask-l2a-4b"`` or paths),
+:class:`ModelCard`, :func:`cloud_mask` (s2cube mask codes from a learned model). Training lives
+in :mod:`s2cube.models.train`, the ``s2cube train`` command in :mod:`s2cube.models.cli`.
+
+torch is an optional dependency (extra ``ml``); it is imported when a function needs it.
+"""
+
+from __future__ import annotations
+
+from s2cube.models.card import ModelCard
+from s2cube.models.engine import ModelPlugin, predict, register_model, resolve_device
+from s2cube.models.masks import MASK_CODES, cloud_mask
+from s2cube.models.registry import REGISTRY, LoadedModel, load_model, save_model
+
+__all__ = [
+    "MASK_CODES",
+    "REGISTRY",
+    "LoadedModel",
+    "ModelCard",
+    "ModelPlugin",
+    "cloud_mask",
+    "load_model",
+    "predict",
+    "register_model",
+    "resolve_device",
+    "save_model",
+]

@@ -1,0 +1,122 @@
+"""Learned cloud/shadow masks on s2cube cubes, in s2cube's mask codes.
+
+Codes: ``0 nodata, 1 clear, 2 cloud, 3 shadow, 4 cirrus, 5 snow``. A model's classes map to
+codes by name (``clear``/``cloud``/``shadow``/``cirrus``/``snow``); the ukis-csmask models give
+0-3 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from s2cube.errors import InputError
+
+__all__ = ["MASK_CODES", "cloud_mask", "codes_from_probabilities"]
+
+MASK_CODES: dict[str, int] = {"nodata": 0, "clear": 1, "cloud": 2, "shadow": 3, "cirrus": 4, "snow": 5}
+
+#: DN of L2A reflectance: 1 DN = 0.0001 reflectance (Earth Search v1, offset already removed).
+DN_SCALE = 1e-4
+
+
+def _lut(classes: tuple[str, ...]) -> np.ndarray:
+    unknown = [c for c in classes if c not in MASK_CODES or c == "nodata"]
+    if unknown:
+        raise InputError(
+            f"model classes {unknown} have no s2cube mask code; classes must be among "
+            f"{[c for c in MASK_CODES if c != 'nodata']}"
+        )
+    return np.array([MASK_CODES[c] for c in classes], dtype=np.uint8)
+
+
+def codes_from_probabilities(
+    prob: np.ndarray, valid: np.ndarray, classes: tuple[str, ...], axis: int = -3
+) -> np.ndarray:
+    """Kernel: probabilities with classes along ``axis`` → uint8 mask codes (0 where not
+    ``valid``).
+
+    Examples
+    --------
+    >>> p = np.array([[[0.9, 0.2]], [[0.1, 0.8]]])  # (class, y, x)
+    >>> codes_from_probabilities(p, np.array([[True, False]]), ("clear", "cloud")).tolist()
+    [[1, 0]]
+    """
+    lut = _lut(classes)
+    codes = lut[np.argmax(prob, axis=axis)]
+    return np.where(valid, codes, np.uint8(0)).astype(np.uint8)
+
+
+def cloud_mask(
+    data: Any,
+    *,
+    model: Any = "csmask-l2a-4b",
+    window: int | None = None,
+    overlap: int = 32,
+    halo: int | None = None,
+    batch_size: int = 8,
+    precision: str = "fp32",
+    device: str | None = None,
+) -> Any:
+    """Cloud and shadow mask of an L2A cube by a learned model.
+
+    Parameters
+    ----------
+    data:
+        ``xr.DataArray`` ``(time, band, y, x)`` (or ``(band, y, x)``) of uint16 L2A DN
+        (1 DN = 0.0001 reflectance, 0 = nodata) with a ``band`` coordinate holding the model's
+        bands (``blue, green, red, nir`` and for 6-band models ``swir16, swir22``).
+    model:
+        Registry name, path or :class:`~s2cube.models.LoadedModel`.
+    window, overlap, halo, batch_size, precision, device:
+        As in :func:`s2cube.models.predict`; ``window`` defaults to the card's training tile.
+
+    Returns
+    -------
+    xr.DataArray
+        ``(time, y, x)`` uint8 codes: 0 nodata (all model bands 0), 1 clear, 2 cloud, 3 shadow.
+        Lazy when ``data`` is dask-backed.
+
+    Examples
+    --------
+    >>> mask = cloud_mask(cube.sel(band=["blue", "green", "red", "nir"]))  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    from s2cube.models.engine import _as_model, predict
+
+    if not isinstance(data, xr.DataArray):
+        raise InputError(f"data is a {type(data).__name__}; expected an xarray.DataArray cube")
+    if np.dtype(data.dtype).kind not in "ui":
+        raise InputError(
+            f"data has dtype {data.dtype}; expected integer L2A DN (uint16, 1 = 0.0001 "
+            "reflectance). For reflectance use s2cube.models.predict"
+        )
+    loaded = _as_model(model)
+    card = loaded.card
+    lut_check = _lut(card.classes)  # validate before building the graph
+    del lut_check
+    if "band" not in data.dims or "band" not in data.coords:
+        raise InputError(f"data has dims {data.dims}; expected a 'band' dimension with names")
+    names = [str(b) for b in data["band"].values]
+    missing = [b for b in card.input_bands if b not in names]
+    if missing:
+        raise InputError(
+            f"bands {missing} are missing (the cube has {names}); model {card.name!r} reads "
+            f"{list(card.input_bands)}. Load them, e.g. assets=[..., {missing[0]!r}]"
+        )
+    dn = data.sel(band=list(card.input_bands))
+    valid = (dn != 0).any("band")
+    reflectance = dn.astype(np.float32) * np.float32(DN_SCALE)
+    prob = predict(loaded, reflectance, window=window or card.window, overlap=overlap, halo=halo,
+                   batch_size=batch_size, precision=precision, device=device)
+    codes = xr.apply_ufunc(
+        codes_from_probabilities, prob, valid,
+        input_core_dims=[["class"], []], kwargs={"classes": card.classes, "axis": -1},
+        dask="parallelized", output_dtypes=[np.uint8],
+    )
+    codes = codes.transpose(*[d for d in data.dims if d != "band"])
+    codes.name = "mask"
+    codes.attrs = {"model": card.name, "codes": "0 nodata, 1 clear, 2 cloud, 3 shadow, 4 cirrus, 5 snow"}
+    return codes

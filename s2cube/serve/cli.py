@@ -1,0 +1,46 @@
+"""``s2cube serve`` and ``s2cube overviews`` (click commands the main CLI registers)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["serve", "overviews"]
+
+
+@click.command("serve")
+@click.argument("store", required=False, type=click.Path(file_okay=False))
+@click.option("--host", default=None, help="interface to listen on [S2CUBE_HOST, 127.0.0.1]")
+@click.option("--port", default=None, type=int, help="TCP port [S2CUBE_PORT, 8000]")
+@click.option("--no-overviews", is_flag=True, default=False,
+              help="read only the full resolution (for comparisons) [S2CUBE_USE_OVERVIEWS]")
+def serve(store: str | None, host: str | None, port: int | None, no_overviews: bool) -> None:
+    """Serve STORE over WMTS 1.0.0 / XYZ with a web map at /.
+
+    Every option can also be set in the environment with the prefix S2CUBE_
+    (S2CUBE_STORE, S2CUBE_HOST, S2CUBE_PORT, S2CUBE_TILE_SIZE, ...).
+    """
+    from . import run
+    from .settings import ServeSettings
+
+    settings = ServeSettings()
+    if no_overviews:
+        settings = settings.model_copy(update={"use_overviews": False})
+    if store is None and settings.store is None:
+        raise click.UsageError("give STORE or set S2CUBE_STORE")
+    click.echo(f"serving {store or settings.store} on http://{host or settings.host}:"
+               f"{port or settings.port}/  (WMTS: /wmts?SERVICE=WMTS&REQUEST=GetCapabilities)")
+    run(store, host, port, settings=settings)
+
+
+@click.command("overviews")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--cell", "cells", multiple=True, help="only these cells (default: missing/stale)")
+@click.option("--force", is_flag=True, help="rebuild every finished cell")
+def overviews(store: str, cells: tuple[str, ...], force: bool) -> None:
+    """Build or refresh the multiscale overviews of STORE (per cell, then coarse levels)."""
+    from ..overviews import build_overviews
+
+    out = build_overviews(store, list(cells) or None, force=force)
+    click.echo(json.dumps(out, indent=1))

@@ -1,0 +1,328 @@
+"""Tiles from a store: layers, tile matrix sets, level choice, sampling, rendering.
+
+No web framework here: :class:`TileSource` turns ``(layer, tile matrix set, z, x, y)`` into an
+RGBA array, and the ASGI app only parses requests and encodes images.
+
+Sampling is nearest-neighbour and exact.  EPSG:4326 → EPSG:3857 is separable (longitude depends
+only on x, latitude only on y), so each output column maps to one source column and each output
+row to one source row: a tile is one window read per variable plus a fancy index, with no
+warping library in the loop.  The level read is the coarsest overview whose pixels are still no
+larger than the tile's pixels, so a tile reads at most a few chunks at any zoom.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..grid import Cell, GlobalGrid
+from ..overviews import Level, has_overviews, overview_status, pyramid
+from ..store import DATE_EPOCH, _require_store, read_manifest, store_metadata
+from . import render
+
+__all__ = ["LAYERS", "TMS_IDS", "LayerSpec", "TileRequestError", "TileSource"]
+
+EARTH_RADIUS = 6378137.0
+
+
+class TileRequestError(InputError):
+    """A tile request that cannot be served; carries the HTTP status and the OGC exception code."""
+
+    def __init__(
+        self, message: str, *, status: int = 400, code: str = "InvalidParameterValue",
+        locator: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.locator = locator
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A served layer: which variables, and how they become colour."""
+
+    id: str
+    title: str
+    variables: tuple[str, ...]
+    rendering: str  # "tone" | "tci" | "date"
+    abstract: str
+
+
+LAYERS: dict[str, LayerSpec] = {
+    spec.id: spec
+    for spec in (
+        LayerSpec("true-color", "True colour", ("red", "green", "blue"), "tone",
+                  "Red, green, blue through the fixed global s2cube log tone curve"),
+        LayerSpec("false-color", "False colour (NIR, red, green)", ("nir", "red", "green"), "tone",
+                  "Near-infrared, red, green through the global tone curve; vegetation is red"),
+        LayerSpec("true-color-tci", "True colour (ESA TCI rule)", ("red", "green", "blue"), "tci",
+                  "Red, green, blue with the ESA TCI rule: reflectance 0-0.2 linearly to 0-255"),
+        LayerSpec("provenance", "Provenance (acquisition date)", ("date",), "date",
+                  "Acquisition date of every pixel, viridis from the store's first to last date"),
+    )
+}  # fmt: skip
+
+TMS_IDS = ("WebMercatorQuad", "WorldCRS84Quad")
+
+
+def get_tms(tms_id: str) -> Any:
+    import morecantile
+
+    if tms_id not in TMS_IDS:
+        raise TileRequestError(
+            f"unknown tile matrix set {tms_id!r}; use one of {list(TMS_IDS)}",
+            locator="TileMatrixSet",
+        )
+    return morecantile.tms.get(tms_id)
+
+
+class TileSource:
+    """Read-only view of a store for tile rendering (thread-safe; open once per process).
+
+    Parameters
+    ----------
+    store
+        Path of an s2cube store.
+    use_overviews
+        Read overview levels when the store has them (``False``: always the full resolution).
+    tile_size
+        Tile edge in pixels.
+    max_read_pixels
+        Refuse (HTTP 400) a tile that would read more source pixels than this.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        *,
+        use_overviews: bool = True,
+        tile_size: int = 256,
+        max_read_pixels: int = 64_000_000,
+    ) -> None:
+        self.path = _require_store(store)
+        meta = store_metadata(self.path)
+        self.meta = meta
+        self.grid = GlobalGrid.from_dict(meta["grid"])
+        self.bands = list(meta["bands"])
+        self.tile_size = int(tile_size)
+        self.max_read_pixels = int(max_read_pixels)
+        all_levels = pyramid(self.grid)
+        self.overviews = bool(use_overviews and has_overviews(self.path))
+        self.levels: list[Level] = all_levels if self.overviews else all_levels[:1]
+        self._arrays: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
+        self.scene_ids = {int(s["index"]): s["id"] for s in meta.get("scenes", [])}
+        self.refresh()
+
+    # ------------------------------------------------------------------ store state
+    def refresh(self) -> None:
+        """Re-read the manifest (finished cells, data bounds, date range)."""
+        manifest = read_manifest(self.path)
+        self.cells = sorted(manifest)
+        rows, cols = [], []
+        for name in self.cells:
+            c = Cell.from_name(name)
+            r, k = self.grid.cell_region(c)
+            rows += [r.start, r.stop]
+            cols += [k.start, k.stop]
+        # data window in level-0 pixels (row0, row1, col0, col1); None = empty store
+        self.data_window = (min(rows), max(rows), min(cols), max(cols)) if rows else None
+        res = float(self.grid.resolution)
+        if self.data_window:
+            r0, r1, c0, c1 = self.data_window
+            self.bounds = (-180 + c0 * res, 90 - r1 * res, -180 + c1 * res, 90 - r0 * res)
+        else:
+            self.bounds = (-180.0, -90.0, 180.0, 90.0)
+        epoch = np.datetime64(DATE_EPOCH, "D")
+        dmin = [r["date_min"] for r in manifest.values() if r.get("date_min")]
+        dmax = [r["date_max"] for r in manifest.values() if r.get("date_max")]
+        self.date_range = (
+            (int((np.datetime64(min(dmin), "D") - epoch).astype(int)),
+             int((np.datetime64(max(dmax), "D") - epoch).astype(int)))
+            if dmin else (1, 2)
+        )  # fmt: skip
+        self.overview_state = overview_status(self.path) if self.overviews else {}
+
+    def date_range_iso(self) -> tuple[str, str]:
+        epoch = np.datetime64(DATE_EPOCH, "D")
+        return (str(epoch + self.date_range[0]), str(epoch + self.date_range[1]))
+
+    def _array(self, level: int, name: str) -> Any:
+        key = (level, name)
+        arr = self._arrays.get(key)
+        if arr is None:
+            import zarr
+
+            with self._lock:
+                path = self.levels[level].path
+                arr = zarr.open_array(str(self.path), path=f"{path}/{name}" if path else name,
+                                      mode="r", zarr_format=3)  # fmt: skip
+                self._arrays[key] = arr
+        return arr
+
+    # ------------------------------------------------------------------ tile geometry
+    def maxzoom(self, tms_id: str) -> int:
+        """Finest zoom whose tiles are at least as fine as the store's pixels."""
+        tms = get_tms(tms_id)
+        res = float(self.grid.resolution)
+        if tms_id == "WebMercatorQuad":
+            res = math.radians(res) * EARTH_RADIUS
+        for z in range(tms.minzoom, tms.maxzoom + 1):
+            if tms.matrix(z).cellSize <= res * 1.0000001:
+                return z
+        return tms.maxzoom
+
+    def check_tile(self, tms_id: str, z: int, x: int, y: int) -> Any:
+        tms = get_tms(tms_id)
+        maxz = self.maxzoom(tms_id)
+        if not 0 <= z <= maxz:
+            raise TileRequestError(
+                f"TileMatrix {z} is outside 0..{maxz} of {tms_id} for this store",
+                locator="TileMatrix",
+            )
+        m = tms.matrix(z)
+        if not 0 <= y < m.matrixHeight:
+            raise TileRequestError(
+                f"TileRow {y} is outside 0..{m.matrixHeight - 1} of {tms_id} matrix {z}",
+                code="TileOutOfRange", locator="TileRow",
+            )
+        if not 0 <= x < m.matrixWidth:
+            raise TileRequestError(
+                f"TileCol {x} is outside 0..{m.matrixWidth - 1} of {tms_id} matrix {z}",
+                code="TileOutOfRange", locator="TileCol",
+            )
+        return tms
+
+    def pixel_lonlat(self, tms_id: str, z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+        """Lon of each tile column and lat of each tile row (pixel centres)."""
+        import morecantile
+
+        tms = self.check_tile(tms_id, z, x, y)
+        b = tms.xy_bounds(morecantile.Tile(x, y, z))
+        n = self.tile_size
+        xs = b.left + (np.arange(n) + 0.5) * ((b.right - b.left) / n)
+        ys = b.top - (np.arange(n) + 0.5) * ((b.top - b.bottom) / n)
+        if tms_id == "WebMercatorQuad":
+            lon = np.degrees(xs / EARTH_RADIUS)
+            lat = np.degrees(np.arctan(np.sinh(ys / EARTH_RADIUS)))
+        else:
+            lon, lat = xs, ys
+        return lon, lat
+
+    def level_for(self, pixel_deg: float) -> Level:
+        """Coarsest available level whose pixels are no larger than ``pixel_deg``."""
+        best = self.levels[0]
+        for lv in self.levels:
+            if float(lv.resolution) <= pixel_deg * (1 + 1e-9):
+                best = lv
+        return best
+
+    # ------------------------------------------------------------------ reading
+    def read(self, layer: str, tms_id: str, z: int, x: int, y: int) -> dict[str, np.ndarray]:
+        """Sample the layer's variables onto a tile (stored encoding; fill values outside data)."""
+        spec = self.layer(layer)
+        lon, lat = self.pixel_lonlat(tms_id, z, x, y)
+        n = self.tile_size
+        pixel_deg = abs(float(lon[-1] - lon[0])) / max(n - 1, 1)
+        lv = self.level_for(pixel_deg)
+        res = float(lv.resolution)
+        cols = np.floor((lon + 180.0) / res).astype("int64")
+        rows = np.floor((90.0 - lat) / res).astype("int64")
+        out = {v: np.full((n, n), self._fill(v), dtype=self._dtype(v)) for v in spec.variables}
+        if self.data_window is None:
+            return out
+        # only the finished cells' window can hold data: clip to it before reading
+        r0, r1, c0, c1 = self.data_window
+        f = lv.factor
+        ok_r = (rows >= r0 // f) & (rows < -(-r1 // f)) & (rows < lv.shape[0])
+        ok_c = (cols >= c0 // f) & (cols < -(-c1 // f)) & (cols < lv.shape[1])
+        if not ok_r.any() or not ok_c.any():
+            return out
+        rmin, rmax = int(rows[ok_r].min()), int(rows[ok_r].max())
+        cmin, cmax = int(cols[ok_c].min()), int(cols[ok_c].max())
+        n_read = (rmax - rmin + 1) * (cmax - cmin + 1)
+        if n_read > self.max_read_pixels:
+            raise TileRequestError(
+                f"tile {tms_id}/{z}/{x}/{y} would read {n_read} source pixels at level {lv.index} "
+                f"(limit {self.max_read_pixels}); zoom in, or build overviews with "
+                "`s2cube overviews STORE`",
+                status=400, code="InvalidParameterValue", locator="TileMatrix",
+            )
+        ri = np.flatnonzero(ok_r)
+        ci = np.flatnonzero(ok_c)
+        sel = np.ix_(rows[ri] - rmin, cols[ci] - cmin)
+        for v in spec.variables:
+            window = np.asarray(self._array(lv.index, v)[rmin : rmax + 1, cmin : cmax + 1])
+            out[v][np.ix_(ri, ci)] = window[sel]
+        return out
+
+    def tile(self, layer: str, tms_id: str, z: int, x: int, y: int) -> np.ndarray:
+        """The RGBA (uint8) tile of a layer; nodata is transparent."""
+        spec = self.layer(layer)
+        data = self.read(layer, tms_id, z, x, y)
+        if spec.rendering == "date":
+            return render.date_colors(data["date"], *self.date_range)
+        a, b, c = (data[v] for v in spec.variables)
+        valid = (a > 0) | (b > 0) | (c > 0)
+        curve = render.tone_curve if spec.rendering == "tone" else render.tci
+        return render.stack_rgba(curve(a), curve(b), curve(c), valid)
+
+    def point(self, lon: float, lat: float) -> dict[str, Any]:
+        """Full-resolution values and provenance of the pixel containing (lon, lat)."""
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise TileRequestError(f"lon={lon}, lat={lat} is outside -180..180, -90..90",
+                                   locator="lon/lat")  # fmt: skip
+        res = float(self.grid.resolution)
+        row = min(int(math.floor((90.0 - lat) / res)), self.grid.shape[0] - 1)
+        col = min(int(math.floor((lon + 180.0) / res)), self.grid.shape[1] - 1)
+        vals = {v: self._array(0, v)[row, col].item() for v in [*self.bands, "date", "scene",
+                                                               "clear_count"]}  # fmt: skip
+        days = int(vals.pop("date"))
+        scene = int(vals["scene"])
+        return {
+            "lon": lon, "lat": lat, "row": row, "col": col,
+            "cell": self.grid.cell_of(lon, lat).name,
+            "date": str(np.datetime64(DATE_EPOCH, "D") + days) if days > 0 else None,
+            "scene_id": self.scene_ids.get(scene) if scene >= 0 else None,
+            **{k: int(v) for k, v in vals.items()},
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ helpers
+    def layer(self, layer: str) -> LayerSpec:
+        spec = LAYERS.get(layer)
+        if spec is None:
+            raise TileRequestError(
+                f"unknown layer {layer[:64]!r}; available layers: {list(LAYERS)}",
+                status=400, locator="Layer",
+            )
+        return spec
+
+    @staticmethod
+    def _fill(v: str) -> int:
+        return -1 if v == "scene" else 0
+
+    @staticmethod
+    def _dtype(v: str) -> str:
+        return "int32" if v == "scene" else "uint16"
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "store": Path(self.path).name,
+            "bounds": list(self.bounds),
+            "cells": len(self.cells),
+            "overviews": self.overviews,
+            "levels": len(self.levels),
+            "date_range": list(self.date_range_iso()),
+            "layers": {k: {"title": s.title, "abstract": s.abstract} for k, s in LAYERS.items()},
+            "tile_matrix_sets": {t: {"minzoom": 0, "maxzoom": self.maxzoom(t)} for t in TMS_IDS},
+            "resolution_deg": str(self.grid.resolution),
+            "attribution": self.meta.get("attribution", "Contains modified Copernicus Sentinel data"),
+        }

@@ -1,0 +1,75 @@
+"""Shared fixtures: real data in ../shared/data, the synthetic sample catalog, a local STAC API."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("S2CUBE_SHARED_DATA", REPO.parent / "shared" / "data"))
+REAL_CATALOG = SHARED_DATA / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "catalog.json"
+#: area of the real two-tile fixture (33TWL + 33TWM, 120 m)
+REAL_BBOX = (15.3, 45.9, 16.6, 46.9)
+
+warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("DASK_DISTRIBUTED__WORKER__DAEMON", "False")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (expected ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def real_catalog(shared_data: Path) -> Path:
+    if not REAL_CATALOG.exists():
+        pytest.skip(f"{REAL_CATALOG} is missing")
+    return REAL_CATALOG
+
+
+@pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in synthetic catalog (generated once per test run)."""
+    from s2cube.testing import make_sample_catalog
+
+    return make_sample_catalog(tmp_path_factory.mktemp("sample"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def stac_api(real_catalog: Path) -> Iterator[str]:
+    """A real STAC API (stac-fastapi-pgstac + PostgreSQL/PostGIS) on 127.0.0.1 serving the real items."""
+    from s2cube.testing.stac_api import serve_catalog
+
+    try:
+        server = serve_catalog(real_catalog)
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"local STAC API unavailable: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,0 +1,83 @@
+"""SCL rules, dilation, and the dask path against the numpy kernels."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s2cube.errors import InputError
+from s2cube.mask import CIRRUS, CLEAR, CLOUD, NODATA, SHADOW, SNOW, dilate_mask, mask, scl_to_mask
+
+
+def test_scl_table_and_invalid_values():
+    scl = np.arange(0, 14, dtype="uint8")
+    codes = scl_to_mask(scl)
+    expected = [NODATA, NODATA, CLEAR, SHADOW, CLEAR, CLEAR, CLEAR, CLEAR, CLOUD, CLOUD, CIRRUS,
+                SNOW, NODATA, NODATA]  # fmt: skip
+    assert codes.tolist() == expected
+
+
+def test_dilation_grows_cloud_over_shadow_and_never_into_nodata():
+    codes = np.full((1, 9, 9), CLEAR, dtype="uint8")
+    codes[0, 4, 4] = CLOUD
+    codes[0, 4, 6] = SHADOW
+    codes[0, 0, :] = NODATA
+    out = dilate_mask(codes, cloud=2, shadow=1)
+    assert out[0, 2, 4] == CLOUD and out[0, 4, 6] == CLOUD  # cloud wins
+    assert out[0, 4, 7] == SHADOW
+    assert out[0, 1, 1] == CLEAR and (out[0, 0] == NODATA).all()
+    assert out[0, 2, 2] == CLEAR  # disk, not square
+
+
+def _cube(scl: np.ndarray, refl: np.ndarray, chunks) -> xr.DataArray:
+    data = np.concatenate([refl, scl[:, None]], axis=1)
+    t, b, y, x = data.shape
+    arr = da.from_array(data, chunks=(1, 1, *chunks))
+    names = [f"b{i}" for i in range(b - 1)]
+    names = (["red", "green", "blue", "nir"] + names)[: b - 1] + ["scl"]
+    return xr.DataArray(arr, dims=("time", "band", "latitude", "longitude"),
+                        coords={"band": names})  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    t=st.integers(1, 3),
+    ny=st.integers(5, 40),
+    nx=st.integers(5, 40),
+    cy=st.integers(3, 17),
+    cx=st.integers(3, 17),
+    d_cloud=st.integers(0, 4),
+    d_shadow=st.integers(0, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_dask_mask_equals_numpy(t, ny, nx, cy, cx, d_cloud, d_shadow, seed):
+    rng = np.random.default_rng(seed)
+    scl = rng.integers(0, 13, size=(t, ny, nx)).astype("uint16")
+    refl = rng.integers(0, 4, size=(t, 2, ny, nx)).astype("uint16")
+    expected_codes = scl_to_mask(scl)
+    expected_codes[(refl == 0).any(axis=1)] = NODATA
+    expected = dilate_mask(expected_codes, cloud=d_cloud, shadow=d_shadow)
+    cube = _cube(scl, refl, (cy, cx))
+    got = mask(cube, dilation={"cloud": d_cloud, "shadow": d_shadow})
+    assert isinstance(got.data, da.Array)
+    np.testing.assert_array_equal(got.values, expected)
+    # numpy-backed input takes the same path result
+    np.testing.assert_array_equal(mask(cube.compute(), dilation={"cloud": d_cloud, "shadow": d_shadow}).values, expected)
+
+
+def test_mask_argument_errors():
+    cube = _cube(np.zeros((1, 4, 4), "uint16"), np.ones((1, 1, 4, 4), "uint16"), (2, 2))
+    with pytest.raises(InputError, match="method"):
+        mask(cube, method="magic")
+    with pytest.raises(InputError, match=">= 0"):
+        mask(cube, dilation=-1)
+    with pytest.raises(InputError, match="dilation keys"):
+        mask(cube, dilation={"clouds": 2})
+    with pytest.raises(InputError, match="no 'scl' band"):
+        mask(cube.sel(band=["red"]))
+    out = mask(cube, scl_classes={0: "clear"})
+    assert (out.values == CLEAR).all()
