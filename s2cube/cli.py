@@ -103,7 +103,7 @@ def search_cmd(
         click.echo(
             f"{it.id:45s} {it.datetime:%Y-%m-%d %H:%M} tile={p.get('s2cube:mgrs_tile')} "
             f"cloud={p['eo:cloud_cover']:5.1f}% epsg={p['s2cube:epsg']} "
-            f"baseline={p.get('s2:processing_baseline', '?')} offset_removed={p['s2cube:boa_offset']}"
+            f"baseline={p.get('s2:processing_baseline', '?')} boa_offset_to_remove={p['s2cube:boa_offset']}"
         )
 
 

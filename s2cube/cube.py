@@ -29,6 +29,7 @@ from .search import ASSET_ALIASES, REFLECTANCE_BANDS, normalize_items
 __all__ = ["load", "remove_boa_offset", "items_touching", "DEFAULT_BANDS"]
 
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
+READ_CHUNK = 2048
 _RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 _SCENE_COORDS = ("id", "eo:cloud_cover", "s2cube:mgrs_tile", "s2cube:boa_offset", "s2cube:epsg")
 
@@ -107,7 +108,7 @@ def load(
     halo
         Extra pixels on every side (for dilation and blending across cell edges).
     chunksize
-        Spatial dask chunk edge in pixels (default: the grid's chunk size).
+        Spatial dask chunk edge in pixels (default: the whole halo'd cell up to 2048 px).
     resampling
         Resampling of the reflectance bands (``nearest`` default).  SCL always uses nearest.
     strict
@@ -131,7 +132,10 @@ def load(
         raise InputError(f"resampling={resampling!r}; choose one of {_RESAMPLING}")
     if halo < 0:
         raise InputError(f"halo={halo} must be >= 0 pixels")
-    chunk = int(chunksize or grid.chunk_size)
+    # read chunks are decoupled from the store's (small, tile-serving) chunks: fewer, larger
+    # reads keep the graph small (tasks = scenes × bands × chunks); 2048 px × 10 scenes × 5
+    # bands of uint16 is ~400 MB per chunk column at most
+    chunk = int(chunksize or min(grid.cell_pixels + 2 * halo, READ_CHUNK))
     done = all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items)
     normed = list(items) if done else normalize_items(items, bands=(*bands, "scl"))
     bounds = grid.cell_bounds(cell, halo=halo)
@@ -202,12 +206,12 @@ def load(
     # one reflectance scale across processing baselines
     offsets = np.array([it.properties.get("s2cube:boa_offset", 0) for it in touching], dtype="int32")
     if offsets.any():
-        per_band = np.zeros((len(touching), len(bands) + 1, 1, 1), dtype="int32")
-        per_band[:, : len(bands)] = offsets[:, None, None, None]
+        per_band = np.zeros((len(touching), len(bands) + 1), dtype="int32")
+        per_band[:, : len(bands)] = offsets[:, None]
         stack = xr.apply_ufunc(
             remove_boa_offset,
             stack,
-            xr.DataArray(per_band, dims=("time", "band", "latitude", "longitude")),
+            xr.DataArray(per_band, dims=("time", "band")),
             dask="parallelized",
             output_dtypes=["uint16"],
             keep_attrs=True,

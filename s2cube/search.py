@@ -401,8 +401,8 @@ def _api_search(
                 f"cannot reach STAC API {url!r}: {exc}; check the URL and the network"
             ) from exc
         raise
-    for it in found:
-        it.make_asset_hrefs_absolute()
+    # API items carry absolute hrefs already (URLs or, for a local server, file paths);
+    # pystac would resolve a file path against the item's HTTP self link, so leave them
     return found
 
 

@@ -101,7 +101,7 @@ class ModelCard:
         return cls(**d)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=float) + "\n")
 
     @classmethod
     def from_json(cls, path: str | Path) -> ModelCard:

@@ -58,17 +58,15 @@ def _check_precision(precision: str) -> None:
 
 
 def make_runner(module: Any, device: Any, precision: str = "fp32") -> Any:
-    """A function batch (numpy, float32) -> probabilities (numpy, float32) on ``device``."""
+    """A function: torch batch on ``device`` → float32 probabilities on ``device``."""
     torch = require("torch", "ml")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)  # type: ignore[attr-defined]
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)  # type: ignore[attr-defined]
+    def run(batch: Any) -> Any:
         with torch.inference_mode(), torch.autocast(  # type: ignore[attr-defined]
             device.type, dtype=dtype or torch.float32, enabled=dtype is not None  # type: ignore[attr-defined]
         ):
-            y = module(x)
-        return y.float().cpu().numpy()
+            return module(batch).float()
 
     return run
 
@@ -212,8 +210,8 @@ def _run_block(ref: ModelRef, opts: _Options, blocks: list[list[np.ndarray]],
     slab = np.block(blocks) if len(blocks) > 1 or len(blocks[0]) > 1 else blocks[0][0]
     device = resolve_device(opts.device)
     run = make_runner(get_module(ref, device), device, opts.precision)
-    return predict_region(run, np.asarray(slab, dtype=np.float32), slab_origin=slab_origin,
-                          image_shape=image_shape, core=core, layout=opts.layout, n_out=opts.n_out)
+    return predict_region(run, slab, slab_origin=slab_origin, image_shape=image_shape,
+                          core=core, layout=opts.layout, n_out=opts.n_out, device=device)
 
 
 def _predict_numpy(module: Any, x: np.ndarray, opts: _Options) -> np.ndarray:
@@ -227,10 +225,9 @@ def _predict_numpy(module: Any, x: np.ndarray, opts: _Options) -> np.ndarray:
     module.eval()
     h, w = x.shape[-2:]
     with torch.inference_mode():  # type: ignore[attr-defined]
-        return predict_region(make_runner(module, device, opts.precision),
-                              np.asarray(x, dtype=np.float32), slab_origin=(0, 0),
-                              image_shape=(h, w), core=(0, h, 0, w), layout=opts.layout,
-                              n_out=opts.n_out)
+        return predict_region(make_runner(module, device, opts.precision), x,
+                              slab_origin=(0, 0), image_shape=(h, w), core=(0, h, 0, w),
+                              layout=opts.layout, n_out=opts.n_out, device=device)
 
 
 def _bounds(chunks: tuple[int, ...]) -> np.ndarray:

@@ -142,7 +142,11 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
         if not card_path.exists():
             raise InputError(f"{path} needs a model card next to it at {card_path}")
         return LoadedModel(onnx_to_torch(path), ModelCard.from_json(card_path))
-    blob = torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[attr-defined]
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # torch raises several types for foreign files
+        raise InputError(f"cannot read {path} as an s2cube model file ({exc.__class__.__name__}); "
+                         "pass a .pt written by s2cube.models.save_model") from exc
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
         raise InputError(f"{path} is not an s2cube model file (expected format {_FORMAT!r})")
     from s2cube.models.nets import build
@@ -173,6 +177,8 @@ def save_model(model: LoadedModel, path: str | Path) -> Path:
         path = path / "model.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
-    torch.save({"format": _FORMAT, "card": model.card.to_dict(), "state_dict": state}, path)  # type: ignore[attr-defined]
+    # plain JSON types only: weights_only loading refuses numpy scalars
+    card = json.loads(json.dumps(model.card.to_dict(), default=float))
+    torch.save({"format": _FORMAT, "card": card, "state_dict": state}, path)  # type: ignore[attr-defined]
     model.card.to_json(path.with_suffix(".json"))
     return path

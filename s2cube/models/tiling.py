@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,25 +86,36 @@ def _clamp(start: int, window: int, lo: int, hi: int) -> int:
     return min(max(start, lo), hi - window)
 
 
+def _symmetric_index(lo: int, n: int, size: int) -> np.ndarray:
+    """Indices ``lo .. lo+size-1`` into an axis of length ``n``, mirrored past the end
+    (numpy's ``mode="symmetric"``, for any overhang)."""
+    i = np.arange(lo, lo + size) % (2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
 def predict_region(
-    run: Callable[[np.ndarray], np.ndarray],
-    slab: np.ndarray,
+    run: Callable[[Any], Any],
+    slab: Any,
     *,
     slab_origin: tuple[int, int],
     image_shape: tuple[int, int],
     core: tuple[int, int, int, int],
     layout: TileLayout,
     n_out: int,
+    device: Any = None,
 ) -> np.ndarray:
     """Blend windowed predictions over the ``core`` of a slab.
+
+    The slab goes to ``device`` once; windows are cut, batched, predicted and blended there
+    (on a GPU nothing but the finished core comes back to the host).
 
     Parameters
     ----------
     run:
-        Maps a batch ``(batch, band, window, window)`` float32 to ``(batch, n_out, window,
-        window)`` float32 (the model, on its device, at its precision).
+        Maps a torch batch ``(batch, band, window, window)`` float32 on ``device`` to
+        ``(batch, n_out, window, window)`` probabilities (the model at its precision).
     slab:
-        ``(time, band, h, w)``: the data available to this task (chunk plus halo).
+        ``(time, band, h, w)`` numpy or torch: the data available to this task (chunk + halo).
     slab_origin:
         Absolute ``(y, x)`` of ``slab[..., 0, 0]`` in the whole image.
     image_shape:
@@ -114,19 +126,23 @@ def predict_region(
         Window, overlap and batch size.
     n_out:
         Output channels.
+    device:
+        torch device (default CPU).
 
     Returns
     -------
     numpy.ndarray
         ``(time, n_out, y1 - y0, x1 - x0)`` float32.
     """
+    import torch
+
     t_len, n_band, h, w = slab.shape
     oy, ox = slab_origin
     y0, y1, x0, x1 = core
     if not (oy <= y0 <= y1 <= oy + h and ox <= x0 <= x1 <= ox + w):
         raise InputError(f"core {core} is not inside the slab at {slab_origin} of size {(h, w)}")
     win, ov = layout.window, layout.overlap
-    ramp = blend_ramp(win, ov)
+    device = torch.device(device or "cpu")
 
     def starts(axis_len: int, lo: int, hi: int, c0: int, c1: int) -> list[int]:
         glob = window_starts(axis_len, win, ov)
@@ -135,44 +151,55 @@ def predict_region(
 
     ys = starts(image_shape[0], oy, oy + h, y0, y1)
     xs = starts(image_shape[1], ox, ox + w, x0, x1)
-    acc = np.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=np.float32)
-    wsum = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
-    jobs = [(t, sy, sx) for t in range(t_len) for sy in ys for sx in xs]
-    if t_len == 0 or not jobs or y1 == y0 or x1 == x0:
-        return acc
+    if t_len == 0 or y1 == y0 or x1 == x0:
+        return np.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=np.float32)
 
+    data = torch.as_tensor(np.asarray(slab, dtype=np.float32) if not torch.is_tensor(slab) else slab)
+    data = data.to(device=device, dtype=torch.float32, non_blocking=True)
+    ramp = torch.from_numpy(blend_ramp(win, ov)).to(device)
+    acc = torch.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=torch.float32, device=device)
+    wsum = torch.zeros((y1 - y0, x1 - x0), dtype=torch.float32, device=device)
+
+    def placement(sy: int, sx: int) -> tuple[slice, slice, slice, slice] | None:
+        """(core rows, core cols, window rows, window cols) a window contributes to."""
+        ay0, ay1 = max(sy, y0), min(sy + win, y1)
+        ax0, ax1 = max(sx, x0), min(sx + win, x1)
+        if ay0 >= ay1 or ax0 >= ax1:
+            return None
+        return (slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0),
+                slice(ay0 - sy, ay1 - sy), slice(ax0 - sx, ax1 - sx))
+
+    jobs = []
     for sy in ys:
         for sx in xs:
-            ay0, ay1 = max(sy, y0), min(sy + win, y1)
-            ax0, ax1 = max(sx, x0), min(sx + win, x1)
-            if ay0 < ay1 and ax0 < ax1:
-                wsum[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] += np.outer(
-                    ramp[ay0 - sy : ay1 - sy], ramp[ax0 - sx : ax1 - sx]
-                )
+            where = placement(sy, sx)
+            if where is not None:
+                cy, cx, wy, wx = where
+                wsum[cy, cx] += ramp[wy, None] * ramp[None, wx]
+                jobs.extend((t, sy, sx, where) for t in range(t_len))
+
+    def cut(t: int, sy: int, sx: int) -> Any:
+        ly, lx = sy - oy, sx - ox
+        if ly + win <= h and lx + win <= w:
+            return data[t, :, ly : ly + win, lx : lx + win]
+        # window overhangs the available data (image smaller than the window): mirror, as
+        # ukis-csmask does
+        iy = torch.from_numpy(_symmetric_index(ly, h, win)).to(device)
+        ix = torch.from_numpy(_symmetric_index(lx, w, win)).to(device)
+        return data[t].index_select(1, iy).index_select(2, ix)
 
     for b in range(0, len(jobs), layout.batch_size):
         batch_jobs = jobs[b : b + layout.batch_size]
-        batch = np.empty((len(batch_jobs), n_band, win, win), dtype=np.float32)
-        for k, (t, sy, sx) in enumerate(batch_jobs):
-            tile = slab[t, :, sy - oy : sy - oy + win, sx - ox : sx - ox + win]
-            ph, pw = win - tile.shape[-2], win - tile.shape[-1]
-            if ph or pw:  # image (or slab) smaller than the window: mirror, as ukis-csmask does
-                tile = np.pad(tile, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
-            batch[k] = tile
-        out = np.asarray(run(batch), dtype=np.float32)
-        if out.shape != (len(batch_jobs), n_out, win, win):
+        batch = torch.stack([cut(t, sy, sx) for t, sy, sx, _ in batch_jobs])
+        out = run(batch)
+        if tuple(out.shape) != (len(batch_jobs), n_out, win, win):
             raise InputError(
-                f"the model returned shape {out.shape} for input {batch.shape}; expected "
-                f"{(len(batch_jobs), n_out, win, win)} (a dense per-pixel output of {n_out} channels)"
+                f"the model returned shape {tuple(out.shape)} for input {tuple(batch.shape)}; "
+                f"expected {(len(batch_jobs), n_out, win, win)} (dense per-pixel output of "
+                f"{n_out} channels)"
             )
-        for k, (t, sy, sx) in enumerate(batch_jobs):
-            ay0, ay1 = max(sy, y0), min(sy + win, y1)
-            ax0, ax1 = max(sx, x0), min(sx + win, x1)
-            if ay0 >= ay1 or ax0 >= ax1:
-                continue
-            weight = np.outer(ramp[ay0 - sy : ay1 - sy], ramp[ax0 - sx : ax1 - sx])
-            acc[t, :, ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] += (
-                out[k, :, ay0 - sy : ay1 - sy, ax0 - sx : ax1 - sx] * weight
-            )
+        out = out.float()
+        for k, (t, _, _, (cy, cx, wy, wx)) in enumerate(batch_jobs):
+            acc[t, :, cy, cx] += out[k, :, wy, wx] * (ramp[wy, None] * ramp[None, wx])
     acc /= wsum
-    return acc
+    return acc.cpu().numpy()

@@ -12,7 +12,7 @@ Two overlapping, scaled-down "MGRS tiles" on either side of the UTM zone boundar
 
 * a tile in zone 32 (EPSG:32632, ``32TQS`` with the defaults) whose east edge lies
   ``overlap/2`` east of 12°E, and
-* a tile in zone 33 (EPSG:32633, ``33TTS`` with the defaults) whose west edge lies ``overlap/2``
+* a tile in zone 33 (EPSG:32633, ``33TTM`` with the defaults) whose west edge lies ``overlap/2``
   west of 12°E,
 
 where ``overlap`` is 25 % of the tile width.  Each tile is ``size`` × ``size`` pixels of
@@ -26,9 +26,9 @@ bands are at the same pixel size (real B11, B12 and SCL are 20 m, B02-B08 10 m).
 as two relative orbits alternate) and, for each date, one item per tile, named like Earth Search
 (``S2B_32TQS_20230810_0_L2A``).  The default six dates are:
 
-===== ========== ======== ============================ =========== ================================
-index date       orbit    sky                          baseline    ``earthsearch:boa_offset_applied``
-===== ========== ======== ============================ =========== ================================
+===== ========== ======== ============================ =========== ===============================
+index date       orbit    sky                          baseline    ``boa_offset_applied``
+===== ========== ======== ============================ =========== ===============================
 0     2023-08-10 A (R022) ~25 % cloud, thin cirrus,    05.09       true
                           snow patch
 1     2023-08-13 B (R065) ~10 % cloud, swath wedge     05.10       **false** (pixels carry +1000)
@@ -37,7 +37,7 @@ index date       orbit    sky                          baseline    ``earthsearch
                           cirrus, wedge, snow patch
 4     2023-08-20 A        ~35 % cloud, cirrus          **03.01**   (no key)
 5     2023-08-23 B        ~5 % cloud, wedge            05.09       true
-===== ========== ======== ============================ =========== ================================
+===== ========== ======== ============================ =========== ===============================
 
 Further dates (``n_dates > 6``) are random partly cloudy baseline-05.09 dates.  Orbit-B dates cut
 the zone-33 tile with a slanted swath edge: the pixels east of it (about 12 % of the tile) are 0
@@ -71,8 +71,9 @@ not applied; and the swath-edge nodata.  Clouds, shadows and cirrus are also def
 so both tiles see the same clouds on the same date.  The SCL is consistent with all that:
 0 nodata, 2 dark area, 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water, 7 unclassified
 (sprinkled rarely), 8/9 cloud medium/high probability, 10 thin cirrus, 11 snow, plus 1-3 pixels
-of the invalid value 12 per item, as real data has.  Cloud edges below the "medium probability"
-density stay unflagged but slightly brightened, as in real scenes.
+of the invalid value 12 per item, as real data has.  The faint fringes of clouds, shadows and
+cirrus below the SCL thresholds stay unflagged but change the pixels a little, as missed edges do
+in real scenes (so SCL-clear pixels are not all exactly the truth on cloudy dates).
 
 The true per-date gains, offsets, cloud/shadow geometry and BOA offsets are recorded in
 ``s2cube-sample.json`` next to ``catalog.json`` (see :func:`make_sample_catalog`).
@@ -121,8 +122,9 @@ __all__ = [
 BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
 
 #: A lon/lat bbox (W, S, E, N) straddling 12°E inside the area the two tiles cover together
-#: (with the default ``size`` and ``pixel_size``; it stays inside for larger tiles too).
-#: About 23 km × 11 km; it contains the whole overlap strip of the two tiles.
+#: (with the default ``size`` and ``pixel_size``, and with larger tiles), about 23 km × 11 km,
+#: crossing the whole width of the strip where the two tiles overlap.  Demo-sized: 300 × 100 px
+#: at 0.001°.
 SAMPLE_BBOX: tuple[float, float, float, float] = (11.85, 46.0, 12.15, 46.1)
 
 #: (start, end) ISO dates covering every acquisition of a catalog with ``n_dates <= 9``.
@@ -243,20 +245,23 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 def _hash01(i: np.ndarray, j: np.ndarray, salt: int) -> np.ndarray:
     """A uniform [0, 1) value per integer pair (splitmix64), vectorised and platform-exact."""
     m64 = (1 << 64) - 1
-    x = (i.astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (
-        j.astype(np.int64).view(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-    )
+    shape = np.shape(i)
+    # at least 1-d: numpy warns about wrapping in scalar (0-d) arithmetic, never in arrays
+    i64 = np.atleast_1d(np.asarray(i, dtype=np.int64)).view(np.uint64)
+    j64 = np.atleast_1d(np.asarray(j, dtype=np.int64)).view(np.uint64)
+    x = (i64 * np.uint64(0x9E3779B97F4A7C15)) ^ (j64 * np.uint64(0xC2B2AE3D27D4EB4F))
     x ^= np.uint64(salt & m64)
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
     x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return ((x >> np.uint64(11)).astype(np.float64) / float(1 << 53)).reshape(shape)
 
 
 def _salt(seed: int, k: int) -> int:
-    return (seed * 0x2545F4914F6CDD1D + k * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & ((1 << 64) - 1)
+    mixed = seed * 0x2545F4914F6CDD1D + k * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019
+    return mixed & ((1 << 64) - 1)
 
 
 def _mgrs_letters(zone: int, easting: float, northing: float, lat: float) -> tuple[str, str]:
@@ -736,9 +741,10 @@ def sample_truth(lon: Any, lat: Any, *, seed: int = 0, size: int = 300, pixel_si
                                        np.asarray(lat, dtype=np.float64))
     scene = _scene(int(seed), int(size), float(pixel_size))
     snow = date_index is not None and _date_spec(int(seed), int(date_index)).snow
-    refl, scl = scene.surface(*_to_local(lon_a, lat_a), snow=snow)
-    out = {band: refl[b] for b, band in enumerate(BANDS)}
-    out["scl"] = scl
+    shape = lon_a.shape
+    refl, scl = scene.surface(*_to_local(lon_a.ravel(), lat_a.ravel()), snow=snow)
+    out = {band: refl[b].reshape(shape) for b, band in enumerate(BANDS)}
+    out["scl"] = scl.reshape(shape)
     return out
 
 
@@ -786,6 +792,22 @@ def make_sample_catalog(path: str | os.PathLike[str], *, seed: int = 0, n_dates:
     s2cube.errors.InputError
         Bad parameters, or ``path`` holds something else (or a sample catalog with other
         parameters and ``overwrite`` is false).
+
+    Notes
+    -----
+    Asset hrefs are relative (``./B04.tif``), as in a copied static catalog: call
+    ``item.make_asset_hrefs_absolute()`` before handing items to stackstac.  The zone-32 items
+    carry both ``proj:epsg`` and ``proj:code`` in their JSON, the zone-33 items only
+    ``proj:code``; note that pystac (>= 1.12) drops ``proj:epsg`` when it reads an item, while
+    stackstac 0.5.1 reads only ``proj:epsg``.
+
+    Examples
+    --------
+    >>> import pystac
+    >>> from s2cube.testing import SAMPLE_BBOX, make_sample_catalog
+    >>> catalog = pystac.Catalog.from_file(str(make_sample_catalog(tmp_path)))  # doctest: +SKIP
+    >>> len(list(catalog.get_items(recursive=True)))  # doctest: +SKIP
+    12
     """
     _check_params(seed, n_dates, size, pixel_size)
     root = pathlib.Path(path)

@@ -31,9 +31,13 @@ def test_blend_ramp_is_positive_and_symmetric() -> None:
 
 
 def _run(module):
-    def run(batch: np.ndarray) -> np.ndarray:
+    """Batch runner for the kernel (torch in, torch out) and for direct numpy calls."""
+
+    def run(batch):
         with torch.no_grad():
-            return module(torch.from_numpy(batch)).numpy()
+            if isinstance(batch, np.ndarray):
+                return module(torch.from_numpy(batch)).numpy()
+            return module(batch)
 
     return run
 

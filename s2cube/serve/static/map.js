@@ -9,15 +9,12 @@
     var maxNative = info.tile_matrix_sets.WebMercatorQuad.maxzoom;
     var base = {};
     var first = null;
-    var pending = 0;
     Object.keys(info.layers).forEach(function (id) {
       var layer = L.tileLayer("tiles/" + id + "/{z}/{x}/{y}.png", {
         maxNativeZoom: maxNative, maxZoom: maxNative + 3, minZoom: 0,
         attribution: info.attribution + " · s2cube",
       });
-      layer.on("loading", function () { pending += 1; status.textContent = "loading tiles…"; });
       layer.on("load", function () {
-        pending = Math.max(pending - 1, 0);
         status.textContent = "tiles loaded · " + info.date_range[0] + " – " + info.date_range[1];
         document.body.setAttribute("data-tiles-loaded", "1");
       });
