@@ -259,8 +259,8 @@ def _register_optional() -> None:
     for module, attr in (
         ("s2cube.models.cli", "train"),
         ("s2cube.serve.cli", "serve"),
-        ("s2cube.chips", "chips_cmd"),
-        ("s2cube.chips_cli", "chips"),
+        ("s2cube.serve.cli", "overviews"),
+        ("s2cube.chips", "chips_command"),
         ("s2cube.harmonize.cli", "render"),
     ):
         try:

@@ -67,7 +67,9 @@ __all__ = [
 OVERVIEW_GROUP = "overviews"
 BUILT_DIR = "s2cube_built"
 PROVENANCE_VARS = ("date", "scene", "clear_count")
-MULTISCALES_SCHEMA = "https://raw.githubusercontent.com/zarr-conventions/multiscales/refs/tags/v0.1/schema.json"
+MULTISCALES_SCHEMA = (
+    "https://raw.githubusercontent.com/zarr-conventions/multiscales/refs/tags/v0.1/schema.json"
+)
 MULTISCALES_SPEC = "https://github.com/zarr-conventions/multiscales/blob/v0.1/README.md"
 
 
@@ -113,7 +115,9 @@ class Level:
     def cell_region(self, grid: GlobalGrid, cell: Cell) -> tuple[slice, slice]:
         """Pixel slices of a cell at this level (per-cell levels only)."""
         if self.cell_pixels is None:
-            raise InputError(f"level {self.index} is a coarse level; cells do not map to its shards")
+            raise InputError(
+                f"level {self.index} is a coarse level; cells do not map to its shards"
+            )
         n = self.cell_pixels
         grid._check_cell(cell)
         return (slice(cell.row * n, (cell.row + 1) * n), slice(cell.col * n, (cell.col + 1) * n))
@@ -562,7 +566,7 @@ def open_level(store: str | os.PathLike[str], level: int) -> xr.Dataset:
     """Open one pyramid level lazily with xarray (level 0 is :func:`s2cube.open_store`).
 
     >>> ds = open_level("mosaic.zarr", 3)  # doctest: +SKIP
-    >>> float(ds.longitude[1] - ds.longitude[0]) * 12000
+    >>> float(ds.longitude[1] - ds.longitude[0]) * 12000  # doctest: +SKIP
     8.0
     """
     import rioxarray  # noqa: F401

@@ -56,6 +56,7 @@ class MosaicConfig:
     resampling: str = "nearest"
     chunksize: int | None = None
     strict: bool = False
+    overviews: bool = True
 
     @property
     def halo(self) -> int:
@@ -117,11 +118,18 @@ def composite_cell(
     return ds
 
 
-def _write_task(store: str, cell: Cell, ds: xr.Dataset, record: dict[str, Any]) -> dict[str, Any]:
+def _write_task(
+    store: str, cell: Cell, ds: xr.Dataset, record: dict[str, Any], overviews: bool
+) -> dict[str, Any]:
     """Runs on a worker: ``ds`` arrives computed (numpy-backed)."""
     t0 = time.perf_counter()
     rec = write_cell(store, cell, ds, record=record)
     rec["write_seconds"] = round(time.perf_counter() - t0, 3)
+    if overviews:
+        from .overviews import build_cell_overviews
+
+        # the per-cell overview levels live in this cell's own shards: still one writer
+        build_cell_overviews(store, cell)
     return rec
 
 
@@ -263,6 +271,10 @@ def mosaic(
             todo.append(cell)
 
     scene_index = register_scenes(store_p, items)
+    if config.overviews:
+        from .overviews import prepare_overviews
+
+        prepare_overviews(store_p)
     report.scenes = len(items)
     tasks = []
     run_record = {
@@ -284,7 +296,7 @@ def mosaic(
             ds = composite_cell(cell_items, cell, grid=grid, config=config, scene_index=scene_index)
         record = {**run_record, "scenes_considered": len(cell_items)}
         tasks.append(
-            (cell, dask.delayed(_write_task, pure=False, name=f"write-{cell.name}")(str(store_p), cell, ds, record))
+            (cell, dask.delayed(_write_task, pure=False, name=f"write-{cell.name}")(str(store_p), cell, ds, record, config.overviews))
         )
 
     client = _resolve_client(client, scheduler)
@@ -311,6 +323,12 @@ def mosaic(
     finally:
         if bar is not None:
             bar.close()
+    if config.overviews:
+        from .overviews import build_overviews
+
+        # coarse levels span many cells: one driver-side step after every cell is finished;
+        # it also repairs per-cell levels left stale by an interrupted earlier run
+        build_overviews(store_p, coarse=True)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 

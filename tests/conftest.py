@@ -9,11 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("S2CUBE_SHARED_DATA", REPO.parent / "shared" / "data"))
-REAL_CATALOG = SHARED_DATA / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "catalog.json"
-#: area of the real two-tile fixture (33TWL + 33TWM, 120 m)
-REAL_BBOX = (15.3, 45.9, 16.6, 46.9)
+from realdata import REAL_BBOX, REAL_CATALOG, REPO, SHARED_DATA  # noqa: F401
 
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_BBOX
+from realdata import REAL_BBOX
 
 
 def run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ import s2cube
 from s2cube.grid import GlobalGrid
 from s2cube.mask import CLEAR, SNOW, scl_to_mask
 
-from conftest import REAL_BBOX
+from realdata import REAL_BBOX
 
 GRID = GlobalGrid(resolution=Fraction(1, 800), cell_size=Fraction(1, 2), chunk_size=100)
 

@@ -37,14 +37,14 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 def resolve_device(device: str | None = None) -> Any:
     """The torch device to run on: ``device``, else ``s2cube.models.device`` in dask config,
     else CUDA when this process sees a GPU, else CPU."""
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     import dask
 
     device = device or dask.config.get("s2cube.models.device", None)
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"  # type: ignore[attr-defined]
-    dev = torch.device(device)  # type: ignore[attr-defined]
-    if dev.type == "cuda" and not torch.cuda.is_available():  # type: ignore[attr-defined]
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise S2CubeError(
             f"device={device!r} was requested but this worker sees no CUDA GPU; run on a GPU "
             "worker (s2cube.cluster.make_cluster(gpu=True)) or pass device=None/'cpu'"
@@ -59,12 +59,17 @@ def _check_precision(precision: str) -> None:
 
 def make_runner(module: Any, device: Any, precision: str = "fp32") -> Any:
     """A function: torch batch on ``device`` → float32 probabilities on ``device``."""
-    torch = require("torch", "ml")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)  # type: ignore[attr-defined]
+    torch: Any = require("torch", "ml")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def run(batch: Any) -> Any:
-        with torch.inference_mode(), torch.autocast(  # type: ignore[attr-defined]
-            device.type, dtype=dtype or torch.float32, enabled=dtype is not None  # type: ignore[attr-defined]
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                device.type,
+                dtype=dtype or torch.float32,
+                enabled=dtype is not None,
+            ),
         ):
             return module(batch).float()
 
@@ -82,19 +87,19 @@ class ModelRef:
     payload: bytes | None = None
 
     def materialise(self) -> Any:
-        torch = require("torch", "ml")
+        torch: Any = require("torch", "ml")
         if self.source is not None:
             from s2cube.models.registry import load_model
 
             return load_model(self.source).module
         assert self.payload is not None
         # Our own payload, made by ModelRef.of in this session: full unpickling is intended.
-        return torch.load(io.BytesIO(self.payload), map_location="cpu", weights_only=False)  # type: ignore[attr-defined]
+        return torch.load(io.BytesIO(self.payload), map_location="cpu", weights_only=False)
 
     @classmethod
     def of(cls, model: Any) -> ModelRef:
         """Make the reference for a :class:`LoadedModel` or a torch module."""
-        torch = require("torch", "ml")
+        torch: Any = require("torch", "ml")
         from s2cube.models.registry import REGISTRY, LoadedModel
 
         if isinstance(model, LoadedModel):
@@ -102,7 +107,7 @@ class ModelRef:
                 return cls(token=model.source, source=model.source)
             model = model.module
         buf = io.BytesIO()
-        torch.save(model, buf)  # type: ignore[attr-defined]
+        torch.save(model, buf)
         payload = buf.getvalue()
         return cls(token=hashlib.sha1(payload).hexdigest()[:16], payload=payload)
 
@@ -120,6 +125,11 @@ def get_module(ref: ModelRef, device: Any) -> Any:
             module = _CACHE.get(key)
             if module is None:
                 module = ref.materialise().to(device).eval()
+                if getattr(device, "type", str(device)) == "cuda":
+                    import torch
+
+                    # windows have one fixed shape: let cuDNN pick its fastest kernels once
+                    torch.backends.cudnn.benchmark = True
                 _CACHE[key] = module
     return module
 
@@ -135,7 +145,8 @@ class ModelPlugin(_WorkerPlugin):  # type: ignore[misc,valid-type]
 
     Examples
     --------
-    >>> client.register_plugin(ModelPlugin(ModelRef.of(load_model("csmask-l2a-4b"))))  # doctest: +SKIP
+    >>> ref = ModelRef.of(load_model("csmask-l2a-4b"))  # doctest: +SKIP
+    >>> client.register_plugin(ModelPlugin(ref))  # doctest: +SKIP
     """
 
     def __init__(self, ref: ModelRef, device: str | None = None) -> None:
@@ -162,8 +173,8 @@ def _as_model(model: Any) -> Any:
         return load_model(model)
     if isinstance(model, LoadedModel):
         return model
-    torch = require("torch", "ml")
-    if isinstance(model, torch.nn.Module):  # type: ignore[attr-defined]
+    torch: Any = require("torch", "ml")
+    if isinstance(model, torch.nn.Module):
         return model
     if hasattr(model, "__fspath__"):
         return load_model(model)
@@ -189,10 +200,12 @@ def _n_out(model: Any, n_band: int, window: int) -> int:
         n = getattr(obj, "out_channels", None)
         if isinstance(n, int):
             return n
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     param = next(iter(model.parameters()), None)
-    probe = torch.zeros((1, n_band, window, window), device=param.device if param is not None else "cpu")  # type: ignore[attr-defined]
-    with torch.inference_mode():  # type: ignore[attr-defined]
+    probe = torch.zeros(
+        (1, n_band, window, window), device=param.device if param is not None else "cpu"
+    )
+    with torch.inference_mode():
         return int(model(probe).shape[1])
 
 
@@ -204,18 +217,31 @@ class _Options:
     n_out: int
 
 
-def _run_block(ref: ModelRef, opts: _Options, blocks: list[list[np.ndarray]],
-               slab_origin: tuple[int, int], image_shape: tuple[int, int],
-               core: tuple[int, int, int, int]) -> np.ndarray:
+def _run_block(
+    ref: ModelRef,
+    opts: _Options,
+    blocks: list[list[np.ndarray]],
+    slab_origin: tuple[int, int],
+    image_shape: tuple[int, int],
+    core: tuple[int, int, int, int],
+) -> np.ndarray:
     slab = np.block(blocks) if len(blocks) > 1 or len(blocks[0]) > 1 else blocks[0][0]
     device = resolve_device(opts.device)
     run = make_runner(get_module(ref, device), device, opts.precision)
-    return predict_region(run, slab, slab_origin=slab_origin, image_shape=image_shape,
-                          core=core, layout=opts.layout, n_out=opts.n_out, device=device)
+    return predict_region(
+        run,
+        slab,
+        slab_origin=slab_origin,
+        image_shape=image_shape,
+        core=core,
+        layout=opts.layout,
+        n_out=opts.n_out,
+        device=device,
+    )
 
 
 def _predict_numpy(module: Any, x: np.ndarray, opts: _Options) -> np.ndarray:
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     device = resolve_device(opts.device)
     param = next(iter(module.parameters()), None)
     if param is not None and param.device != device:
@@ -224,10 +250,17 @@ def _predict_numpy(module: Any, x: np.ndarray, opts: _Options) -> np.ndarray:
         module = copy.deepcopy(module).to(device)
     module.eval()
     h, w = x.shape[-2:]
-    with torch.inference_mode():  # type: ignore[attr-defined]
-        return predict_region(make_runner(module, device, opts.precision), x,
-                              slab_origin=(0, 0), image_shape=(h, w), core=(0, h, 0, w),
-                              layout=opts.layout, n_out=opts.n_out, device=device)
+    with torch.inference_mode():
+        return predict_region(
+            make_runner(module, device, opts.precision),
+            x,
+            slab_origin=(0, 0),
+            image_shape=(h, w),
+            core=(0, h, 0, w),
+            layout=opts.layout,
+            n_out=opts.n_out,
+            device=device,
+        )
 
 
 def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
@@ -266,7 +299,7 @@ def _predict_dask(ref: ModelRef, x: Any, opts: _Options, halo: int) -> Any:
                 sx0, sx1 = max(0, x0 - halo), min(w, x1 + halo)
                 rows = []
                 for iy, sly in pieces(yb, sy0, sy1):
-                    row = []
+                    row: list[tuple[Any, ...]] = []
                     for ix, slx in pieces(xb, sx0, sx1):
                         src = (x.name, it, 0, iy, ix)
                         if (iy, ix) == (i, j):
@@ -276,8 +309,15 @@ def _predict_dask(ref: ModelRef, x: Any, opts: _Options, halo: int) -> Any:
                             dsk[key] = (operator.getitem, src, (slice(None), slice(None), sly, slx))
                             row.append(key)
                     rows.append(row)
-                dsk[(name, it, 0, i, j)] = (_run_block, ref_key, opts, rows, (sy0, sx0), (h, w),
-                                            (y0, y1, x0, x1))
+                dsk[(name, it, 0, i, j)] = (
+                    _run_block,
+                    ref_key,
+                    opts,
+                    rows,
+                    (sy0, sx0),
+                    (h, w),
+                    (y0, y1, x0, x1),
+                )
 
     annotations = {}
     if opts.device is not None and opts.device.startswith("cuda"):
@@ -335,7 +375,8 @@ def predict(
 
     Examples
     --------
-    >>> probs = predict("csmask-l2a-4b", cube.sel(band=["blue", "green", "red", "nir"]) / 1e4)  # doctest: +SKIP
+    >>> rgbn = cube.sel(band=["blue", "green", "red", "nir"]) / 1e4  # doctest: +SKIP
+    >>> probs = predict("csmask-l2a-4b", rgbn)  # doctest: +SKIP
     """
     import dask.array as da
 
@@ -344,30 +385,41 @@ def predict(
     if halo is not None and halo < 0:
         raise InputError(f"halo={halo}; expected None or a non-negative number of pixels")
     if device is not None:
-        torch = require("torch", "ml")
+        torch: Any = require("torch", "ml")
         try:
-            torch.device(device)  # type: ignore[attr-defined]
+            torch.device(device)
         except RuntimeError as exc:
-            raise InputError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from exc
+            raise InputError(
+                f"device={device!r} is not a torch device; use 'cpu' or 'cuda'"
+            ) from exc
     model = _as_model(model)
     module = _module_of(model)
     multiple = getattr(module, "size_multiple", 1)
     if window % multiple:
         raise InputError(
             f"window={window} is not a multiple of {multiple}, which this network needs "
-            f"(it downsamples by {multiple}); use e.g. window={window - window % multiple or multiple}"
+            f"(it downsamples by {multiple}); use e.g. "
+            f"window={window - window % multiple or multiple}"
         )
 
-    try:
-        import xarray as xr
-    except ImportError:  # pragma: no cover
-        xr = None
-    if xr is not None and isinstance(data, xr.DataArray):
-        return _predict_xarray(model, data, window=window, overlap=overlap, halo=halo,
-                               batch_size=batch_size, precision=precision, device=device)
+    import xarray as xr
+
+    if isinstance(data, xr.DataArray):
+        return _predict_xarray(
+            model,
+            data,
+            window=window,
+            overlap=overlap,
+            halo=halo,
+            batch_size=batch_size,
+            precision=precision,
+            device=device,
+        )
 
     if data.ndim not in (3, 4):
-        raise InputError(f"data has shape {data.shape}; expected (band, y, x) or (time, band, y, x)")
+        raise InputError(
+            f"data has shape {data.shape}; expected (band, y, x) or (time, band, y, x)"
+        )
     if np.dtype(data.dtype).kind not in "f":
         raise InputError(
             f"data has dtype {data.dtype}; expected float reflectance (0-1). Convert DN first, "
@@ -421,5 +473,10 @@ def _predict_xarray(model: Any, data: Any, **kw: Any) -> Any:
     attrs = dict(data.attrs)
     if card is not None:
         attrs["model"] = card.name
-    return xr.DataArray(result, dims=new_dims, coords=coords, attrs=attrs,
-                        name=f"{card.name}_probability" if card is not None else data.name)
+    return xr.DataArray(
+        result,
+        dims=new_dims,
+        coords=coords,
+        attrs=attrs,
+        name=f"{card.name}_probability" if card is not None else data.name,
+    )

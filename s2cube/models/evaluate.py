@@ -88,5 +88,13 @@ def scores(cm: np.ndarray, labels: tuple[int, ...]) -> Scores:
     accuracy = float(tp.sum() / total) if total else float("nan")
     pe = float((cm.sum(axis=0) * cm.sum(axis=1)).sum() / total**2) if total else float("nan")
     kappa = (accuracy - pe) / (1 - pe) if total and pe != 1 else float("nan")
-    return Scores(tuple(labels), tuple(precision), tuple(recall), tuple(f1), tuple(iou),
-                  accuracy, float(kappa), tuple(int(s) for s in cm.sum(axis=1)))
+    return Scores(
+        tuple(labels),
+        tuple(precision),
+        tuple(recall),
+        tuple(f1),
+        tuple(iou),
+        accuracy,
+        float(kappa),
+        tuple(int(s) for s in cm.sum(axis=1)),
+    )

@@ -15,7 +15,14 @@ from s2cube.errors import InputError
 
 __all__ = ["MASK_CODES", "cloud_mask", "codes_from_probabilities"]
 
-MASK_CODES: dict[str, int] = {"nodata": 0, "clear": 1, "cloud": 2, "shadow": 3, "cirrus": 4, "snow": 5}
+MASK_CODES: dict[str, int] = {
+    "nodata": 0,
+    "clear": 1,
+    "cloud": 2,
+    "shadow": 3,
+    "cirrus": 4,
+    "snow": 5,
+}
 
 #: DN of L2A reflectance: 1 DN = 0.0001 reflectance (Earth Search v1, offset already removed).
 DN_SCALE = 1e-4
@@ -58,6 +65,7 @@ def cloud_mask(
     batch_size: int = 8,
     precision: str = "fp32",
     device: str | None = None,
+    factor: int | None = None,
 ) -> Any:
     """Cloud and shadow mask of an L2A cube by a learned model.
 
@@ -71,6 +79,11 @@ def cloud_mask(
         Registry name, path or :class:`~s2cube.models.LoadedModel`.
     window, overlap, halo, batch_size, precision, device:
         As in :func:`s2cube.models.predict`; ``window`` defaults to the card's training tile.
+    factor:
+        Run the model on ``factor``×``factor`` block means (nodata left out) and repeat its
+        codes back to the cube's pixels. ``None`` picks ``round(card.resolution_m / pixel
+        size)`` from the ``x`` coordinate (3 for the 30 m csmask models on a 10 m cube, 1 at
+        20 m and coarser).
 
     Returns
     -------
@@ -109,14 +122,66 @@ def cloud_mask(
     dn = data.sel(band=list(card.input_bands))
     valid = (dn != 0).any("band")
     reflectance = dn.astype(np.float32) * np.float32(DN_SCALE)
-    prob = predict(loaded, reflectance, window=window or card.window, overlap=overlap, halo=halo,
-                   batch_size=batch_size, precision=precision, device=device)
-    codes = xr.apply_ufunc(
-        codes_from_probabilities, prob, valid,
-        input_core_dims=[["class"], []], kwargs={"classes": card.classes, "axis": -1},
-        dask="parallelized", output_dtypes=[np.uint8],
+    factor = _factor(data, card.resolution_m) if factor is None else int(factor)
+    if factor < 1:
+        raise InputError(f"factor={factor}; expected a positive integer (1 = native pixels)")
+    model_valid = valid
+    if factor > 1:
+        # block means over valid pixels only; a block is valid when any of its pixels is
+        coarse = reflectance.where(valid).coarsen(y=factor, x=factor, boundary="pad").mean()
+        model_valid = coarse.notnull().all("band")
+        reflectance = coarse.fillna(0).astype(np.float32)
+    prob = predict(
+        loaded,
+        reflectance,
+        window=window or card.window,
+        overlap=overlap,
+        halo=halo,
+        batch_size=batch_size,
+        precision=precision,
+        device=device,
     )
+    codes = xr.apply_ufunc(
+        codes_from_probabilities,
+        prob,
+        model_valid,
+        input_core_dims=[["class"], []],
+        kwargs={"classes": card.classes, "axis": -1},
+        dask="parallelized",
+        output_dtypes=[np.uint8],
+    )
+    if factor > 1:
+        codes = _repeat_to(codes, factor, valid)
     codes = codes.transpose(*[d for d in data.dims if d != "band"])
     codes.name = "mask"
-    codes.attrs = {"model": card.name, "codes": "0 nodata, 1 clear, 2 cloud, 3 shadow, 4 cirrus, 5 snow"}
+    codes.attrs = {
+        "model": card.name,
+        "codes": "0 nodata, 1 clear, 2 cloud, 3 shadow, 4 cirrus, 5 snow",
+    }
     return codes
+
+
+def _factor(data: Any, model_resolution_m: float) -> int:
+    """round(model resolution / pixel size) from the x coordinate (1 when unknown)."""
+    try:
+        x = np.asarray(data["x"].values, dtype=np.float64)
+        pixel = abs(float(x[1] - x[0]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 1
+    if not np.isfinite(pixel) or pixel <= 0:
+        return 1
+    return max(1, int(round(model_resolution_m / pixel)))
+
+
+def _repeat_to(codes: Any, factor: int, valid: Any) -> Any:
+    """Repeat block codes ``factor`` times along y/x onto the fine grid of ``valid``."""
+    import dask.array as da
+    import xarray as xr
+
+    arr = codes.transpose(..., "y", "x").data
+    xp = da if isinstance(arr, da.Array) else np
+    fine = xp.repeat(xp.repeat(arr, factor, axis=-2), factor, axis=-1)
+    fine = fine[..., : valid.sizes["y"], : valid.sizes["x"]]
+    dims = codes.transpose(..., "y", "x").dims
+    out = xr.DataArray(fine, dims=dims, coords={d: valid[d] for d in dims if d in valid.coords})
+    return out.where(valid.transpose(*[d for d in dims if d in valid.dims]), 0).astype(np.uint8)

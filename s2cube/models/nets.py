@@ -23,7 +23,11 @@ __all__ = ["ARCHITECTURES", "CloudUNet", "HazeNet", "InferenceModel", "VGG16UNet
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def _stack(cin: int, cout: int, n: int) -> nn.Sequential:
@@ -150,9 +154,14 @@ class HazeNet(nn.Module):
         super().__init__()
         self.out_channels = n_classes
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Conv2d(2 * width, n_classes, 1)
 
@@ -164,8 +173,9 @@ class HazeNet(nn.Module):
         return self.logits_map(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.logits_map(x), size=x.shape[-2:], mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(
+            self.logits_map(x), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
@@ -201,8 +211,13 @@ class InferenceModel(nn.Module):
         ``"softmax"``, ``"sigmoid"`` or ``"identity"``.
     """
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, output: str = "softmax") -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        output: str = "softmax",
+    ) -> None:
         super().__init__()
         self.net = net
         self.output = output

@@ -33,7 +33,7 @@ _NP_TYPES = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 10: np.float1
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    onnx = require("onnx", "ml")
+    onnx: Any = require("onnx", "ml")
     out = {}
     for a in node.attribute:
         v = onnx.helper.get_attribute_value(a)
@@ -43,9 +43,9 @@ def _attrs(node: Any) -> dict[str, Any]:
     return out
 
 
-def _fold(op: str, inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+def _fold(op: str, inputs: list[Any], attrs: dict[str, Any]) -> list[np.ndarray]:
     """Evaluate one node whose inputs are all constants (numpy reference semantics)."""
-    onnx = require("onnx", "ml")
+    onnx: Any = require("onnx", "ml")
     if op == "Constant":
         return [onnx.numpy_helper.to_array(attrs["value"])]
     x = inputs[0]
@@ -83,8 +83,10 @@ def _fold(op: str, inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> li
         return [x.astype(_NP_TYPES[attrs["to"]])]
     if op == "Unsqueeze":
         return [np.expand_dims(x, tuple(int(a) for a in inputs[1]))]
-    raise InputError(f"ONNX operator {op!r} cannot be constant-folded; s2cube's converter only "
-                     "folds shape arithmetic. Use onnxruntime for this model.")
+    raise InputError(
+        f"ONNX operator {op!r} cannot be constant-folded; s2cube's converter only "
+        "folds shape arithmetic. Use onnxruntime for this model."
+    )
 
 
 class OnnxGraphModule(nn.Module):
@@ -103,7 +105,7 @@ class OnnxGraphModule(nn.Module):
 
     def __init__(self, model: Any) -> None:
         super().__init__()
-        onnx = require("onnx", "ml")
+        onnx: Any = require("onnx", "ml")
         graph = model.graph
         init_names = {t.name for t in graph.initializer}
         inputs = [i.name for i in graph.input if i.name not in init_names]
@@ -139,7 +141,9 @@ class OnnxGraphModule(nn.Module):
         if name not in self._buffer_of:
             key = f"w{len(self._buffer_of)}"
             array = np.asarray(consts[name])
-            tensor = torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
+            tensor = torch.from_numpy(
+                array.astype(np.float32 if array.dtype.kind == "f" else array.dtype)
+            )
             self.register_buffer(key, tensor.clone())
             self._buffer_of[name] = key
         return "#" + self._buffer_of[name]
@@ -153,13 +157,19 @@ class OnnxGraphModule(nn.Module):
         if op == "Conv":
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
             n = len(pads) // 2
-            stride, dil, groups = attrs.get("strides", 1), attrs.get("dilations", 1), attrs.get("group", 1)
+            stride, dil, groups = (
+                attrs.get("strides", 1),
+                attrs.get("dilations", 1),
+                attrs.get("group", 1),
+            )
             if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
                 raise InputError(f"Conv auto_pad={attrs['auto_pad']!r} is not supported")
             symmetric = pads[:n] == pads[n:]
             torch_pad = [p for i in reversed(range(n)) for p in (pads[i], pads[i + n])]
 
-            def conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+            def conv(
+                x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
+            ) -> torch.Tensor:
                 if not symmetric:
                     x = F.pad(x, torch_pad)
                 return F.conv2d(x, w, b, stride, pads[:n] if symmetric else 0, dil, groups)
@@ -168,14 +178,20 @@ class OnnxGraphModule(nn.Module):
         if op == "BatchNormalization":
             eps = float(attrs.get("epsilon", 1e-5))
 
-            def bn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, m: torch.Tensor,
-                   v: torch.Tensor) -> torch.Tensor:
+            def bn(
+                x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, m: torch.Tensor, v: torch.Tensor
+            ) -> torch.Tensor:
                 return F.batch_norm(x, m, v, w, b, False, 0.0, eps)
 
             return bn, [arg(i) for i in ins]
         if op in ("Add", "Sub", "Mul", "Div"):
-            fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[op]
-            return fn, [arg(i) for i in ins]
+            binary: dict[str, Any] = {
+                "Add": torch.add,
+                "Sub": torch.sub,
+                "Mul": torch.mul,
+                "Div": torch.div,
+            }
+            return binary[op], [arg(i) for i in ins]
         if op == "Sigmoid":
             return torch.sigmoid, ins
         if op == "Relu":
@@ -201,8 +217,12 @@ class OnnxGraphModule(nn.Module):
             mode = attrs.get("mode", "nearest")
             ctm = attrs.get("coordinate_transformation_mode", "half_pixel")
             scales_name = ins[2] if len(ins) > 2 else ""
-            if mode != "nearest" or ctm != "asymmetric" or attrs.get("nearest_mode") != "floor" \
-                    or scales_name not in consts:
+            if (
+                mode != "nearest"
+                or ctm != "asymmetric"
+                or attrs.get("nearest_mode") != "floor"
+                or scales_name not in consts
+            ):
                 raise InputError(f"Resize mode={mode} ctm={ctm} is not supported")
             scales = [float(s) for s in consts[scales_name]]
             if scales[:2] != [1.0, 1.0]:
@@ -224,19 +244,25 @@ class OnnxGraphModule(nn.Module):
             result = fn(*args)
             values[outs[0]] = result
             for i in ins:  # free activations early: the graph is long and activations are large
-                if not i.startswith("#") and self._last_use.get(i) == step and i != self.output_name:
+                if (
+                    not i.startswith("#")
+                    and self._last_use.get(i) == step
+                    and i != self.output_name
+                ):
                     values.pop(i, None)
         return values[self.output_name]
 
 
-def onnx_to_torch(source: str | Path | bytes | Any, *, input_shape: Sequence[int] | None = None) -> OnnxGraphModule:
+def onnx_to_torch(
+    source: str | Path | bytes | Any, *, input_shape: Sequence[int] | None = None
+) -> OnnxGraphModule:
     """Build an :class:`OnnxGraphModule` from an ONNX file, bytes or ``ModelProto``.
 
     Examples
     --------
     >>> net = onnx_to_torch(path).eval()  # doctest: +SKIP
     """
-    onnx = require("onnx", "ml")
+    onnx: Any = require("onnx", "ml")
     if isinstance(source, (str, Path)):
         model = onnx.load(str(source))
     elif isinstance(source, bytes):

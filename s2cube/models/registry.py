@@ -80,8 +80,8 @@ class LoadedModel:
 
 
 def _csmask_dir() -> Path:
-    ukis = require("ukis_csmask", "ml")
-    return Path(ukis.__file__).parent  # type: ignore[attr-defined]
+    ukis: Any = require("ukis_csmask", "ml")
+    return Path(ukis.__file__).parent
 
 
 @functools.lru_cache(maxsize=4)
@@ -96,7 +96,7 @@ def csmask_card(name: str) -> ModelCard:
     stem, level = REGISTRY[name]
     meta = json.loads((_csmask_dir() / f"{stem}.json").read_text())
     stats = meta["data"]["dataset_statistics"]
-    ukis = require("ukis_csmask", "ml")
+    ukis: Any = require("ukis_csmask", "ml")
     return ModelCard(
         name=name,
         input_bands=tuple(stats["band_names"]),
@@ -109,7 +109,7 @@ def csmask_card(name: str) -> ModelCard:
         output="softmax",
         window=int(meta["data"]["target_size"][0]),
         product_level=level,
-        version=f"{meta['model']['version']} (ukis-csmask {ukis.__version__})",  # type: ignore[attr-defined]
+        version=f"{meta['model']['version']} (ukis-csmask {ukis.__version__})",
     )
 
 
@@ -122,7 +122,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     >>> model.card.input_bands  # doctest: +SKIP
     ('blue', 'green', 'red', 'nir')
     """
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     key = str(name_or_path)
     if key in REGISTRY:
         net = copy.deepcopy(_convert_csmask(REGISTRY[key][0]))
@@ -143,10 +143,12 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
             raise InputError(f"{path} needs a model card next to it at {card_path}")
         return LoadedModel(onnx_to_torch(path), ModelCard.from_json(card_path))
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[attr-defined]
+        blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for foreign files
-        raise InputError(f"cannot read {path} as an s2cube model file ({exc.__class__.__name__}); "
-                         "pass a .pt written by s2cube.models.save_model") from exc
+        raise InputError(
+            f"cannot read {path} as an s2cube model file ({exc.__class__.__name__}); "
+            "pass a .pt written by s2cube.models.save_model"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
         raise InputError(f"{path} is not an s2cube model file (expected format {_FORMAT!r})")
     from s2cube.models.nets import build
@@ -164,7 +166,7 @@ def save_model(model: LoadedModel, path: str | Path) -> Path:
     --------
     >>> save_model(trained, "out/cloud.pt")  # doctest: +SKIP
     """
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     from s2cube.models.nets import ARCHITECTURES
 
     if model.card.architecture not in ARCHITECTURES:
@@ -179,6 +181,6 @@ def save_model(model: LoadedModel, path: str | Path) -> Path:
     state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
     # plain JSON types only: weights_only loading refuses numpy scalars
     card = json.loads(json.dumps(model.card.to_dict(), default=float))
-    torch.save({"format": _FORMAT, "card": card, "state_dict": state}, path)  # type: ignore[attr-defined]
+    torch.save({"format": _FORMAT, "card": card, "state_dict": state}, path)
     model.card.to_json(path.with_suffix(".json"))
     return path

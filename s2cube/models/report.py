@@ -35,22 +35,30 @@ def _mask(model: Any, dn: np.ndarray, precision: str) -> np.ndarray:
 
     from s2cube.models.masks import cloud_mask
 
-    cube = xr.DataArray(dn[None], dims=("time", "band", "y", "x"),
-                        coords={"band": list(model.card.input_bands)})
+    cube = xr.DataArray(
+        dn[None], dims=("time", "band", "y", "x"), coords={"band": list(model.card.input_bands)}
+    )
     return cloud_mask(cube, model=model, precision=precision).values[0]
 
 
 def _table(title: str, s: Scores) -> str:
-    lines = [f"\n{title}", f"{'class':<8}{'precision':>10}{'recall':>8}{'F1':>7}{'IoU':>7}{'pixels':>10}"]
-    for label, p, r, f, i, n in zip(s.labels, s.precision, s.recall, s.f1, s.iou, s.support,
-                                    strict=True):
-        lines.append(f"{_CLASS.get(label, label)!s:<8}{p:>10.3f}{r:>8.3f}{f:>7.3f}{i:>7.3f}{n:>10d}")
+    lines = [
+        f"\n{title}",
+        f"{'class':<8}{'precision':>10}{'recall':>8}{'F1':>7}{'IoU':>7}{'pixels':>10}",
+    ]
+    for label, p, r, f, i, n in zip(
+        s.labels, s.precision, s.recall, s.f1, s.iou, s.support, strict=True
+    ):
+        lines.append(
+            f"{_CLASS.get(label, label)!s:<8}{p:>10.3f}{r:>8.3f}{f:>7.3f}{i:>7.3f}{n:>10d}"
+        )
     lines.append(f"overall accuracy {s.accuracy:.3f}, Cohen's kappa {s.kappa:.3f}")
     return "\n".join(lines)
 
 
-def fixture_report(data: Path, *, model_name: str = "csmask-l2a-4b", precision: str = "fp32",
-                   crop: int = 229) -> str:
+def fixture_report(
+    data: Path, *, model_name: str = "csmask-l2a-4b", precision: str = "fp32", crop: int = 229
+) -> str:
     """Scores against SCL over the 10 fixture scenes (120 m) and a central crop at 30 m."""
     from s2cube.models.registry import load_model
 
@@ -74,16 +82,22 @@ def fixture_report(data: Path, *, model_name: str = "csmask-l2a-4b", precision: 
         blocks = pred30.reshape(crop, 4, crop, 4).transpose(0, 2, 1, 3).reshape(crop, crop, 16)
         votes = np.stack([(blocks == c).sum(-1) for c in range(4)], axis=-1)
         cm_crop30 += confusion(votes.argmax(-1).astype(np.uint8), ref[sl], labels)
-    return "\n".join([
-        f"# {model_name} vs SCL on the 33TWL/33TWM fixture ({precision})",
-        _table("all 10 scenes, model at 120 m", scores(cm120, labels)),
-        _table(f"central {crop}x{crop} px crop, model at 120 m", scores(cm_crop120, labels)),
-        _table(f"same crop, model at 30 m (4x nearest upsampling, majority back to 120 m)",
-               scores(cm_crop30, labels)),
-    ])
+    return "\n".join(
+        [
+            f"# {model_name} vs SCL on the 33TWL/33TWM fixture ({precision})",
+            _table("all 10 scenes, model at 120 m", scores(cm120, labels)),
+            _table(f"central {crop}x{crop} px crop, model at 120 m", scores(cm_crop120, labels)),
+            _table(
+                "same crop, model at 30 m (4x nearest upsampling, majority back to 120 m)",
+                scores(cm_crop30, labels),
+            ),
+        ]
+    )
 
 
-def eolearn_report(data: Path, *, model_name: str = "csmask-l1c-6b", precision: str = "fp32") -> str:
+def eolearn_report(
+    data: Path, *, model_name: str = "csmask-l1c-6b", precision: str = "fp32"
+) -> str:
     """Cloud vs not-cloud against s2cloudless (CLM) on the 5 eo-learn L1C reference scenes."""
     from s2cube.models.registry import load_model
 
@@ -99,15 +113,21 @@ def eolearn_report(data: Path, *, model_name: str = "csmask-l1c-6b", precision: 
         for k, path in enumerate(scenes):  # the 5 reference scenes are CLM bands 1-5, in order
             toa = _read(path)[bands]
             h, w = toa.shape[1] // factor * factor, toa.shape[2] // factor * factor
-            x = toa[:, :h, :w].reshape(len(bands), h // factor, factor, w // factor, factor).mean((2, 4))
+            x = (
+                toa[:, :h, :w]
+                .reshape(len(bands), h // factor, factor, w // factor, factor)
+                .mean((2, 4))
+            )
             dn = np.clip(np.round(x * 10000), 1, 65535).astype(np.uint16)
             pred = _mask(model, dn, precision)
             pred = np.repeat(np.repeat(pred, factor, 0), factor, 1)
             cloud_pred = np.where(pred == 2, 1, 0).astype(np.uint8)
             ref = clm[k, :h, :w].astype(np.uint8)
             cm += confusion(cloud_pred, ref, (0, 1))
-            per_scene.append(f"{path.stem[11:19]}: s2cloudless {ref.mean():.2f}, model cloud "
-                             f"{(pred == 2).mean():.2f} shadow {(pred == 3).mean():.2f}")
+            per_scene.append(
+                f"{path.stem[11:19]}: s2cloudless {ref.mean():.2f}, model cloud "
+                f"{(pred == 2).mean():.2f} shadow {(pred == 3).mean():.2f}"
+            )
         s = scores(cm, (0, 1))
         s = Scores((1, 2), s.precision, s.recall, s.f1, s.iou, s.accuracy, s.kappa, s.support)
         out.append(_table(f"model at {10 * factor} m (cloud vs not cloud)", s))

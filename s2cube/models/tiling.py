@@ -154,7 +154,9 @@ def predict_region(
     if t_len == 0 or y1 == y0 or x1 == x0:
         return np.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=np.float32)
 
-    data = torch.as_tensor(np.asarray(slab, dtype=np.float32) if not torch.is_tensor(slab) else slab)
+    data = torch.as_tensor(
+        np.asarray(slab, dtype=np.float32) if not torch.is_tensor(slab) else slab
+    )
     data = data.to(device=device, dtype=torch.float32, non_blocking=True)
     ramp = torch.from_numpy(blend_ramp(win, ov)).to(device)
     acc = torch.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=torch.float32, device=device)
@@ -166,10 +168,14 @@ def predict_region(
         ax0, ax1 = max(sx, x0), min(sx + win, x1)
         if ay0 >= ay1 or ax0 >= ax1:
             return None
-        return (slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0),
-                slice(ay0 - sy, ay1 - sy), slice(ax0 - sx, ax1 - sx))
+        return (
+            slice(ay0 - y0, ay1 - y0),
+            slice(ax0 - x0, ax1 - x0),
+            slice(ay0 - sy, ay1 - sy),
+            slice(ax0 - sx, ax1 - sx),
+        )
 
-    jobs = []
+    jobs: list[tuple[int, int, int, tuple[slice, slice, slice, slice]]] = []
     for sy in ys:
         for sx in xs:
             where = placement(sy, sx)

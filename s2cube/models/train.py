@@ -51,8 +51,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.patch < 8 or self.epochs < 1 or self.batch_size < 1:
-            raise InputError(f"patch={self.patch}, epochs={self.epochs}, batch_size="
-                             f"{self.batch_size}; expected patch >= 8 and positive epochs/batch")
+            raise InputError(
+                f"patch={self.patch}, epochs={self.epochs}, batch_size="
+                f"{self.batch_size}; expected patch >= 8 and positive epochs/batch"
+            )
         if not 0 < self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction}; expected 0 < val_fraction < 1")
 
@@ -68,8 +70,14 @@ class TrainResult:
 
 
 # -- kernels -----------------------------------------------------------------------------------
-def extract_patches(images: np.ndarray, labels: np.ndarray, *, patch: int, stride: int | None = None,
-                    min_labelled: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def extract_patches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    patch: int,
+    stride: int | None = None,
+    min_labelled: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``(time, band, y, x)`` images and ``(time, y, x)`` labels into square patches.
 
     Patches with less than ``min_labelled`` labelled (≠ 255) pixels are dropped.
@@ -81,8 +89,10 @@ def extract_patches(images: np.ndarray, labels: np.ndarray, *, patch: int, strid
     ((4, 2, 4, 4), (4, 4, 4))
     """
     if images.ndim != 4 or labels.shape != (images.shape[0],) + images.shape[2:]:
-        raise InputError(f"images {images.shape} and labels {labels.shape}: expected "
-                         "(time, band, y, x) and (time, y, x) on the same grid")
+        raise InputError(
+            f"images {images.shape} and labels {labels.shape}: expected "
+            "(time, band, y, x) and (time, y, x) on the same grid"
+        )
     stride = stride or patch
     xs, ys = [], []
     for t in range(images.shape[0]):
@@ -93,8 +103,10 @@ def extract_patches(images: np.ndarray, labels: np.ndarray, *, patch: int, strid
                     xs.append(images[t, :, y0 : y0 + patch, x0 : x0 + patch])
                     ys.append(lab)
     if not xs:
-        raise InputError(f"no {patch} px patch has {min_labelled:.0%} labelled pixels; use smaller "
-                         "patches, a lower min_labelled, or more data")
+        raise InputError(
+            f"no {patch} px patch has {min_labelled:.0%} labelled pixels; use smaller "
+            "patches, a lower min_labelled, or more data"
+        )
     return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.uint8)
 
 
@@ -109,14 +121,22 @@ def _augment(torch: Any, x: Any, y: Any, gen: Any) -> tuple[Any, Any]:
     return x, y
 
 
-def fit(net: Any, x: np.ndarray, y: np.ndarray, *, card: ModelCard, config: TrainConfig,
-        out_dir: str | Path, task: str = "segmentation") -> TrainResult:
+def fit(
+    net: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    card: ModelCard,
+    config: TrainConfig,
+    out_dir: str | Path,
+    task: str = "segmentation",
+) -> TrainResult:
     """Train ``net`` on standardised patches; checkpoint every epoch, keep the best.
 
     ``y`` is ``(n, p, p)`` class indices (255 ignored) for ``task="segmentation"`` and ``(n,)``
     for ``task="classification"`` (the net must have ``classify``).
     """
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     from s2cube.models.registry import LoadedModel, save_model
 
     out = Path(out_dir)
@@ -129,7 +149,9 @@ def fit(net: Any, x: np.ndarray, y: np.ndarray, *, card: ModelCard, config: Trai
         order = order[: config.max_patches]
     n_val = max(1, int(round(len(order) * config.val_fraction)))
     if len(order) - n_val < 1:
-        raise InputError(f"only {len(order)} patches: too few to split into training and validation")
+        raise InputError(
+            f"only {len(order)} patches: too few to split into training and validation"
+        )
     val_idx, train_idx = order[:n_val], order[n_val:]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     n_class = len(card.classes)
@@ -178,29 +200,39 @@ def fit(net: Any, x: np.ndarray, y: np.ndarray, *, card: ModelCard, config: Trai
             pred = logits.argmax(1).numpy()
         labels = tuple(range(n_class))
         s = scores(confusion(pred, vy.numpy().astype(np.uint8), labels), labels)
-        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
-                  "val_accuracy": s.accuracy, "val_f1": dict(zip(card.classes, s.f1, strict=True))}
+        record = {
+            "epoch": epoch,
+            "train_loss": total / max(seen, 1),
+            "val_loss": val_loss,
+            "val_accuracy": s.accuracy,
+            "val_f1": dict(zip(card.classes, s.f1, strict=True)),
+        }
         history.append(record)
         epoch_card = replace(card, metrics={**record, "n_train": len(train_idx), "n_val": n_val})
         save_model(LoadedModel(net, epoch_card), out / "checkpoints" / f"epoch-{epoch:03d}.pt")
         if val_loss < best[0]:
             best = (val_loss, epoch)
             save_model(LoadedModel(net, epoch_card), out / "model.pt")
-    (out / "history.json").write_text(json.dumps(
-        {"config": asdict(config), "history": history, "best_epoch": best[1]}, indent=2) + "\n")
+    (out / "history.json").write_text(
+        json.dumps({"config": asdict(config), "history": history, "best_epoch": best[1]}, indent=2)
+        + "\n"
+    )
     final_card = ModelCard.from_json(out / "model.json")
     return TrainResult(out / "model.pt", final_card, history, best[1])
 
 
 # -- cube wrappers -----------------------------------------------------------------------------
-def _cube_inputs(cube: Any, bands: tuple[str, ...], labels: Any,
-                 scl_band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cube_inputs(
+    cube: Any, bands: tuple[str, ...], labels: Any, scl_band: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reflectance ``(time, band, y, x)``, valid mask and label source from a DN cube."""
     import xarray as xr
 
     if not isinstance(cube, xr.DataArray) or cube.dims != ("time", "band", "y", "x"):
-        raise InputError(f"cube must be an xr.DataArray with dims (time, band, y, x); got "
-                         f"{getattr(cube, 'dims', type(cube).__name__)}")
+        raise InputError(
+            f"cube must be an xr.DataArray with dims (time, band, y, x); got "
+            f"{getattr(cube, 'dims', type(cube).__name__)}"
+        )
     names = [str(b) for b in cube["band"].values]
     missing = [b for b in bands if b not in names]
     if missing:
@@ -209,27 +241,41 @@ def _cube_inputs(cube: Any, bands: tuple[str, ...], labels: Any,
     valid = (dn != 0).any(axis=1)
     if labels is None:
         if scl_band not in names:
-            raise InputError(f"no labels given and no {scl_band!r} band in the cube ({names}); "
-                             "load the SCL asset or pass labels=")
+            raise InputError(
+                f"no labels given and no {scl_band!r} band in the cube ({names}); "
+                "load the SCL asset or pass labels="
+            )
         source = np.asarray(cube.sel(band=scl_band).values)
     else:
         source = np.asarray(getattr(labels, "values", labels))
         if source.shape != valid.shape:
-            raise InputError(f"labels have shape {source.shape}; expected {valid.shape} (time, y, x)")
+            raise InputError(
+                f"labels have shape {source.shape}; expected {valid.shape} (time, y, x)"
+            )
     return dn.astype(np.float32) * np.float32(1e-4), valid, source
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
-    return ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32), \
-        mean.tolist(), std.tolist()
+    return (
+        ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32),
+        mean.tolist(),
+        std.tolist(),
+    )
 
 
-def train_cloud(cube: Any, out_dir: str | Path, *, labels: Any = None,
-                bands: tuple[str, ...] = DEFAULT_BANDS, config: TrainConfig | None = None,
-                scl_band: str = "scl", resolution_m: float | None = None,
-                training_data: str = "") -> TrainResult:
+def train_cloud(
+    cube: Any,
+    out_dir: str | Path,
+    *,
+    labels: Any = None,
+    bands: tuple[str, ...] = DEFAULT_BANDS,
+    config: TrainConfig | None = None,
+    scl_band: str = "scl",
+    resolution_m: float | None = None,
+    training_data: str = "",
+) -> TrainResult:
     """Train a :class:`~s2cube.models.nets.CloudUNet` (clear/cloud/shadow).
 
     Parameters
@@ -253,27 +299,53 @@ def train_cloud(cube: Any, out_dir: str | Path, *, labels: Any = None,
     x, valid, source = _cube_inputs(cube, bands, labels, scl_band)
     codes = scl_to_codes(source) if labels is None else source.astype(np.uint8)
     target = np.where(np.isin(codes, (1, 2, 3)) & valid, codes.astype(np.int64) - 1, IGNORE)
-    px, py = extract_patches(x, target.astype(np.uint8), patch=config.patch, stride=config.stride,
-                             min_labelled=config.min_labelled)
+    px, py = extract_patches(
+        x,
+        target.astype(np.uint8),
+        patch=config.patch,
+        stride=config.stride,
+        min_labelled=config.min_labelled,
+    )
     px, mean, std = _standardise(px)
-    kwargs = {"in_channels": len(bands), "n_classes": 3, "width": config.width, "depth": config.depth}
+    kwargs = {
+        "in_channels": len(bands),
+        "n_classes": 3,
+        "width": config.width,
+        "depth": config.depth,
+    }
     card = ModelCard(
-        name=f"cloud-unet-{Path(out_dir).name}", input_bands=bands, classes=CLOUD_CLASSES,
+        name=f"cloud-unet-{Path(out_dir).name}",
+        input_bands=bands,
+        classes=CLOUD_CLASSES,
         normalisation={"kind": "standardise", "mean": mean, "std": std},
-        resolution_m=resolution_m or _resolution(cube), architecture="cloud-unet",
-        arch_kwargs=kwargs, window=config.patch, output="softmax", licence="Apache-2.0",
-        training_data=training_data or ("SCL weak labels" if labels is None else "user masks")
+        resolution_m=resolution_m or _resolution(cube),
+        architecture="cloud-unet",
+        arch_kwargs=kwargs,
+        window=config.patch,
+        output="softmax",
+        licence="Apache-2.0",
+        training_data=training_data
+        or ("SCL weak labels" if labels is None else "user masks")
         + f", {cube.sizes['time']} scenes, {len(px)} patches of {config.patch} px",
     )
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
     return fit(CloudUNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir)
 
 
-def train_haze(cube: Any, out_dir: str | Path, *, labels: Any = None,
-               bands: tuple[str, ...] = DEFAULT_BANDS, config: TrainConfig | None = None,
-               scl_band: str = "scl", haze_fraction: float = 0.3, clear_fraction: float = 0.9,
-               resolution_m: float | None = None, training_data: str = "") -> TrainResult:
+def train_haze(
+    cube: Any,
+    out_dir: str | Path,
+    *,
+    labels: Any = None,
+    bands: tuple[str, ...] = DEFAULT_BANDS,
+    config: TrainConfig | None = None,
+    scl_band: str = "scl",
+    haze_fraction: float = 0.3,
+    clear_fraction: float = 0.9,
+    resolution_m: float | None = None,
+    training_data: str = "",
+) -> TrainResult:
     """Train the 3-conv-layer :class:`~s2cube.models.nets.HazeNet` on patch labels.
 
     A patch is *haze* when at least ``haze_fraction`` of it is haze (SCL 10, thin cirrus, or
@@ -305,22 +377,32 @@ def train_haze(cube: Any, out_dir: str | Path, *, labels: Any = None,
     keep = py != IGNORE
     px, py = px[keep], py[keep]
     if len(px) < 2:
-        raise InputError(f"only {len(px)} patches are clearly haze or clear; lower haze_fraction/"
-                         "clear_fraction or use more data")
+        raise InputError(
+            f"only {len(px)} patches are clearly haze or clear; lower haze_fraction/"
+            "clear_fraction or use more data"
+        )
     px, mean, std = _standardise(px)
     kwargs = {"in_channels": len(bands), "n_classes": 2, "width": config.width}
     card = ModelCard(
-        name=f"haze-net-{Path(out_dir).name}", input_bands=bands, classes=HAZE_CLASSES,
+        name=f"haze-net-{Path(out_dir).name}",
+        input_bands=bands,
+        classes=HAZE_CLASSES,
         normalisation={"kind": "standardise", "mean": mean, "std": std},
-        resolution_m=resolution_m or _resolution(cube), architecture="haze-net",
-        arch_kwargs=kwargs, window=config.patch, output="softmax", licence="Apache-2.0",
-        training_data=training_data or ("SCL weak labels (10 = haze)" if labels is None
-                                        else "user masks") + f", {len(px)} patches of {config.patch} px",
+        resolution_m=resolution_m or _resolution(cube),
+        architecture="haze-net",
+        arch_kwargs=kwargs,
+        window=config.patch,
+        output="softmax",
+        licence="Apache-2.0",
+        training_data=training_data
+        or ("SCL weak labels (10 = haze)" if labels is None else "user masks")
+        + f", {len(px)} patches of {config.patch} px",
     )
-    torch = require("torch", "ml")
+    torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
-    return fit(HazeNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir,
-               task="classification")
+    return fit(
+        HazeNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir, task="classification"
+    )
 
 
 def _resolution(cube: Any) -> float:

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "run", "tone_curve", "tci"]
 
 
-def create_app(store: str | os.PathLike[str] | None = None, settings: ServeSettings | None = None) -> Any:
+def create_app(
+    store: str | os.PathLike[str] | None = None, settings: ServeSettings | None = None
+) -> Any:
     """Build the FastAPI app serving ``store``; see :func:`s2cube.serve.app.create_app`."""
     from .app import create_app as _create_app
 
@@ -48,7 +50,9 @@ def run(
     from .settings import ServeSettings
 
     settings = settings or ServeSettings()
-    updates = {k: v for k, v in {"store": store, "host": host, "port": port}.items() if v is not None}
+    updates = {
+        k: v for k, v in {"store": store, "host": host, "port": port}.items() if v is not None
+    }
     settings = settings.model_copy(update=updates)
     app = create_app(settings.store, settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)

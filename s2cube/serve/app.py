@@ -125,7 +125,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         msgs = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
+            for e in exc.errors()
         )
         return error_response(request, 400, "InvalidParameterValue", f"bad request: {msgs}")
 
@@ -172,7 +173,9 @@ def create_app(
         if req.lower() not in ("gettile", "getfeatureinfo"):
             raise TileRequestError(
                 f"REQUEST={req[:32]!r} is not supported; use GetCapabilities, GetTile or "
-                "GetFeatureInfo", code="OperationNotSupported", locator="REQUEST",
+                "GetFeatureInfo",
+                code="OperationNotSupported",
+                locator="REQUEST",
             )
         version = q.get("version", "1.0.0")
         if version != "1.0.0":
@@ -212,7 +215,9 @@ def create_app(
     def wmts_rest_capabilities(request: Request) -> Response:
         return capabilities(request)
 
-    @app.get("/wmts/1.0.0/{layer}/{style}/{tms_id}/{z}/{row}/{col}.{fmt}", summary="WMTS GetTile (REST)")
+    @app.get(
+        "/wmts/1.0.0/{layer}/{style}/{tms_id}/{z}/{row}/{col}.{fmt}", summary="WMTS GetTile (REST)"
+    )
     def wmts_rest_tile(layer: str, style: str, tms_id: str, z: str, row: str, col: str,
                        fmt: str) -> Response:  # fmt: skip
         source.layer(layer)

@@ -13,8 +13,12 @@ __all__ = ["serve", "overviews"]
 @click.argument("store", required=False, type=click.Path(file_okay=False))
 @click.option("--host", default=None, help="interface to listen on [S2CUBE_HOST, 127.0.0.1]")
 @click.option("--port", default=None, type=int, help="TCP port [S2CUBE_PORT, 8000]")
-@click.option("--no-overviews", is_flag=True, default=False,
-              help="read only the full resolution (for comparisons) [S2CUBE_USE_OVERVIEWS]")
+@click.option(
+    "--no-overviews",
+    is_flag=True,
+    default=False,
+    help="read only the full resolution (for comparisons) [S2CUBE_USE_OVERVIEWS]",
+)
 def serve(store: str | None, host: str | None, port: int | None, no_overviews: bool) -> None:
     """Serve STORE over WMTS 1.0.0 / XYZ with a web map at /.
 
@@ -29,8 +33,10 @@ def serve(store: str | None, host: str | None, port: int | None, no_overviews: b
         settings = settings.model_copy(update={"use_overviews": False})
     if store is None and settings.store is None:
         raise click.UsageError("give STORE or set S2CUBE_STORE")
-    click.echo(f"serving {store or settings.store} on http://{host or settings.host}:"
-               f"{port or settings.port}/  (WMTS: /wmts?SERVICE=WMTS&REQUEST=GetCapabilities)")
+    click.echo(
+        f"serving {store or settings.store} on http://{host or settings.host}:"
+        f"{port or settings.port}/  (WMTS: /wmts?SERVICE=WMTS&REQUEST=GetCapabilities)"
+    )
     run(store, host, port, settings=settings)
 
 

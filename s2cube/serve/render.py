@@ -67,7 +67,9 @@ def tone_curve(
     """
     a = np.asarray(dn)
     if a.dtype.kind not in "ui":
-        raise TypeError(f"tone_curve expects integer DN (uint16 reflectance × 10000), got {a.dtype}")
+        raise TypeError(
+            f"tone_curve expects integer DN (uint16 reflectance × 10000), got {a.dtype}"
+        )
     lut = _tone_lut(float(offset), float(white))
     return lut[np.clip(a, 0, 65535).astype("uint16", copy=False)]
 
@@ -123,7 +125,9 @@ def encode(rgba: np.ndarray, fmt: str, *, quality: int = 85) -> bytes:
     if fmt == "png":
         Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=1)
     elif fmt in ("jpeg", "jpg"):
-        Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(buf, "JPEG", quality=quality)
+        Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(
+            buf, "JPEG", quality=quality
+        )
     elif fmt == "webp":
         Image.fromarray(rgba, "RGBA").save(buf, "WEBP", quality=quality, method=0)
     else:

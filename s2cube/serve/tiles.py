@@ -192,12 +192,14 @@ class TileSource:
         if not 0 <= y < m.matrixHeight:
             raise TileRequestError(
                 f"TileRow {y} is outside 0..{m.matrixHeight - 1} of {tms_id} matrix {z}",
-                code="TileOutOfRange", locator="TileRow",
+                code="TileOutOfRange",
+                locator="TileRow",
             )
         if not 0 <= x < m.matrixWidth:
             raise TileRequestError(
                 f"TileCol {x} is outside 0..{m.matrixWidth - 1} of {tms_id} matrix {z}",
-                code="TileOutOfRange", locator="TileCol",
+                code="TileOutOfRange",
+                locator="TileCol",
             )
         return tms
 
@@ -254,7 +256,9 @@ class TileSource:
                 f"tile {tms_id}/{z}/{x}/{y} would read {n_read} source pixels at level {lv.index} "
                 f"(limit {self.max_read_pixels}); zoom in, or build overviews with "
                 "`s2cube overviews STORE`",
-                status=400, code="InvalidParameterValue", locator="TileMatrix",
+                status=400,
+                code="InvalidParameterValue",
+                locator="TileMatrix",
             )
         ri = np.flatnonzero(ok_r)
         ci = np.flatnonzero(ok_c)
@@ -301,7 +305,8 @@ class TileSource:
         if spec is None:
             raise TileRequestError(
                 f"unknown layer {layer[:64]!r}; available layers: {list(LAYERS)}",
-                status=400, locator="Layer",
+                status=400,
+                locator="Layer",
             )
         return spec
 
@@ -324,5 +329,7 @@ class TileSource:
             "layers": {k: {"title": s.title, "abstract": s.abstract} for k, s in LAYERS.items()},
             "tile_matrix_sets": {t: {"minzoom": 0, "maxzoom": self.maxzoom(t)} for t in TMS_IDS},
             "resolution_deg": str(self.grid.resolution),
-            "attribution": self.meta.get("attribution", "Contains modified Copernicus Sentinel data"),
+            "attribution": self.meta.get(
+                "attribution", "Contains modified Copernicus Sentinel data"
+            ),
         }

@@ -84,7 +84,7 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
         '    <Style isDefault="true"><ows:Identifier>default</ows:Identifier></Style>',
     ]
     out += [f"    <Format>{mime}</Format>" for mime in _MIME.values()]
-    out.append('    <InfoFormat>application/json</InfoFormat>')
+    out.append("    <InfoFormat>application/json</InfoFormat>")
     for tms_id in TMS_IDS:
         out += ["    <TileMatrixSetLink>", f"      <TileMatrixSet>{tms_id}</TileMatrixSet>",
                 "      <TileMatrixSetLimits>"]  # fmt: skip
@@ -100,7 +100,9 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
         out += ["      </TileMatrixSetLimits>", "    </TileMatrixSetLink>"]
     for ext, mime in _MIME.items():
         template = f"{base}/wmts/1.0.0/{layer_id}/{{Style}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.{ext}"
-        out.append(f'    <ResourceURL format="{mime}" resourceType="tile" template={quoteattr(template)}/>')
+        out.append(
+            f'    <ResourceURL format="{mime}" resourceType="tile" template={quoteattr(template)}/>'
+        )
     out.append("  </Layer>")
     return "\n".join(out)
 
@@ -147,4 +149,3 @@ def capabilities_xml(source: TileSource, base: str, *, title: str = "s2cube mosa
         "</Capabilities>",
     ]
     return "\n".join(parts) + "\n"
-

@@ -810,7 +810,7 @@ def make_sample_catalog(path: str | os.PathLike[str], *, seed: int = 0, n_dates:
     12
     """
     _check_params(seed, n_dates, size, pixel_size)
-    root = pathlib.Path(path)
+    root = pathlib.Path(path).expanduser().resolve()  # relative hrefs need an absolute root
     params = {"seed": int(seed), "n_dates": int(n_dates), "size": int(size),
               "pixel_size": float(pixel_size)}
     catalog_json = root / "catalog.json"

@@ -23,7 +23,12 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SCENE = DATA / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "sentinel-2-l2a" / "S2A_33TWL_20230818_0_L2A"
+SCENE = (
+    DATA
+    / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m"
+    / "sentinel-2-l2a"
+    / "S2A_33TWL_20230818_0_L2A"
+)
 
 
 def _scene(size: int) -> np.ndarray:
@@ -42,21 +47,34 @@ def _scene(size: int) -> np.ndarray:
 
 def _tiles(x: np.ndarray, window: int = 256) -> np.ndarray:
     c, h, w = x.shape
-    return np.stack([x[:, i : i + window, j : j + window]
-                     for i in range(0, h, window) for j in range(0, w, window)])
+    return np.stack(
+        [
+            x[:, i : i + window, j : j + window]
+            for i in range(0, h, window)
+            for j in range(0, w, window)
+        ]
+    )
 
 
 def _windows(n: int, chunk: int, window: int = 256, overlap: int = 32) -> int:
-    """Windows the engine evaluates along one axis (each chunk computes every window touching it)."""
+    """Windows the engine evaluates along one axis (each chunk computes all windows touching it)."""
     from s2cube.models.tiling import window_starts
 
     starts = window_starts(n, window, overlap)
-    return sum(int(((starts < min(c + chunk, n)) & (starts + window > c)).sum())
-               for c in range(0, n, chunk))
+    return sum(
+        int(((starts < min(c + chunk, n)) & (starts + window > c)).sum())
+        for c in range(0, n, chunk)
+    )
 
 
-def run(device: str = "cpu", size: int = 768, batch_sizes=(1, 4, 8), chunk: int = 512,
-        repeat: int = 3, precisions=("fp32", "bf16")) -> dict:
+def run(
+    device: str = "cpu",
+    size: int = 768,
+    batch_sizes=(1, 4, 8),
+    chunk: int = 512,
+    repeat: int = 3,
+    precisions=("fp32", "bf16"),
+) -> dict:
     """Interleaved best-of-``repeat`` timings (robust to a shared, busy machine)."""
     import dask
     import dask.array as da
@@ -72,44 +90,53 @@ def run(device: str = "cpu", size: int = 768, batch_sizes=(1, 4, 8), chunk: int 
     dev = torch.device(device)
     module = model.module.to(dev)
     n_engine = _windows(size, chunk) ** 2
-    print(f"\n== csmask-l2a-4b on {device} ({torch.get_num_threads()} torch threads), "
-          f"{size}x{size} px of real 120 m L2A; engine: chunks {chunk}, overlap 32, exact halo "
-          f"({n_engine} windows) vs plain: {len(tiles)} non-overlapping tiles ==")
+    print(
+        f"\n== csmask-l2a-4b on {device} ({torch.get_num_threads()} torch threads), "
+        f"{size}x{size} px of real 120 m L2A; engine: chunks {chunk}, overlap 32, exact halo "
+        f"({n_engine} windows) vs plain: {len(tiles)} non-overlapping tiles =="
+    )
 
     session = None
     if device == "cpu":
-        import onnxruntime as ort
         from importlib.resources import files
+
+        import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = os.cpu_count() or 1
-        session = ort.InferenceSession(str(files("ukis_csmask") / "model_4b_l2a.onnx"), opts,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(files("ukis_csmask") / "model_4b_l2a.onnx"),
+            opts,
+            providers=["CPUExecutionProvider"],
+        )
         card = model.card
         mean = np.asarray(card.normalisation["mean"], np.float32)[None, :, None, None]
         std = np.asarray(card.normalisation["std"], np.float32)[None, :, None, None]
 
     arr = da.from_array(x, chunks=(4, chunk, chunk))
     results: dict = {}
-    print(f"{'path':<30}{'precision':>10}{'batch':>6}{'Mpix/s':>9}{'win/s':>8}"
-          f"{'engine/plain':>13}{'engine/ORT':>11}")
+    print(
+        f"{'path':<30}{'precision':>10}{'batch':>6}{'Mpix/s':>9}{'win/s':>8}"
+        f"{'engine/plain':>13}{'engine/ORT':>11}"
+    )
     for precision in precisions:
         for b in batch_sizes:
             runner = make_runner(module, dev, precision)
             tiles_dev = torch.from_numpy(tiles).to(dev)
 
-            def plain() -> None:
+            def plain(b: int = b, runner=runner, tiles_dev=tiles_dev) -> None:
                 for i in range(0, len(tiles), b):
                     runner(tiles_dev[i : i + b]).cpu()
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
 
-            def engine() -> None:
+            def engine(b: int = b, precision: str = precision) -> None:
                 with dask.config.set({"s2cube.models.device": device}):
                     predict(model, arr, batch_size=b, precision=precision).compute(
-                        scheduler="threads", num_workers=1 if dev.type == "cpu" else 2)
+                        scheduler="threads", num_workers=1 if dev.type == "cpu" else 2
+                    )
 
-            def onnx() -> None:
+            def onnx(b: int = b) -> None:
                 for i in range(0, len(tiles), b):
                     session.run(None, {"input": (tiles[i : i + b] - mean) / std})
 
@@ -130,8 +157,10 @@ def run(device: str = "cpu", size: int = 768, batch_sizes=(1, 4, 8), chunk: int 
             results[precision, b] = rate
             for k in paths:
                 n_win = n_engine if k == "engine" else len(tiles)
-                line = (f"{k:<30}{('fp16 graph' if k == 'onnxruntime' else precision):>10}{b:>6}"
-                        f"{rate[k]:>9.3f}{n_win / best[k]:>8.1f}")
+                line = (
+                    f"{k:<30}{('fp16 graph' if k == 'onnxruntime' else precision):>10}{b:>6}"
+                    f"{rate[k]:>9.3f}{n_win / best[k]:>8.1f}"
+                )
                 if k == "engine":
                     line += f"{rate['engine'] / rate['plain']:>13.2f}"
                     line += f"{rate['engine'] / ort_rate:>11.2f}" if ort_rate else ""
@@ -155,8 +184,14 @@ def test_bench_cloud_model_cuda() -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    run("cuda", size=8192, batch_sizes=(8, 32, 64), chunk=2048, repeat=2,
-        precisions=("fp32", "bf16", "fp16"))
+    run(
+        "cuda",
+        size=8192,
+        batch_sizes=(8, 32, 64),
+        chunk=2048,
+        repeat=2,
+        precisions=("fp32", "bf16", "fp16"),
+    )
 
 
 if __name__ == "__main__":
@@ -166,8 +201,14 @@ if __name__ == "__main__":
         import torch
 
         if torch.cuda.is_available():
-            run("cuda", size=8192, batch_sizes=(8, 32, 64), chunk=2048, repeat=2,
-                precisions=("fp32", "bf16", "fp16"))
+            run(
+                "cuda",
+                size=8192,
+                batch_sizes=(8, 32, 64),
+                chunk=2048,
+                repeat=2,
+                precisions=("fp32", "bf16", "fp16"),
+            )
         else:
             print("\nno CUDA GPU: GPU numbers not measured")
     except ImportError:

@@ -111,7 +111,9 @@ def tiles_for(z: int, limit: int) -> list[tuple[int, int, int]]:
     return tiles[:limit]
 
 
-def run_load(url_of, tiles: list[tuple[int, int, int]], clients: int, n_requests: int) -> list[float]:
+def run_load(
+    url_of, tiles: list[tuple[int, int, int]], clients: int, n_requests: int
+) -> list[float]:
     import requests
 
     local = threading.local()
@@ -164,15 +166,17 @@ def in_process(store: Path, reps: int = 20) -> None:
             t0 = time.perf_counter()
             with XarrayReader(da, tms=tms) as r:
                 img = r.tile(t[1], t[2], t[0], tilesize=256)
-            d = img.data
-            stack_rgba(tone_curve(d[0]), tone_curve(d[1]), tone_curve(d[2]), ~img.mask.astype(bool) if False else d[0] > 0)
+            d = img.data.astype("uint16")
+            stack_rgba(tone_curve(d[0]), tone_curve(d[1]), tone_curve(d[2]), d[0] > 0)
             b.append(time.perf_counter() - t0)
         ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
         print(f"{z:>5} {lv.index:>5} {ma:>9.1f} {mb:>10.1f} {mb / ma:>6.1f}x")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--requests", type=int, default=24, help="requests per zoom and server")
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the store in this dir")
@@ -191,7 +195,9 @@ def main() -> None:
         with make() as srv:
             if name == "titiler.xarray":
                 q = f"url={store}&variable=red&rescale=0,3000&return_mask=true"
-                url_of = lambda z, x, y, u=srv.url, q=q: f"{u}/tiles/WebMercatorQuad/{z}/{x}/{y}.png?{q}"  # noqa: E731
+                url_of = lambda z, x, y, u=srv.url, q=q: (
+                    f"{u}/tiles/WebMercatorQuad/{z}/{x}/{y}.png?{q}"
+                )  # noqa: E731
             else:
                 url_of = lambda z, x, y, u=srv.url: f"{u}/tiles/true-color/{z}/{x}/{y}.png"  # noqa: E731
             results[name] = {}
@@ -205,8 +211,10 @@ def main() -> None:
                 print(f"{name:>15} z{z:<2} p50 {pct(lat, 50):8.1f} ms  p99 {pct(lat, 99):8.1f} ms"
                       f"  {len(lat) / wall:6.1f} tiles/s", flush=True)  # fmt: skip
 
-    print(f"\nWebMercatorQuad 256 px PNG tiles, {args.clients} concurrent clients, "
-          f"{args.requests} requests per zoom, loopback")
+    print(
+        f"\nWebMercatorQuad 256 px PNG tiles, {args.clients} concurrent clients, "
+        f"{args.requests} requests per zoom, loopback"
+    )
     head = f"{'zoom':>5} | {'overviews p50/p99 ms':>21} | {'no overviews p50/p99':>21} | {'speed-up p50/p99':>17}"
     if "titiler.xarray" in results:
         head += f" | {'titiler.xarray p50/p99 (1 band)':>32} | {'vs ours p50':>11}"

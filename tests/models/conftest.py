@@ -31,7 +31,9 @@ def fixture_root() -> Path:
     return FIXTURE / "sentinel-2-l2a"
 
 
-def read_item(root: Path, item: str, window: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_item(
+    root: Path, item: str, window: tuple[slice, slice] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(band, y, x) uint16 DN (blue, green, red, nir) and (y, x) SCL of one fixture item."""
     rasterio = pytest.importorskip("rasterio")
     win = None

@@ -14,8 +14,9 @@ from s2cube.errors import InputError, S2CubeError
 def test_cpu_machine_gets_a_local_cluster() -> None:
     from distributed import LocalCluster
 
-    with make_cluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+    with make_cluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         assert type(cluster) is LocalCluster
     assert "dask_cuda" not in sys.modules
     with pytest.raises(S2CubeError, match="no CUDA GPU"):
@@ -24,8 +25,9 @@ def test_cpu_machine_gets_a_local_cluster() -> None:
 
 
 def test_connect_runs_work_and_validates() -> None:
-    client = connect(gpu=False, n_workers=1, threads_per_worker=1, processes=False,
-                     dashboard_address=None)
+    client = connect(
+        gpu=False, n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    )
     try:
         assert client.submit(sum, [1, 2]).result() == 3
     finally:

@@ -67,8 +67,10 @@ def test_torch_matches_onnxruntime_on_real_l2a(fixture_root, l2a_4b) -> None:
     ours, ref = _torch_probabilities(l2a_4b, x), _onnxruntime_probabilities(l2a_4b, x)
     max_diff = float(np.abs(ours - ref).max())
     agreement = float((ours.argmax(0) == ref.argmax(0)).mean())
-    print(f"csmask-l2a-4b torch fp32 vs onnxruntime: max |dp| = {max_diff:.4f}, "
-          f"argmax agreement = {agreement:.5f}")
+    print(
+        f"csmask-l2a-4b torch fp32 vs onnxruntime: max |dp| = {max_diff:.4f}, "
+        f"argmax agreement = {agreement:.5f}"
+    )
     # onnxruntime runs the graph's float16 weights and activations; torch runs them in float32
     assert max_diff < 0.02
     assert agreement > 0.998
@@ -99,9 +101,14 @@ def test_cloud_mask_matches_ukis_csmask_itself(fixture_root, l2a_4b) -> None:
     from ukis_csmask.mask import CSmask
 
     dn, _ = read_item(fixture_root, CLOUDY, (slice(250, 550), slice(250, 550)))
-    theirs = CSmask(np.moveaxis(dn.astype(np.float32) / 10000, 0, -1),
-                    band_order=list(BANDS), product_level="l2a", invalid_buffer=0,
-                    intra_op_num_threads=2, providers=["CPUExecutionProvider"]).csm[..., 0]
+    theirs = CSmask(
+        np.moveaxis(dn.astype(np.float32) / 10000, 0, -1),
+        band_order=list(BANDS),
+        product_level="l2a",
+        invalid_buffer=0,
+        intra_op_num_threads=2,
+        providers=["CPUExecutionProvider"],
+    ).csm[..., 0]
     cube = xr.DataArray(dn[None], dims=("time", "band", "y", "x"), coords={"band": list(BANDS)})
     ours = cloud_mask(cube, model=l2a_4b, overlap=51).values[0]
     agreement = float((ours == theirs + 1).mean())  # their 0/1/2 = our 1/2/3
@@ -116,12 +123,14 @@ def test_real_model_is_chunking_invariant(fixture_root, l2a_4b) -> None:
     dn, _ = read_item(fixture_root, CLOUDY, (slice(200, 500), slice(200, 470)))
     x = dn.astype(np.float32) / 10000
     ref = predict(l2a_4b, x, precision="bf16", batch_size=4)
-    exact = predict(l2a_4b, da.from_array(x, chunks=(4, 160, 140)), precision="bf16",
-                    batch_size=4).compute(scheduler="sync")
+    exact = predict(
+        l2a_4b, da.from_array(x, chunks=(4, 160, 140)), precision="bf16", batch_size=4
+    ).compute(scheduler="sync")
     assert np.abs(exact - ref).max() < 2e-2  # bf16 batches of different composition
     assert (exact.argmax(0) == ref.argmax(0)).mean() > 0.999
-    small_halo = predict(l2a_4b, da.from_array(x, chunks=(4, 150, 135)), precision="bf16",
-                         halo=64, batch_size=4).compute(scheduler="sync")
+    small_halo = predict(
+        l2a_4b, da.from_array(x, chunks=(4, 150, 135)), precision="bf16", halo=64, batch_size=4
+    ).compute(scheduler="sync")
     agreement = float((small_halo.argmax(0) == ref.argmax(0)).mean())
     print(f"halo=64 vs single pass: argmax agreement {agreement:.4f}")
     # window context matters for this model (global pooling), hence halo=None by default
@@ -131,9 +140,11 @@ def test_real_model_is_chunking_invariant(fixture_root, l2a_4b) -> None:
 def test_cloud_mask_codes_nodata_and_scl_agreement(fixture_root, l2a_4b) -> None:
     dn, scl = read_item(fixture_root, CLOUDY, CROP)
     dn[:, :20, :] = 0  # a nodata strip
-    cube = xr.DataArray(da.from_array(dn[None], chunks=(1, 4, 128, 128)),
-                        dims=("time", "band", "y", "x"),
-                        coords={"band": list(BANDS), "time": [np.datetime64("2023-08-18")]})
+    cube = xr.DataArray(
+        da.from_array(dn[None], chunks=(1, 4, 128, 128)),
+        dims=("time", "band", "y", "x"),
+        coords={"band": list(BANDS), "time": [np.datetime64("2023-08-18")]},
+    )
     mask = cloud_mask(cube, model=l2a_4b, precision="bf16")
     assert mask.dims == ("time", "y", "x") and mask.dtype == np.uint8 and mask.chunks is not None
     codes = mask.values[0]
@@ -147,9 +158,35 @@ def test_cloud_mask_codes_nodata_and_scl_agreement(fixture_root, l2a_4b) -> None
 
 
 def test_cloud_mask_names_missing_bands(l2a_4b) -> None:
-    cube = xr.DataArray(np.ones((1, 2, 8, 8), np.uint16), dims=("time", "band", "y", "x"),
-                        coords={"band": ["red", "nir"]})
+    cube = xr.DataArray(
+        np.ones((1, 2, 8, 8), np.uint16),
+        dims=("time", "band", "y", "x"),
+        coords={"band": ["red", "nir"]},
+    )
     with pytest.raises(InputError, match="blue"):
         cloud_mask(cube, model=l2a_4b)
     with pytest.raises(InputError, match="dtype"):
         cloud_mask(cube.astype(np.float32), model=l2a_4b)
+
+
+def test_cloud_mask_runs_at_model_resolution_on_fine_cubes(fixture_root, l2a_4b) -> None:
+    """On a cube with 10 m pixels the 30 m model sees 3×3 block means (nodata left out)."""
+    dn, _ = read_item(fixture_root, CLOUDY, (slice(400, 496), slice(400, 490)))
+    dn[:, :7, :5] = 0
+    cube = xr.DataArray(
+        da.from_array(dn[None], chunks=(1, 4, 48, 45)),
+        dims=("time", "band", "y", "x"),
+        coords={
+            "band": list(BANDS),
+            "y": 5000000 - 10.0 * np.arange(96),
+            "x": 10.0 * np.arange(90),
+        },
+    )
+    mask = cloud_mask(cube, model=l2a_4b).values[0]
+    refl = np.where(dn == 0, np.nan, dn / 1e4).reshape(4, 32, 3, 30, 3)
+    coarse = np.nan_to_num(np.nanmean(refl, axis=(2, 4))).astype(np.float32)
+    expected = np.repeat(np.repeat(predict(l2a_4b, coarse).argmax(0) + 1, 3, 0), 3, 1)
+    expected[:7, :5] = 0
+    assert mask.shape == (96, 90)
+    assert (mask == expected).mean() > 0.999
+    assert (cloud_mask(cube, model=l2a_4b, factor=1).values[0] != mask).any()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from s2cube.models.engine import ModelRef, get_module
 torch = pytest.importorskip("torch")
 xr = pytest.importorskip("xarray")
 
-SETTINGS = settings(max_examples=20, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _chunks(draw: st.DrawFn, n: int) -> tuple[int, ...]:
@@ -49,8 +49,13 @@ def test_dask_equals_numpy_for_any_chunking(small_net, case, batch_size) -> None
     t, h, w, window, overlap, chunks, seed = case
     x = np.random.default_rng(seed).random((t, 3, h, w), dtype=np.float32)
     ref = predict(small_net, x, window=window, overlap=overlap, batch_size=batch_size)
-    out = predict(small_net, da.from_array(x, chunks=chunks), window=window, overlap=overlap,
-                  batch_size=batch_size)
+    out = predict(
+        small_net,
+        da.from_array(x, chunks=chunks),
+        window=window,
+        overlap=overlap,
+        batch_size=batch_size,
+    )
     assert out.chunks[2:] == chunks[2:]
     np.testing.assert_allclose(out.compute(scheduler="sync"), ref, atol=2e-6)
 
@@ -62,8 +67,9 @@ def test_small_halo_stays_close_to_numpy(small_net, case) -> None:
     t, h, w, window, overlap, chunks, seed = case
     x = np.random.default_rng(seed).random((t, 3, h, w), dtype=np.float32)
     ref = predict(small_net, x, window=window, overlap=overlap)
-    out = predict(small_net, da.from_array(x, chunks=chunks), window=window, overlap=overlap,
-                  halo=window // 2).compute(scheduler="sync")
+    out = predict(
+        small_net, da.from_array(x, chunks=chunks), window=window, overlap=overlap, halo=window // 2
+    ).compute(scheduler="sync")
     assert np.abs(out - ref).max() < 0.2
     assert np.isclose(out.sum(axis=1), 1, atol=1e-5).all()
 
@@ -82,8 +88,14 @@ def test_three_dims_and_window_sizes(small_net) -> None:
 def test_xarray_keeps_dims_and_coords(small_net) -> None:
     x = np.random.default_rng(0).random((2, 3, 20, 24), dtype=np.float32)
     arr = xr.DataArray(
-        da.from_array(x, chunks=(1, 3, 10, 12)), dims=("time", "band", "y", "x"),
-        coords={"time": [1, 2], "band": ["a", "b", "c"], "y": np.arange(20.0), "x": np.arange(24.0)},
+        da.from_array(x, chunks=(1, 3, 10, 12)),
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": [1, 2],
+            "band": ["a", "b", "c"],
+            "y": np.arange(20.0),
+            "x": np.arange(24.0),
+        },
         attrs={"crs": "EPSG:32633"},
     )
     out = predict(small_net, arr, window=8, overlap=2)
@@ -109,14 +121,20 @@ def test_distributed_workers_load_the_model_once(small_net) -> None:
 
     x = np.random.default_rng(5).random((1, 3, 40, 40), dtype=np.float32)
     ref = predict(small_net, x, window=16, overlap=4)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         token = register_model(client, small_net).token
-        out = predict(small_net, da.from_array(x, chunks=(1, 3, 13, 17)), window=16,
-                      overlap=4).compute()
+        out = predict(
+            small_net, da.from_array(x, chunks=(1, 3, 13, 17)), window=16, overlap=4
+        ).compute()
     np.testing.assert_allclose(out, ref, atol=2e-6)
-    cached = [k for k in __import__("s2cube.models.engine", fromlist=["_CACHE"])._CACHE
-              if k[0] == token]
+    cached = [
+        k for k in __import__("s2cube.models.engine", fromlist=["_CACHE"])._CACHE if k[0] == token
+    ]
     assert cached == [(token, "cpu")]
 
 
@@ -146,9 +164,13 @@ def test_graph_has_one_task_per_chunk_plus_halo_strips(small_net) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"window": 18}, "multiple of 4"), ({"precision": "int8"}, "precision"),
-     ({"halo": -1}, "halo"), ({"overlap": 16, "window": 16}, "overlap"),
-     ({"device": "tpu:x"}, "device")],
+    [
+        ({"window": 18}, "multiple of 4"),
+        ({"precision": "int8"}, "precision"),
+        ({"halo": -1}, "halo"),
+        ({"overlap": 16, "window": 16}, "overlap"),
+        ({"device": "tpu:x"}, "device"),
+    ],
 )
 def test_bad_arguments_fail_at_graph_build_time(small_net, kwargs, match) -> None:
     x = da.zeros((3, 32, 32), dtype=np.float32, chunks=16)
@@ -165,8 +187,9 @@ def test_integer_input_is_rejected(small_net) -> None:
 def test_cuda_matches_cpu(small_net) -> None:
     x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
     cpu = predict(small_net, x, window=32, overlap=8, device="cpu")
-    gpu = predict(small_net, da.from_array(x, chunks=(1, 3, 32, 32)), window=32, overlap=8,
-                  device="cuda").compute(scheduler="sync")
+    gpu = predict(
+        small_net, da.from_array(x, chunks=(1, 3, 32, 32)), window=32, overlap=8, device="cuda"
+    ).compute(scheduler="sync")
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
     bf16 = predict(small_net, x, window=32, overlap=8, device="cuda", precision="bf16")
     assert np.abs(bf16 - cpu).max() < 0.05

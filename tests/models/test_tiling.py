@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from s2cube.errors import InputError
@@ -49,22 +49,43 @@ def test_pointwise_model_is_exact_whatever_the_tiling() -> None:
     x = np.random.default_rng(0).random((2, 3, 37, 53), dtype=np.float32)
     direct = _run(net)(x)
     for window, overlap in [(8, 0), (16, 5), (64, 10)]:
-        out = predict_region(_run(net), x, slab_origin=(0, 0), image_shape=(37, 53),
-                             core=(0, 37, 0, 53), layout=TileLayout(window, overlap, 3), n_out=4)
+        out = predict_region(
+            _run(net),
+            x,
+            slab_origin=(0, 0),
+            image_shape=(37, 53),
+            core=(0, 37, 0, 53),
+            layout=TileLayout(window, overlap, 3),
+            n_out=4,
+        )
         np.testing.assert_allclose(out, direct, atol=1e-6)
 
 
 def test_single_window_equals_one_forward_pass(small_net) -> None:
     x = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)
-    out = predict_region(_run(small_net), x, slab_origin=(0, 0), image_shape=(32, 32),
-                         core=(0, 32, 0, 32), layout=TileLayout(32, 8, 4), n_out=2)
+    out = predict_region(
+        _run(small_net),
+        x,
+        slab_origin=(0, 0),
+        image_shape=(32, 32),
+        core=(0, 32, 0, 32),
+        layout=TileLayout(32, 8, 4),
+        n_out=2,
+    )
     np.testing.assert_allclose(out, _run(small_net)(x), atol=1e-6)
 
 
 def test_image_smaller_than_window_is_mirrored(small_net) -> None:
     x = np.random.default_rng(3).random((1, 3, 20, 12), dtype=np.float32)
-    out = predict_region(_run(small_net), x, slab_origin=(0, 0), image_shape=(20, 12),
-                         core=(0, 20, 0, 12), layout=TileLayout(32, 8, 4), n_out=2)
+    out = predict_region(
+        _run(small_net),
+        x,
+        slab_origin=(0, 0),
+        image_shape=(20, 12),
+        core=(0, 20, 0, 12),
+        layout=TileLayout(32, 8, 4),
+        n_out=2,
+    )
     padded = np.pad(x, ((0, 0), (0, 0), (0, 12), (0, 20)), mode="symmetric")
     np.testing.assert_allclose(out, _run(small_net)(padded)[..., :20, :12], atol=1e-6)
 
@@ -72,10 +93,24 @@ def test_image_smaller_than_window_is_mirrored(small_net) -> None:
 def test_subregion_of_full_slab_equals_crop_of_full_result(small_net) -> None:
     x = np.random.default_rng(4).random((1, 3, 50, 45), dtype=np.float32)
     layout = TileLayout(16, 4, 5)
-    full = predict_region(_run(small_net), x, slab_origin=(0, 0), image_shape=(50, 45),
-                          core=(0, 50, 0, 45), layout=layout, n_out=2)
-    part = predict_region(_run(small_net), x, slab_origin=(0, 0), image_shape=(50, 45),
-                          core=(7, 31, 20, 45), layout=layout, n_out=2)
+    full = predict_region(
+        _run(small_net),
+        x,
+        slab_origin=(0, 0),
+        image_shape=(50, 45),
+        core=(0, 50, 0, 45),
+        layout=layout,
+        n_out=2,
+    )
+    part = predict_region(
+        _run(small_net),
+        x,
+        slab_origin=(0, 0),
+        image_shape=(50, 45),
+        core=(7, 31, 20, 45),
+        layout=layout,
+        n_out=2,
+    )
     np.testing.assert_allclose(part, full[..., 7:31, 20:45], atol=1e-6)
 
 

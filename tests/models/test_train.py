@@ -9,7 +9,7 @@ import pytest
 
 from s2cube.errors import InputError
 from s2cube.models import load_model, predict
-from s2cube.models.train import TrainConfig, extract_patches, train_cloud, train_haze
+from s2cube.models.train import TrainConfig, extract_patches, train_cloud
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("stackstac")
@@ -21,9 +21,12 @@ BBOX = (520000, 5040000, 570000, 5090000)  # 50 km in the 33TWL/33TWM overlap re
 def cube(fixture_root):
     from s2cube.models.cli import load_catalog_cube
 
-    return load_catalog_cube(fixture_root.parent / "catalog.json",
-                             assets=["blue", "green", "red", "nir", "scl"], resolution=120,
-                             bbox=BBOX).compute()
+    return load_catalog_cube(
+        fixture_root.parent / "catalog.json",
+        assets=["blue", "green", "red", "nir", "scl"],
+        resolution=120,
+        bbox=BBOX,
+    ).compute()
 
 
 TINY = TrainConfig(patch=32, epochs=2, width=4, depth=2, batch_size=16, max_patches=96)
@@ -51,10 +54,23 @@ def test_train_haze_from_the_cli(cube, fixture_root, tmp_path) -> None:
 
     from s2cube.models.cli import train
 
-    result = CliRunner().invoke(train, [
-        "haze", str(fixture_root.parent / "catalog.json"), "--out", str(tmp_path / "haze"),
-        "--bbox", *map(str, BBOX), "--epochs", "1", "--width", "4", "--max-patches", "200",
-    ])
+    result = CliRunner().invoke(
+        train,
+        [
+            "haze",
+            str(fixture_root.parent / "catalog.json"),
+            "--out",
+            str(tmp_path / "haze"),
+            "--bbox",
+            *map(str, BBOX),
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--max-patches",
+            "200",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "saved" in result.output
     model = load_model(tmp_path / "haze" / "model.pt")

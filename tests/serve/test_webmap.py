@@ -21,7 +21,9 @@ def test_page_assets_are_local(live) -> None:
     assert "api/point" in js and "control.layers" in js  # provenance on click, layer switcher
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium missing: apt-get install -y chromium")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium missing: apt-get install -y chromium"
+)
 def test_chromium_screenshot_shows_imagery(live, tmp_path: Path) -> None:
     from PIL import Image
 

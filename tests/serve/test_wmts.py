@@ -30,7 +30,10 @@ def _store_rgb(store: Path, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarra
     rows = np.floor((90 - lat) / res).astype(int)
     cols = np.floor((lon + 180) / res).astype(int)
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    bands = [np.asarray(g[b][r0:r1, c0:c1])[np.ix_(rows - r0, cols - c0)] for b in ("red", "green", "blue")]
+    bands = [
+        np.asarray(g[b][r0:r1, c0:c1])[np.ix_(rows - r0, cols - c0)]
+        for b in ("red", "green", "blue")
+    ]
     valid = (bands[0] > 0) | (bands[1] > 0) | (bands[2] > 0)
     return np.stack([tone_curve(b) for b in bands]), valid
 
@@ -94,7 +97,9 @@ def test_gdal_wmts_driver_pixels_match_store(live, real_store: Path, tms: str) -
 def test_gdal_reads_overview_region(live) -> None:
     import rasterio
 
-    with rasterio.open(f"WMTS:{live.url}{CAPS},layer=false-color,tilematrixset=WebMercatorQuad") as ds:
+    with rasterio.open(
+        f"WMTS:{live.url}{CAPS},layer=false-color,tilematrixset=WebMercatorQuad"
+    ) as ds:
         small = ds.read(out_shape=(4, ds.height // 16, ds.width // 16))
     assert small[3].mean() > 100 and small[:3, small[3] > 0].std() > 5
 
@@ -147,14 +152,30 @@ BAD = [
     ("/tiles/true-color/x/1/1.png", 400, "not an integer"),
     ("/tiles/true-color/8/139/90.gif", 400, "unknown image format"),
     ("/tiles/true-color/8/139/90.png?tms=Foo", 400, "unknown tms"),
-    ("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
-     "&TILEMATRIX=8&TILEROW=90", 400, "TILECOL is missing"),
-    ("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=../../zarr.json&TILEMATRIXSET=WebMercatorQuad"
-     "&TILEMATRIX=8&TILEROW=90&TILECOL=139", 400, "unknown layer"),
-    ("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
-     "&TILEMATRIX=8&TILEROW=1e3&TILECOL=139&FORMAT=image/png", 400, "not an integer"),
-    ("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
-     "&TILEMATRIX=8&TILEROW=90&TILECOL=139&FORMAT=image/tiff", 400, "is not offered"),
+    (
+        "/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
+        "&TILEMATRIX=8&TILEROW=90",
+        400,
+        "TILECOL is missing",
+    ),
+    (
+        "/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=../../zarr.json&TILEMATRIXSET=WebMercatorQuad"
+        "&TILEMATRIX=8&TILEROW=90&TILECOL=139",
+        400,
+        "unknown layer",
+    ),
+    (
+        "/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
+        "&TILEMATRIX=8&TILEROW=1e3&TILECOL=139&FORMAT=image/png",
+        400,
+        "not an integer",
+    ),
+    (
+        "/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=true-color&TILEMATRIXSET=WebMercatorQuad"
+        "&TILEMATRIX=8&TILEROW=90&TILECOL=139&FORMAT=image/tiff",
+        400,
+        "is not offered",
+    ),
     ("/wmts?SERVICE=WMS&REQUEST=GetCapabilities", 400, "use SERVICE=WMTS"),
     ("/wmts?SERVICE=WMTS&REQUEST=DeleteEverything", 400, "not supported"),
     ("/wmts?SERVICE=WMTS", 400, "REQUEST is missing"),
@@ -165,8 +186,16 @@ BAD = [
     ("/static/../zarr.json", 404, "no such resource"),
     ("/static/..%2f..%2fzarr.json", 404, "no such resource"),
     ("/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd", 404, "no such resource"),
-    ("/wmts/1.0.0/..%2f..%2fzarr.json/default/WebMercatorQuad/8/90/139.png", 404, "no such resource"),
-    ("/wmts/1.0.0/..%252f..%252fzarr.json/default/WebMercatorQuad/8/90/139.png", 400, "unknown layer"),
+    (
+        "/wmts/1.0.0/..%2f..%2fzarr.json/default/WebMercatorQuad/8/90/139.png",
+        404,
+        "no such resource",
+    ),
+    (
+        "/wmts/1.0.0/..%252f..%252fzarr.json/default/WebMercatorQuad/8/90/139.png",
+        400,
+        "unknown layer",
+    ),
 ]
 
 
@@ -187,7 +216,9 @@ def test_raw_socket_traversal(live) -> None:
     import socket
 
     with socket.create_connection(("127.0.0.1", live.port), timeout=10) as s:
-        s.sendall(b"GET /static/../../../zarr.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(
+            b"GET /static/../../../zarr.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         data = b""
         while chunk := s.recv(65536):
             data += chunk
