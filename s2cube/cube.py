@@ -124,25 +124,46 @@ def load(
     --------
     >>> cube = s2cube.load(items, grid.cell_of(15.9, 46.1), grid=grid)  # doctest: +SKIP
     """
+    if halo < 0:
+        raise InputError(f"halo={halo} must be >= 0 pixels")
+    rows, cols = grid.cell_region(cell, halo=halo)
+    stack = load_window(items, rows, cols, grid=grid, bands=bands, chunksize=chunksize,
+                        resampling=resampling, strict=strict, what=str(cell))  # fmt: skip
+    stack.attrs["cell"] = cell.name
+    stack.attrs["halo"] = halo
+    return stack
+
+
+def load_window(
+    items: Sequence[pystac.Item | dict[str, Any]],
+    rows: slice,
+    cols: slice,
+    *,
+    grid: GlobalGrid = DEFAULT_GRID,
+    bands: Sequence[str] = DEFAULT_BANDS,
+    chunksize: int | None = None,
+    resampling: str = "nearest",
+    strict: bool = False,
+    what: str = "window",
+) -> xr.DataArray:
+    """Like :func:`load` for any window of global pixel rows/cols (may extend past the globe)."""
     import stackstac
     from rasterio.enums import Resampling
 
     bands = _check_bands(bands)
     if resampling not in _RESAMPLING:
         raise InputError(f"resampling={resampling!r}; choose one of {_RESAMPLING}")
-    if halo < 0:
-        raise InputError(f"halo={halo} must be >= 0 pixels")
     # read chunks are decoupled from the store's (small, tile-serving) chunks: fewer, larger
     # reads keep the graph small (tasks = scenes × bands × chunks); 2048 px × 10 scenes × 5
     # bands of uint16 is ~400 MB per chunk column at most
-    chunk = int(chunksize or min(grid.cell_pixels + 2 * halo, READ_CHUNK))
+    chunk = int(chunksize or min(max(rows.stop - rows.start, cols.stop - cols.start), READ_CHUNK))
     done = all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items)
     normed = list(items) if done else normalize_items(items, bands=(*bands, "scl"))
-    bounds = grid.cell_bounds(cell, halo=halo)
-    rows, cols = grid.cell_region(cell, halo=halo)
+    r = float(grid.resolution)
+    bounds = (-180 + cols.start * r, 90 - rows.stop * r, -180 + cols.stop * r, 90 - rows.start * r)
     touching = items_touching(normed, bounds)  # type: ignore[arg-type]
     if not touching:
-        raise InputError(f"no item touches {cell} ({bounds}); nothing to load")
+        raise InputError(f"no item touches {what} ({bounds}); nothing to load")
 
     errors: tuple[Exception, ...] = ()
     if not strict:
@@ -193,7 +214,7 @@ def load(
     if not (np.allclose(stack.y.values, lat, atol=float(grid.resolution) / 100)
             and np.allclose(stack.x.values, lon, atol=float(grid.resolution) / 100)):
         raise RuntimeError(
-            f"stackstac grid does not match the global grid for {cell}: "
+            f"stackstac grid does not match the global grid for {what}: "
             f"y {stack.y.values[[0, -1]]} vs {lat[[0, -1]]}, x {stack.x.values[[0, -1]]} vs {lon[[0, -1]]}"
         )
     keep = [c for c in _SCENE_COORDS if c in stack.coords]
@@ -228,8 +249,6 @@ def load(
         )
     stack = stack.assign_coords(spatial_ref=_spatial_ref())
     stack.attrs = {
-        "cell": cell.name,
-        "halo": halo,
         "grid": str(grid.to_dict()),
         "nodata": 0,
         "crs": "EPSG:4326",

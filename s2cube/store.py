@@ -280,6 +280,22 @@ def register_scenes(path: str | os.PathLike[str], items: Iterable[pystac.Item]) 
     return index
 
 
+def update_scene_params(path: str | os.PathLike[str], params: dict[str, dict[str, Any]]) -> None:
+    """Record per-scene parameters (haze score, transfer knots) in the scene table (driver only)."""
+    if not params:
+        return
+    p = _require_store(path)
+    meta = store_metadata(p)
+    changed = False
+    for entry in meta.get("scenes", []):
+        new = params.get(entry["id"])
+        if new and any(entry.get(k) != v for k, v in new.items()):
+            entry.update(new)
+            changed = True
+    if changed:
+        _write_metadata(p, meta)
+
+
 # --------------------------------------------------------------------------- manifest
 def _manifest_dir(path: Path) -> Path:
     return path / MANIFEST_DIR

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from s2cube.models.card import ModelCard
 from s2cube.models.engine import ModelPlugin, predict, register_model, resolve_device
-from s2cube.models.masks import MASK_CODES, cloud_mask
+from s2cube.models.masks import MASK_CODES, cloud_mask, combine_with_scl
 from s2cube.models.registry import REGISTRY, LoadedModel, load_model, save_model
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ModelCard",
     "ModelPlugin",
     "cloud_mask",
+    "combine_with_scl",
     "load_model",
     "predict",
     "register_model",

@@ -13,7 +13,7 @@ import numpy as np
 
 from s2cube.errors import InputError
 
-__all__ = ["MASK_CODES", "cloud_mask", "codes_from_probabilities"]
+__all__ = ["MASK_CODES", "cloud_mask", "codes_from_probabilities", "combine_with_scl"]
 
 MASK_CODES: dict[str, int] = {
     "nodata": 0,
@@ -53,6 +53,36 @@ def codes_from_probabilities(
     lut = _lut(classes)
     codes = lut[np.argmax(prob, axis=axis)]
     return np.where(valid, codes, np.uint8(0)).astype(np.uint8)
+
+
+def combine_with_scl(model_codes: Any, scl: Any) -> Any:
+    """Kernel: the recommended conservative combination of a model mask with SCL.
+
+    Precedence: nodata (SCL 0 or outside 0-11, or model nodata) > cloud (model cloud or SCL
+    8/9) > cirrus (SCL 10) > shadow (model shadow or SCL 3) > snow (SCL 11) > clear. Works on
+    numpy, dask and xarray inputs of the same shape (elementwise).
+
+    Examples
+    --------
+    >>> model = np.array([1, 2, 1, 3, 1, 1, 0])
+    >>> combine_with_scl(model, np.array([4, 4, 9, 4, 10, 11, 4])).tolist()
+    [1, 2, 2, 3, 4, 5, 0]
+    """
+    import xarray as xr
+
+    if isinstance(model_codes, xr.DataArray) or isinstance(scl, xr.DataArray):
+        return xr.apply_ufunc(
+            combine_with_scl, model_codes, scl, dask="parallelized", output_dtypes=[np.uint8]
+        )
+    # numpy functions dispatch to dask arrays (NEP 18), so this stays lazy for dask inputs
+    out = np.full_like(model_codes, MASK_CODES["clear"], dtype=np.uint8)
+    out = np.where(scl == 11, np.uint8(MASK_CODES["snow"]), out)
+    out = np.where((model_codes == 3) | (scl == 3), np.uint8(MASK_CODES["shadow"]), out)
+    out = np.where(scl == 10, np.uint8(MASK_CODES["cirrus"]), out)
+    cloud = (model_codes == 2) | (scl == 8) | (scl == 9)
+    out = np.where(cloud, np.uint8(MASK_CODES["cloud"]), out)
+    nodata = (scl == 0) | (scl > 11) | (model_codes == 0)
+    return np.where(nodata, np.uint8(MASK_CODES["nodata"]), out).astype(np.uint8)
 
 
 def cloud_mask(
@@ -163,6 +193,8 @@ def cloud_mask(
 
 def _factor(data: Any, model_resolution_m: float) -> int:
     """round(model resolution / pixel size) from the x coordinate (1 when unknown)."""
+    if "x" not in data.coords:  # bare arrays get an integer index from xarray: not metres
+        return 1
     try:
         x = np.asarray(data["x"].values, dtype=np.float64)
         pixel = abs(float(x[1] - x[0]))

@@ -114,6 +114,9 @@ def run(
         std = np.asarray(card.normalisation["std"], np.float32)[None, :, None, None]
 
     arr = da.from_array(x, chunks=(4, chunk, chunk))
+    from s2cube.models.engine import ModelRef, get_module
+
+    get_module(ModelRef.of(model), dev)  # the per-worker model cache, loaded before timing
     results: dict = {}
     print(
         f"{'path':<30}{'precision':>10}{'batch':>6}{'Mpix/s':>9}{'win/s':>8}"
@@ -194,22 +197,43 @@ def test_bench_cloud_model_cuda() -> None:
     )
 
 
-if __name__ == "__main__":
-    run("cpu", size=768, batch_sizes=(1, 4, 8), chunk=768, repeat=3)
-    run("cpu", size=768, batch_sizes=(4,), chunk=384, repeat=3)
-    try:
-        import torch
+def main(argv: list[str] | None = None) -> dict:
+    """Command line: ``--quick`` (512 px, one batch size, one repeat), ``--repeat N``."""
+    import argparse
 
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    args = parser.parse_args(argv)
+    results: dict = {}
+    if args.device in ("cpu", "all"):
+        if args.quick:
+            results["cpu"] = run("cpu", size=512, batch_sizes=(4,), chunk=512, repeat=args.repeat)
+        else:
+            results["cpu"] = run(
+                "cpu", size=768, batch_sizes=(1, 4, 8), chunk=768, repeat=args.repeat
+            )
+            results["cpu-384"] = run(
+                "cpu", size=768, batch_sizes=(4,), chunk=384, repeat=args.repeat
+            )
+    if args.device in ("cuda", "all"):
         if torch.cuda.is_available():
-            run(
+            size, batches = (2048, (32,)) if args.quick else (8192, (8, 32, 64))
+            results["cuda"] = run(
                 "cuda",
-                size=8192,
-                batch_sizes=(8, 32, 64),
+                size=size,
+                batch_sizes=batches,
                 chunk=2048,
-                repeat=2,
+                repeat=args.repeat,
                 precisions=("fp32", "bf16", "fp16"),
             )
         else:
             print("\nno CUDA GPU: GPU numbers not measured")
-    except ImportError:
-        pass
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -15,15 +15,6 @@ EOLEARN = DATA / "eolearn_testeopatch_slovenia_33N"
 BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def fixture_root() -> Path:
     if not FIXTURE.exists():
@@ -31,7 +22,7 @@ def fixture_root() -> Path:
     return FIXTURE / "sentinel-2-l2a"
 
 
-def read_item(
+def _read_item(
     root: Path, item: str, window: tuple[slice, slice] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(band, y, x) uint16 DN (blue, green, red, nir) and (y, x) SCL of one fixture item."""
@@ -64,3 +55,16 @@ def small_net():
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
     return InferenceModel(net).eval()
+
+
+@pytest.fixture(scope="session")
+def read_item():
+    """``read_item(root, item_id, (rows, cols)) -> (dn (band, y, x), scl (y, x))``."""
+    return _read_item
+
+
+@pytest.fixture(scope="session")
+def eolearn_dir() -> Path:
+    if not EOLEARN.exists():
+        pytest.skip(f"real data not found at {EOLEARN}")
+    return EOLEARN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -12,7 +13,7 @@ from s2cube.errors import InputError
 from s2cube.models import MASK_CODES, cloud_mask, load_model, predict
 from s2cube.models.evaluate import confusion, scl_to_codes, scores
 
-from .conftest import BANDS, EOLEARN, read_item
+BANDS = ("blue", "green", "red", "nir")  # B02 B03 B04 B08 of the fixture
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -61,7 +62,7 @@ def test_card_reproduces_ukis_csmask_normalisation(l2a_4b) -> None:
     assert card.normalisation["std"][3] == pytest.approx(0.27260705828666687)
 
 
-def test_torch_matches_onnxruntime_on_real_l2a(fixture_root, l2a_4b) -> None:
+def test_torch_matches_onnxruntime_on_real_l2a(read_item, fixture_root, l2a_4b) -> None:
     dn, _ = read_item(fixture_root, CLOUDY, CROP)
     x = dn.astype(np.float32) / 10000
     ours, ref = _torch_probabilities(l2a_4b, x), _onnxruntime_probabilities(l2a_4b, x)
@@ -78,11 +79,9 @@ def test_torch_matches_onnxruntime_on_real_l2a(fixture_root, l2a_4b) -> None:
 
 
 @pytest.mark.parametrize("name", ["csmask-l1c-6b", "csmask-l1c-4b"])
-def test_torch_matches_onnxruntime_on_real_l1c(name) -> None:
+def test_torch_matches_onnxruntime_on_real_l1c(name, eolearn_dir) -> None:
     rasterio = pytest.importorskip("rasterio")
-    folder = EOLEARN / "reference_scenes_l1c_13band"
-    if not folder.exists():
-        pytest.skip(f"real data not found at {folder}")
+    folder = eolearn_dir / "reference_scenes_l1c_13band"
     model = load_model(name)
     with rasterio.open(folder / "S2_L1C_TOA_20150731T100009_13band.tif") as src:  # cloudy
         toa = src.read()
@@ -96,7 +95,7 @@ def test_torch_matches_onnxruntime_on_real_l1c(name) -> None:
     assert (ours.argmax(0) == ref.argmax(0)).mean() > 0.998
 
 
-def test_cloud_mask_matches_ukis_csmask_itself(fixture_root, l2a_4b) -> None:
+def test_cloud_mask_matches_ukis_csmask_itself(read_item, fixture_root, l2a_4b) -> None:
     """Our engine (global windows, ramp blending) vs ukis-csmask's CSmask (its own tiling)."""
     from ukis_csmask.mask import CSmask
 
@@ -119,7 +118,7 @@ def test_cloud_mask_matches_ukis_csmask_itself(fixture_root, l2a_4b) -> None:
     assert agreement > 0.85
 
 
-def test_real_model_is_chunking_invariant(fixture_root, l2a_4b) -> None:
+def test_real_model_is_chunking_invariant(read_item, fixture_root, l2a_4b) -> None:
     dn, _ = read_item(fixture_root, CLOUDY, (slice(200, 500), slice(200, 470)))
     x = dn.astype(np.float32) / 10000
     ref = predict(l2a_4b, x, precision="bf16", batch_size=4)
@@ -137,7 +136,7 @@ def test_real_model_is_chunking_invariant(fixture_root, l2a_4b) -> None:
     assert 0.8 < agreement < float((exact.argmax(0) == ref.argmax(0)).mean())
 
 
-def test_cloud_mask_codes_nodata_and_scl_agreement(fixture_root, l2a_4b) -> None:
+def test_cloud_mask_codes_nodata_and_scl_agreement(read_item, fixture_root, l2a_4b) -> None:
     dn, scl = read_item(fixture_root, CLOUDY, CROP)
     dn[:, :20, :] = 0  # a nodata strip
     cube = xr.DataArray(
@@ -169,7 +168,7 @@ def test_cloud_mask_names_missing_bands(l2a_4b) -> None:
         cloud_mask(cube.astype(np.float32), model=l2a_4b)
 
 
-def test_cloud_mask_runs_at_model_resolution_on_fine_cubes(fixture_root, l2a_4b) -> None:
+def test_cloud_mask_runs_at_model_resolution_on_fine_cubes(read_item, fixture_root, l2a_4b) -> None:
     """On a cube with 10 m pixels the 30 m model sees 3×3 block means (nodata left out)."""
     dn, _ = read_item(fixture_root, CLOUDY, (slice(400, 496), slice(400, 490)))
     dn[:, :7, :5] = 0
@@ -184,9 +183,40 @@ def test_cloud_mask_runs_at_model_resolution_on_fine_cubes(fixture_root, l2a_4b)
     )
     mask = cloud_mask(cube, model=l2a_4b).values[0]
     refl = np.where(dn == 0, np.nan, dn / 1e4).reshape(4, 32, 3, 30, 3)
-    coarse = np.nan_to_num(np.nanmean(refl, axis=(2, 4))).astype(np.float32)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata blocks: NaN, then 0
+        coarse = np.nan_to_num(np.nanmean(refl, axis=(2, 4))).astype(np.float32)
     expected = np.repeat(np.repeat(predict(l2a_4b, coarse).argmax(0) + 1, 3, 0), 3, 1)
     expected[:7, :5] = 0
     assert mask.shape == (96, 90)
     assert (mask == expected).mean() > 0.999
     assert (cloud_mask(cube, model=l2a_4b, factor=1).values[0] != mask).any()
+
+
+def test_combination_with_scl_follows_the_documented_precedence() -> None:
+    from s2cube.models import combine_with_scl
+
+    rng = np.random.default_rng(0)
+    model = rng.integers(0, 4, (50, 40)).astype(np.uint8)
+    scl = rng.integers(0, 14, (50, 40)).astype(np.uint8)
+    out = combine_with_scl(model, scl)
+    # the rule, written out pixel by pixel
+    for m, s, o in zip(model.ravel(), scl.ravel(), out.ravel(), strict=True):
+        if s == 0 or s > 11 or m == 0:
+            assert o == 0
+        elif m == 2 or s in (8, 9):
+            assert o == 2
+        elif s == 10:
+            assert o == 4
+        elif m == 3 or s == 3:
+            assert o == 3
+        elif s == 11:
+            assert o == 5
+        else:
+            assert o == 1
+    lazy = combine_with_scl(
+        xr.DataArray(da.from_array(model, chunks=16), dims=("y", "x")),
+        xr.DataArray(da.from_array(scl, chunks=16), dims=("y", "x")),
+    )
+    assert lazy.chunks is not None
+    np.testing.assert_array_equal(lazy.values, out)

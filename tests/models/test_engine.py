@@ -138,6 +138,31 @@ def test_distributed_workers_load_the_model_once(small_net) -> None:
     assert cached == [(token, "cpu")]
 
 
+def test_worker_processes_receive_the_model(small_net) -> None:
+    """Real serialisation: the model and the plugin cross a process boundary."""
+    from distributed import Client, LocalCluster
+
+    from s2cube.models import register_model
+
+    x = np.random.default_rng(6).random((2, 3, 30, 30), dtype=np.float32)
+    ref = predict(small_net, x, window=16, overlap=4)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        register_model(client, small_net)
+        out = predict(
+            small_net, da.from_array(x, chunks=(1, 3, 16, 16)), window=16, overlap=4
+        ).compute()
+        loaded = client.run(
+            lambda: len(__import__("s2cube.models.engine", fromlist=["_CACHE"])._CACHE)
+        )
+    np.testing.assert_allclose(out, ref, atol=2e-6)
+    assert list(loaded.values()) == [1]  # one instance in the worker process
+
+
 def test_module_cache_returns_one_instance(small_net) -> None:
     ref = ModelRef.of(small_net)
     assert ModelRef.of(small_net).token == ref.token

@@ -29,16 +29,22 @@ def cube(fixture_root):
     ).compute()
 
 
-TINY = TrainConfig(patch=32, epochs=2, width=4, depth=2, batch_size=16, max_patches=96)
+TINY = TrainConfig(patch=32, epochs=2, width=4, depth=2, batch_size=16, max_patches=64)
 
 
-def test_train_cloud_end_to_end_and_reproducible(cube, tmp_path) -> None:
-    first = train_cloud(cube, tmp_path / "a", config=TINY)
+@pytest.fixture(scope="module")
+def weak_run(cube, tmp_path_factory):
+    """One training run on SCL weak labels, shared by the tests below."""
+    return train_cloud(cube, tmp_path_factory.mktemp("weak") / "a", config=TINY)
+
+
+def test_train_cloud_end_to_end_and_reproducible(cube, weak_run, tmp_path) -> None:
+    first = weak_run
     second = train_cloud(cube, tmp_path / "b", config=TINY)
     assert [h["val_loss"] for h in first.history] == [h["val_loss"] for h in second.history]
     assert first.history[-1]["train_loss"] < first.history[0]["train_loss"] * 1.5
-    assert (tmp_path / "a" / "checkpoints" / "epoch-002.pt").exists()
-    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert (first.path.parent / "checkpoints" / "epoch-002.pt").exists()
+    history = json.loads((first.path.parent / "history.json").read_text())
     assert history["best_epoch"] == first.best_epoch
     model = load_model(first.path)
     assert model.card.classes == ("clear", "cloud", "shadow")
@@ -75,6 +81,18 @@ def test_train_haze_from_the_cli(cube, fixture_root, tmp_path) -> None:
     assert "saved" in result.output
     model = load_model(tmp_path / "haze" / "model.pt")
     assert model.card.classes == ("clear", "haze") and model.card.architecture == "haze-net"
+
+
+def test_user_labels_train_a_model(cube, weak_run, tmp_path) -> None:
+    """User masks equal to SCL's weak labels must train exactly the same model."""
+    from s2cube.models.evaluate import scl_to_codes
+
+    labels = scl_to_codes(cube.sel(band="scl").values)  # user masks in s2cube codes
+    bands = cube.sel(band=["blue", "green", "red", "nir"])
+    user = train_cloud(bands, tmp_path / "user", labels=labels, config=TINY)
+    weak = weak_run
+    assert "user masks" in user.card.training_data
+    assert [h["val_loss"] for h in user.history] == [h["val_loss"] for h in weak.history]
 
 
 def test_user_labels_are_used(cube, tmp_path) -> None:

@@ -1,0 +1,241 @@
+"""The dask graph of one cell: planned reads → mask → harmonize → blended priority composite.
+
+A cell is cut into processing blocks.  Each block becomes one task that receives only the
+scenes its plan lists (a stackstac read of the block window grown by the blending and dilation
+halos, so the dask graph holds exactly those reads) and runs the numpy kernels:
+
+    SCL mask (+dilation) → per-scene transfer (harmonization) → blend_composite → crop
+
+If some pixel of the block window finds no clear observation among the planned scenes while an
+unplanned candidate has data there, the task reads the remaining candidates itself (a
+*fallback*, counted in the cell's record) and recomputes, so the result always equals the
+composite of all candidates.  Every block depends only on global pixel windows, never on the
+cell it belongs to: two cells computed apart meet exactly as if computed at once.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pystac
+import xarray as xr
+
+from .grid import Cell, GlobalGrid
+from .harmonize.blend import blend_composite, blend_halo
+from .harmonize.radiometry import IDENTITY, apply_knots
+from .mask import CLEAR, NODATA, SCL_TO_MASK, dilate_mask, scl_to_mask
+from .plan import CellPlan
+
+__all__ = ["CompositeSpec", "block_kernel", "cell_composite"]
+
+Knots = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class CompositeSpec:
+    """Everything a block task needs besides its data (hashable, travels into task keys)."""
+
+    bands: tuple[str, ...] = ("red", "green", "blue", "nir")
+    cloud_dilation: int = 2
+    shadow_dilation: int = 2
+    blend: str = "feather"
+    blend_width: int = 8
+    resampling: str = "nearest"
+    strict: bool = False
+
+    @property
+    def mask_halo(self) -> int:
+        return max(self.cloud_dilation, self.shadow_dilation)
+
+    @property
+    def blend_halo(self) -> int:
+        return blend_halo(self.blend_width, self.blend)
+
+    @property
+    def halo(self) -> int:
+        """Total context a block (or a cell) needs around its core."""
+        return self.mask_halo + self.blend_halo
+
+
+# --------------------------------------------------------------------------- kernel
+def block_kernel(
+    data: np.ndarray,
+    knots: Sequence[Sequence[Knots]],
+    spec: CompositeSpec,
+    *,
+    scl_table: np.ndarray = SCL_TO_MASK,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Composite of one window: ``data`` is ``(time, band+scl, y, x)`` uint16, time in priority order.
+
+    Returns the composite ``(band, y', x')``, the source index ``(y', x')`` (into time, -1
+    none), the usable count, and ``any_clear`` ``(y'', x'')`` over the blending window, where
+    ``'`` is the window shrunk by ``spec.halo`` and ``''`` shrunk by ``spec.mask_halo``.
+    """
+    n_b = len(spec.bands)
+    codes = scl_to_mask(data[:, n_b], scl_table)
+    codes[(data[:, :n_b] == 0).any(axis=1)] = NODATA
+    codes = dilate_mask(codes, cloud=spec.cloud_dilation, shadow=spec.shadow_dilation)
+    refl = np.empty_like(data[:, :n_b])
+    for t in range(data.shape[0]):
+        for b in range(n_b):
+            k = knots[t][b] if knots else IDENTITY
+            refl[t, b] = data[t, b] if k == IDENTITY else apply_knots(data[t, b], k)
+    m = spec.mask_halo
+    inner = (slice(None), slice(m, data.shape[2] - m), slice(m, data.shape[3] - m))
+    codes_i = codes[inner]
+    any_clear = (codes_i == CLEAR).any(axis=0) if len(codes_i) else np.zeros(codes_i.shape[1:], bool)
+    out, source, count = blend_composite(
+        refl[:, :, m : data.shape[2] - m, m : data.shape[3] - m], codes_i,
+        width=spec.blend_width, method=spec.blend,
+    )  # fmt: skip
+    h = spec.blend_halo
+    core = (slice(h, out.shape[-2] - h), slice(h, out.shape[-1] - h))
+    return out[(slice(None), *core)], source[core], count[core], any_clear
+
+
+def _block_task(
+    data: np.ndarray,
+    *,
+    spec: CompositeSpec,
+    scene_ids: tuple[str, ...],
+    knots: Mapping[str, Sequence[Knots]],
+    scene_index: Mapping[str, int],
+    fallback: Mapping[str, Any],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """One block (runs on a worker): returns packed ``(band+2, y, x)`` int32 and its stats."""
+    n_b = len(spec.bands)
+    stats = {"scenes_read": len(scene_ids), "fallback": False}
+    ids = list(scene_ids)
+    out, source, count, any_clear = block_kernel(data, [knots[i] for i in ids], spec)
+    extra = fallback.get("items", [])
+    if extra and not any_clear.all():
+        # holes: does an unplanned candidate have data there? (coarse, dilated footprint)
+        holes = ~any_clear
+        f = fallback["factor"]
+        r0, c0 = fallback["coarse_origin"]
+        ys, xs = np.nonzero(holes)
+        cy = np.clip((ys + fallback["row0"]) // f - r0, 0, fallback["has_data"].shape[1] - 1)
+        cx = np.clip((xs + fallback["col0"]) // f - c0, 0, fallback["has_data"].shape[2] - 1)
+        if fallback["has_data"][:, cy, cx].any():
+            from .cube import load_window
+
+            all_items = fallback["all_items"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cube = load_window(
+                    all_items, fallback["rows"], fallback["cols"], grid=fallback["grid"],
+                    bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
+                )  # fmt: skip
+                full = cube.data.compute(scheduler="sync")
+            ids = [it.id for it in all_items]
+            out, source, count, _ = block_kernel(full, [knots[i] for i in ids], spec)
+            stats = {"scenes_read": len(ids), "fallback": True}
+    packed = np.empty((n_b + 2, *source.shape), dtype="int32")
+    packed[:n_b] = out
+    lut = np.array([scene_index[i] for i in ids] + [-1], dtype="int32")
+    packed[n_b] = lut[source]  # -1 → the appended -1
+    packed[n_b + 1] = count
+    return packed, stats
+
+
+# --------------------------------------------------------------------------- wrapper
+def cell_composite(
+    items: Mapping[str, pystac.Item],
+    plan: CellPlan,
+    *,
+    grid: GlobalGrid,
+    spec: CompositeSpec,
+    knots: Mapping[str, Sequence[Knots]],
+    scene_index: Mapping[str, int],
+    scene_dates: Mapping[int, np.datetime64],
+) -> tuple[xr.Dataset, list[Any]]:
+    """Lazy composite of one cell (no halo) from its plan, and the blocks' delayed stats."""
+    import dask
+    import dask.array as da
+
+    from .cube import _spatial_ref, load_window
+
+    cell = plan.cell
+    n_px = grid.cell_pixels
+    B = plan.block
+    halo = spec.halo
+    rows0, cols0 = grid.cell_region(cell)
+    n_blocks = math.ceil(n_px / B)
+    grid_blocks: list[list[Any]] = [[None] * n_blocks for _ in range(n_blocks)]
+    stats = []
+    f = plan.coarse_factor
+    h_c = (plan.has_data.shape[1] - n_px // f) // 2 if plan.has_data is not None else 0
+    for bp in plan.blocks:
+        y0 = rows0.start + bp.row * B
+        x0 = cols0.start + bp.col * B
+        ny = min(B, n_px - bp.row * B)
+        nx = min(B, n_px - bp.col * B)
+        rows = slice(y0 - halo, y0 + ny + halo)
+        cols = slice(x0 - halo, x0 + nx + halo)
+        n_b = len(spec.bands)
+        if not bp.scenes:
+            empty = np.zeros((n_b + 2, ny, nx), dtype="int32")
+            empty[n_b] = -1
+            grid_blocks[bp.row][bp.col] = da.from_array(empty, chunks=empty.shape)
+            continue
+        planned = [items[plan.candidates[k]] for k in bp.scenes]
+        unplanned = [k for k in bp.candidates_with_data if k not in bp.scenes]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cube = load_window(planned, rows, cols, grid=grid, bands=spec.bands,
+                               resampling=spec.resampling, strict=spec.strict,
+                               chunksize=max(ny, nx) + 2 * halo)  # fmt: skip
+        fallback: dict[str, Any] = {}
+        if unplanned and plan.has_data is not None:
+            m = spec.mask_halo
+            fallback = {
+                "items": [plan.candidates[k] for k in unplanned],
+                "all_items": [items[plan.candidates[k]] for k in bp.candidates_with_data],
+                "has_data": plan.has_data[unplanned],
+                "factor": f,
+                # global pixel → coarse index of the cell window
+                "coarse_origin": (rows0.start // f - h_c, cols0.start // f - h_c),
+                "row0": rows.start + m,
+                "col0": cols.start + m,
+                "rows": rows,
+                "cols": cols,
+                "grid": grid,
+            }
+        task = dask.delayed(_block_task, pure=True, nout=2)(
+            cube.data,
+            spec=spec,
+            scene_ids=tuple(it.id for it in planned),
+            knots={i: knots.get(i, [IDENTITY] * n_b) for i in
+                   [it.id for it in planned] + [plan.candidates[k] for k in unplanned]},
+            scene_index=dict(scene_index),
+            fallback=fallback,
+        )  # fmt: skip
+        packed, st = task
+        grid_blocks[bp.row][bp.col] = da.from_delayed(packed, shape=(n_b + 2, ny, nx), dtype="int32")
+        stats.append(st)
+    packed_all = da.block([[b for b in row] for row in grid_blocks])
+    n_b = len(spec.bands)
+    dims = ("latitude", "longitude")
+    ds = xr.Dataset(coords={
+        "latitude": grid.latitudes(rows0.start, rows0.stop),
+        "longitude": grid.longitudes(cols0.start, cols0.stop),
+        "spatial_ref": _spatial_ref(),
+    })  # fmt: skip
+    for i, band in enumerate(spec.bands):
+        ds[band] = (dims, packed_all[i].astype("uint16"), {"nodata": 0})
+    scene = packed_all[n_b]
+    keys = sorted(scene_dates)
+    lut_size = (max(keys) + 2) if keys else 1
+    lut = np.full(lut_size, np.datetime64("NaT"), dtype="datetime64[ns]")
+    for k in keys:
+        lut[k] = scene_dates[k]
+    ds["scene"] = (dims, scene, {"nodata": -1})
+    ds["date"] = (dims, scene.map_blocks(lambda s: lut[s], dtype="datetime64[ns]"))
+    ds["clear_count"] = (dims, packed_all[n_b + 1].astype("uint16"))
+    ds.attrs = {"cell": cell.name}
+    return ds, stats

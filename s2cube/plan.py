@@ -1,0 +1,346 @@
+"""Planning: which scenes each cell and each processing block must read.
+
+Before anything is read at full resolution, every candidate scene of a cell gets a *coarse
+look* (its SCL decimated with nearest, read with overviews disabled because SCL overviews
+average class numbers into invented classes; blue/red/green/nir from overviews, which is fine
+for statistics).  From the looks:
+
+0. The SCL is read at the grid's resolution (nearest, the same sampling as the full read),
+   masked and dilated exactly like the composite, and reduced to coarse pixels that are clear
+   only where every grid pixel is clear: the plan is conservative by construction.
+1. **Haze score** per scene: the Haze Optimized Transform (Zhang, Guindon & Cihlar 2002,
+   *Remote Sensing of Environment* 82:173) ``HOT = blue − 0.5·red − 0.08`` (reflectance), median
+   over the scene's clear pixels.  Clear land sits near or below 0; haze raises blue over red and
+   pushes HOT up.  Scenes with a score above ``haze_threshold`` are demoted to the end of the
+   priority order (the decision is per scene, not per cell, so cells agree).
+2. **Harmonization samples**: pairs (scene DN, reference DN) on clear pixels, the reference being
+   the coarse per-pixel median of all clear observations (or the best scene, or a store).
+3. **Block plans**: per processing block (with its blending halo), the shortest *priority
+   prefix* of candidates after which every coarse pixel with data has a clear observation (or
+   all candidates are used).  Only these scenes are read for the block.  Because the list is a
+   prefix of the priority order, any pixel that finds a clear observation in it gets the same
+   observation as a composite of *all* candidates; pixels that do not (a cloud edge finer than
+   the coarse look) trigger a fallback read of the remaining candidates inside the block's task
+   (see :mod:`s2cube.cellgraph`), so the planned composite equals the full one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pystac
+
+from .grid import Cell, GlobalGrid
+from .mask import CLEAR, CLOUD, NODATA, dilate_mask, scl_to_mask
+
+__all__ = [
+    "CoarseLook",
+    "BlockPlan",
+    "CellPlan",
+    "coarse_window",
+    "read_coarse_look",
+    "haze_optimized_transform",
+    "survey_cell",
+    "plan_blocks",
+]
+
+HOT_OFFSET = 0.08
+#: coarse code for "has data but may not be clear at full resolution" (a cloud code, so not clear)
+UNCERTAIN = CLOUD
+LOOK_BANDS = ("blue", "green", "red", "nir")
+
+
+@dataclass
+class CoarseLook:
+    """Coarse arrays of one scene over one window (``codes`` uint8, ``bands`` uint16 (4, h, w))."""
+
+    scene: str
+    codes: np.ndarray
+    bands: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Scenes to read for one processing block; indices into the cell's candidate list."""
+
+    row: int
+    col: int
+    scenes: tuple[int, ...]
+    candidates_with_data: tuple[int, ...]
+
+
+@dataclass
+class CellPlan:
+    """The plan of one cell: candidates in final priority order and per-block scene lists."""
+
+    cell: Cell
+    candidates: list[str]
+    block: int
+    blocks: list[BlockPlan] = field(default_factory=list)
+    coarse_factor: int = 1
+    #: per candidate, coarse "has data" (dilated by one coarse pixel) over the halo'd cell window
+    has_data: np.ndarray | None = None
+
+    @property
+    def read_fraction(self) -> float:
+        """Scene-blocks planned / scene-blocks with data (1.0 = everything is read)."""
+        planned = sum(len(b.scenes) for b in self.blocks)
+        possible = sum(len(b.candidates_with_data) for b in self.blocks)
+        return planned / possible if possible else 1.0
+
+    def scenes_used(self) -> list[str]:
+        used = sorted({s for b in self.blocks for s in b.scenes})
+        return [self.candidates[i] for i in used]
+
+
+# --------------------------------------------------------------------------- kernels
+def haze_optimized_transform(blue: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """HOT = blue − 0.5·red − 0.08 in reflectance units (inputs in DN = reflectance × 10000)."""
+    return blue.astype("float64") / 1e4 - 0.5 * red.astype("float64") / 1e4 - HOT_OFFSET
+
+
+def prefix_lengths(codes: np.ndarray) -> np.ndarray:
+    """Per coarse pixel: how many candidates (a priority prefix) it needs.
+
+    ``codes`` is ``(candidate, y, x)`` in priority order.  A pixel needs candidates up to its
+    first clear one; a pixel with none needs up to its last candidate with data; 0 if no data.
+    """
+    n = codes.shape[0]
+    if n == 0:
+        return np.zeros(codes.shape[1:], dtype="int32")
+    clear = codes == CLEAR
+    data = codes != NODATA
+    first_clear = np.where(clear.any(0), np.argmax(clear, axis=0) + 1, 0)
+    last_data = np.where(data.any(0), n - np.argmax(data[::-1], axis=0), 0)
+    return np.where(first_clear > 0, first_clear, last_data).astype("int32")
+
+
+# --------------------------------------------------------------------------- I/O
+def coarse_window(
+    grid: GlobalGrid, cell: Cell, halo: int, factor: int
+) -> tuple[tuple[float, float, float, float], tuple[int, int]]:
+    """Bounds and (h, w) of the coarse look over a cell + halo (halo rounded up to the factor)."""
+    h_c = math.ceil(halo / factor)
+    bounds = grid.cell_bounds(cell, halo=h_c * factor)
+    n = grid.cell_pixels // factor + 2 * h_c
+    return bounds, (n, n)
+
+
+def reduce_codes(codes: np.ndarray, factor: int) -> np.ndarray:
+    """Grid-resolution codes ``(y, x)`` → coarse codes: CLEAR only if *every* pixel is clear,
+    NODATA only if every pixel is nodata, otherwise "data, not clear" (:data:`UNCERTAIN`).
+
+    This makes the plan conservative: a coarse pixel the plan counts as clear is clear at full
+    resolution, so the planned prefix leaves no hole the full composite would fill.
+    """
+    h, w = codes.shape[0] // factor, codes.shape[1] // factor
+    blocks = codes[: h * factor, : w * factor].reshape(h, factor, w, factor)
+    all_clear = (blocks == CLEAR).all(axis=(1, 3))
+    all_nodata = (blocks == NODATA).all(axis=(1, 3))
+    out = np.full((h, w), UNCERTAIN, dtype="uint8")
+    out[all_clear] = CLEAR
+    out[all_nodata] = NODATA
+    return out
+
+
+def read_coarse_look(
+    item: pystac.Item,
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    *,
+    factor: int = 1,
+    cloud_dilation: int = 0,
+    shadow_dilation: int = 0,
+    bands: Sequence[str] = LOOK_BANDS,
+) -> CoarseLook:
+    """Read one scene's coarse look onto an EPSG:4326 window.
+
+    SCL is read with nearest resampling at ``factor`` × the coarse resolution (the grid's own
+    resolution when ``factor`` is the plan factor) with overviews disabled
+    (``OVERVIEW_LEVEL=NONE``), masked and dilated exactly as the composite does, then reduced to
+    the coarse shape with :func:`reduce_codes`.  The reflectance bands are read at the coarse
+    shape directly and may come from overviews (they only feed statistics).  The BOA offset is
+    removed as in :func:`s2cube.load`.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_bounds
+    from rasterio.vrt import WarpedVRT
+
+    h, w = shape
+    west, south, east, north = bounds
+    offset = int(item.properties.get("s2cube:boa_offset", 0))
+
+    def read(href: str, overviews: bool, out_h: int, out_w: int) -> np.ndarray:
+        opts = {} if overviews else {"OVERVIEW_LEVEL": "NONE"}
+        transform = from_bounds(west, south, east, north, out_w, out_h)
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            with rasterio.open(href, **opts) as src, WarpedVRT(
+                src, crs="EPSG:4326", transform=transform, width=out_w, height=out_h,
+                resampling=Resampling.nearest, src_nodata=0, nodata=0,
+            ) as vrt:  # fmt: skip
+                return vrt.read(1)
+
+    arrays = []
+    for band in bands:
+        if band in item.assets:
+            dn = read(item.assets[band].href, True, h, w).astype("uint16")
+            if offset:
+                dn = np.where(dn == 0, 0, np.maximum(dn.astype("int32") - offset, 1)).astype("uint16")
+            arrays.append(dn)
+        else:
+            arrays.append(np.zeros(shape, "uint16"))
+    stack = np.stack(arrays)
+    scl = read(item.assets["scl"].href, False, h * factor, w * factor)
+    fine = scl_to_mask(scl)
+    fine = dilate_mask(fine[None], cloud=cloud_dilation, shadow=shadow_dilation)[0]
+    codes = reduce_codes(fine, factor)
+    codes[(stack == 0).all(axis=0) & (codes != NODATA)] = UNCERTAIN
+    return CoarseLook(scene=item.id, codes=codes, bands=stack)
+
+
+# --------------------------------------------------------------------------- survey
+def survey_cell(
+    items: Sequence[pystac.Item],
+    cell: Cell,
+    *,
+    grid: GlobalGrid,
+    halo: int,
+    factor: int,
+    cloud_dilation: int = 0,
+    shadow_dilation: int = 0,
+    reference: np.ndarray | None = None,
+    reference_scene: str | None = None,
+    n_samples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Coarse looks of a cell's candidates and the samples the driver needs.
+
+    Returns ``{"codes": (n, h, w) uint8, "haze": {id: HOT samples}, "pairs": {id: (2, 4, k)},
+    "bounds", "shape", "sample"}`` (``sample``: codes and bands of every scene at up to
+    ``n_samples`` pixels clear in at least two scenes).  ``pairs[id][0]`` are the scene's DN, ``[1]`` the reference's, on
+    pixels clear in both (the reference: the coarse median of clear observations, or
+    ``reference`` (4, h, w) when given).
+    """
+    from .harmonize.radiometry import reference_composite
+
+    bounds, shape = coarse_window(grid, cell, halo, factor)
+    looks = [
+        read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
+                         shadow_dilation=shadow_dilation)
+        for it in items
+    ]  # fmt: skip
+    codes = np.stack([lk.codes for lk in looks]) if looks else np.zeros((0, *shape), "uint8")
+    bands = np.stack([lk.bands for lk in looks]) if looks else np.zeros((0, 4, *shape), "uint16")
+    clear = codes == CLEAR
+    ids = [it.id for it in items]
+    if reference is not None:
+        ref = reference.astype("float64")
+    elif reference_scene is not None and reference_scene in ids:
+        k = ids.index(reference_scene)
+        ref = np.where(clear[k][None] & (bands[k] > 0), bands[k].astype("float64"), np.nan)
+    else:
+        ref = reference_composite(bands, clear)
+    rng = random.Random(f"{seed}-{cell.name}")
+    haze: dict[str, np.ndarray] = {}
+    pairs: dict[str, np.ndarray] = {}
+    for k, it in enumerate(items):
+        ok = clear[k] & (bands[k] > 0).all(axis=0)
+        idx = np.flatnonzero(ok.ravel())
+        if idx.size > n_samples:
+            idx = np.array(sorted(rng.sample(list(idx), n_samples)))
+        b = bands[k].reshape(4, -1)[:, idx]
+        haze[it.id] = haze_optimized_transform(b[0], b[2])
+        r = ref.reshape(4, -1)[:, idx]
+        good = np.isfinite(r).all(axis=0)
+        pairs[it.id] = np.stack([b[:, good].astype("float64"), r[:, good]])
+    # a fixed sample of pixel locations seen by every scene, for colour-consistency metrics
+    flat = np.flatnonzero((codes == CLEAR).sum(axis=0).ravel() >= 2) if len(codes) else np.array([], int)
+    if flat.size > n_samples:
+        flat = np.array(sorted(rng.sample(list(flat), n_samples)))
+    sample = {
+        "codes": codes.reshape(len(codes), -1)[:, flat],
+        "bands": bands.reshape(len(bands), 4, -1)[:, :, flat],
+        "ids": ids,
+    }
+    return {"codes": codes, "haze": haze, "pairs": pairs, "bounds": bounds, "shape": shape,
+            "sample": sample}  # fmt: skip
+
+
+def plan_blocks(
+    codes: np.ndarray,
+    *,
+    grid: GlobalGrid,
+    cell: Cell,
+    candidates: Sequence[str],
+    order: Sequence[int],
+    block: int,
+    halo: int,
+    factor: int,
+    plan: bool = True,
+) -> CellPlan:
+    """Per-block priority prefixes from the coarse codes of a cell's candidates.
+
+    ``codes`` holds the candidates in survey order; ``order`` is the final priority order (after
+    haze demotion) as indices into it.  ``halo`` is the block's context in pixels (blending).
+    """
+    ordered = codes[list(order)] if len(order) else codes[:0]
+    n_px = grid.cell_pixels
+    h_c = (codes.shape[1] - n_px // factor) // 2
+    data = ordered != NODATA
+    # dilate "has data" by one coarse pixel so footprint edges finer than the look are covered
+    from scipy.ndimage import binary_dilation
+
+    has_data = np.stack([binary_dilation(d, iterations=1) for d in data]) if len(data) else data
+    need = prefix_lengths(ordered)
+    cp = CellPlan(cell=cell, candidates=[candidates[i] for i in order], block=block,
+                  coarse_factor=factor, has_data=has_data)  # fmt: skip
+    n_blocks = math.ceil(n_px / block)
+    for bi in range(n_blocks):
+        for bj in range(n_blocks):
+            y0, y1 = bi * block - halo, min((bi + 1) * block, n_px) + halo
+            x0, x1 = bj * block - halo, min((bj + 1) * block, n_px) + halo
+            cy0 = max(math.floor(y0 / factor) + h_c, 0)
+            cy1 = min(math.ceil(y1 / factor) + h_c, codes.shape[1])
+            cx0 = max(math.floor(x0 / factor) + h_c, 0)
+            cx1 = min(math.ceil(x1 / factor) + h_c, codes.shape[2])
+            win = has_data[:, cy0:cy1, cx0:cx1]
+            with_data = tuple(int(k) for k in np.flatnonzero(win.reshape(len(win), -1).any(axis=1)))
+            if plan:
+                length = int(need[cy0:cy1, cx0:cx1].max(initial=0))
+                scenes = tuple(k for k in with_data if k < length)
+            else:
+                scenes = with_data
+            cp.blocks.append(BlockPlan(bi, bj, scenes, with_data))
+    return cp
+
+
+def demote_hazy(
+    candidates: Sequence[str], haze_scores: dict[str, float], threshold: float | None
+) -> list[int]:
+    """Priority order with hazy scenes (score > threshold) moved to the end, order otherwise kept."""
+    idx = list(range(len(candidates)))
+    if threshold is None:
+        return idx
+    clear = [i for i in idx if not haze_scores.get(candidates[i], -1.0) > threshold]
+    hazy = [i for i in idx if haze_scores.get(candidates[i], -1.0) > threshold]
+    return clear + hazy
+
+
+def haze_score(samples: Sequence[np.ndarray]) -> float:
+    """Median HOT over all samples of a scene (NaN if none)."""
+    vals = np.concatenate([np.asarray(s, "float64") for s in samples]) if samples else np.array([])
+    if vals.size == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.median(vals))
+
+
+__all__ += ["prefix_lengths", "reduce_codes", "demote_hazy", "haze_score"]
