@@ -376,8 +376,13 @@ def composite_cell(
     grid: GlobalGrid = DEFAULT_GRID,
     config: MosaicConfig = MosaicConfig(),
     scene_index: Mapping[str, int] | None = None,
+    store: str | Path | None = None,
 ) -> xr.Dataset:
     """Lazy planned, harmonized, blended priority composite of one cell (halo removed).
+
+    Scene transfer functions and haze scores are fitted on this cell alone, unless ``store`` is
+    given: then the store's scene table (its fitted parameters and scene indices) is used, so
+    the result equals what the store holds for this cell.
 
     Examples
     --------
@@ -389,7 +394,13 @@ def composite_cell(
     config.validate()
     done = all("s2cube:boa_offset" in it.properties for it in items)
     items = list(items) if done else normalize_items(items, bands=(*config.bands, "scl"))
-    prepared = prepare_cells(items, [cell], grid=grid, config=config, scene_index=scene_index)
+    known = None
+    if store is not None:
+        table = store_metadata(store).get("scenes", [])
+        known = {s["id"]: s for s in table}
+        scene_index = scene_index or {s["id"]: s["index"] for s in table}
+    prepared = prepare_cells(items, [cell], grid=grid, config=config, scene_index=scene_index,
+                             known=known)  # fmt: skip
     if cell.name not in prepared.datasets:
         raise InputError(f"no item has data in {cell}; nothing to composite")
     ds = prepared.datasets[cell.name]
