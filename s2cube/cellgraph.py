@@ -132,7 +132,8 @@ def _block_task(
                     bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
                 )  # fmt: skip
                 full = cube.data.compute(scheduler="sync")
-            ids = [it.id for it in all_items]
+            # the cube holds the items whose footprint touches the window, in order
+            ids = [str(i) for i in cube.coords["id"].values]
             out, source, count, _ = block_kernel(full, [knots[i] for i in ids], spec)
             stats = {"scenes_read": len(ids), "fallback": True}
     packed = np.empty((n_b + 2, *source.shape), dtype="int32")
@@ -209,7 +210,9 @@ def cell_composite(
         task = dask.delayed(_block_task, pure=True, nout=2)(
             cube.data,
             spec=spec,
-            scene_ids=tuple(it.id for it in planned),
+            # the scenes the cube really holds (stackstac drops items whose footprint misses the
+            # window), in priority order: source indices refer to these
+            scene_ids=tuple(str(i) for i in cube.coords["id"].values),
             knots={i: knots.get(i, [IDENTITY] * n_b) for i in
                    [it.id for it in planned] + [plan.candidates[k] for k in unplanned]},
             scene_index=dict(scene_index),

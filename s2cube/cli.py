@@ -261,7 +261,7 @@ def _register_optional() -> None:
         ("s2cube.serve.cli", "serve"),
         ("s2cube.serve.cli", "overviews"),
         ("s2cube.chips", "chips_command"),
-        ("s2cube.harmonize.cli", "render"),
+        ("s2cube.harmonize.cli", "figures"),
     ):
         try:
             mod = __import__(module, fromlist=[attr])

@@ -66,7 +66,7 @@ class MosaicConfig:
     plan_factor
         Decimation of the coarse look (grid pixels per coarse pixel; a divisor of the cell).
     block
-        Processing block edge in pixels (default: the cell up to 1024 px).
+        Processing block edge in pixels (default: a quarter of the cell, at most 1024 px).
     harmonize
         ``"linear"`` (robust gain/offset), ``"histogram"`` (quantile matching) or ``"none"``.
     reference
@@ -341,7 +341,9 @@ def prepare_cells(
     out = PreparedCells(haze=haze, knots=knots)
     spec = config.spec
     f = _factor(grid, config.plan_factor)
-    block = config.block or min(grid.cell_pixels, 1024)
+    # blocks small enough that the plan can stop early in most of them, large enough that the
+    # halo re-reads stay small: a quarter of a cell, at most 1024 px
+    block = config.block or max(min(1024, grid.cell_pixels // 4), min(64, grid.cell_pixels))
     dates = {index[it.id]: np.datetime64(it.datetime.replace(tzinfo=None), "ns") for it in items}
     for c in cells:
         if c.name not in surveys:

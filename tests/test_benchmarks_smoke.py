@@ -21,5 +21,12 @@ def _load(name: str):
 def test_bench_composite_runs(capsys):
     results = _load("bench_composite").main(["--quick", "--repeat", "1"])
     out = capsys.readouterr().out
-    assert "ratio median/ours" in out
-    assert all(r["t_ours"] > 0 and r["m_ours"] > 0 for r in results.values())
+    assert "ratio median/planned" in out
+    assert all(r["planned_t"] > 0 and r["planned_m"] > 0 for r in results.values())
+
+
+@pytest.mark.slow
+def test_bench_cloud_model_runs(capsys):
+    pytest.importorskip("torch")
+    _load("bench_cloud_model").main(["--quick", "--repeat", "1"])
+    assert "Mpix/s" in capsys.readouterr().out

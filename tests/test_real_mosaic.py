@@ -98,7 +98,7 @@ def test_pixels_and_georeferencing_match_the_source_rasters(real_store, real_cat
     lat2d, lon2d = np.meshgrid(sub.latitude.values, sub.longitude.values, indexing="ij")
     rng = np.random.default_rng(0)
     valid = np.argwhere(sub.scene.values >= 0)
-    picks = valid[rng.choice(len(valid), size=400, replace=False)]
+    picks = valid[rng.choice(len(valid), size=3000, replace=False)]
     scenes = sub.scene.values[picks[:, 0], picks[:, 1]]
     exact = near = 0
     for band in ("red", "nir"):
