@@ -47,10 +47,18 @@ class CompositeSpec:
     blend_width: int = 8
     resampling: str = "nearest"
     strict: bool = False
+    mask_method: str = "scl"
+    model: str = "csmask-l2a-4b"
+    #: pixels of context the learned mask needs to be tiling-invariant (0 for SCL)
+    model_context: int = 0
+    #: grid pixels per model pixel (3 for the 30 m csmask models on the 10 m grid)
+    model_factor: int = 1
 
     @property
     def mask_halo(self) -> int:
-        return max(self.cloud_dilation, self.shadow_dilation)
+        return max(self.cloud_dilation, self.shadow_dilation) + (
+            self.model_context if self.mask_method != "scl" else 0
+        )
 
     @property
     def blend_halo(self) -> int:
@@ -77,7 +85,10 @@ def block_kernel(
     ``'`` is the window shrunk by ``spec.halo`` and ``''`` shrunk by ``spec.mask_halo``.
     """
     n_b = len(spec.bands)
-    codes = scl_to_mask(data[:, n_b], scl_table)
+    if spec.mask_method == "scl":
+        codes = scl_to_mask(data[:, n_b], scl_table)
+    else:
+        codes = _learned_codes(data, spec)
     codes[(data[:, :n_b] == 0).any(axis=1)] = NODATA
     codes = dilate_mask(codes, cloud=spec.cloud_dilation, shadow=spec.shadow_dilation)
     refl = np.empty_like(data[:, :n_b])
@@ -96,6 +107,21 @@ def block_kernel(
     h = spec.blend_halo
     core = (slice(h, out.shape[-2] - h), slice(h, out.shape[-1] - h))
     return out[(slice(None), *core)], source[core], count[core], any_clear
+
+
+def _learned_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
+    """Model (or model + SCL) codes of a window, single pass (numpy/torch path of the engine)."""
+    from .models import cloud_mask
+    from .models.masks import combine_with_scl
+
+    n_b = len(spec.bands)
+    cube = xr.DataArray(data[:, :n_b], dims=("time", "band", "y", "x"),
+                        coords={"band": list(spec.bands)})  # fmt: skip
+    codes = np.asarray(cloud_mask(cube, model=spec.model, factor=spec.model_factor).values, "uint8")
+    scl = data[:, n_b]
+    if spec.mask_method == "combined":
+        return np.asarray(combine_with_scl(codes, scl), "uint8")
+    return np.where((scl == 0) | (scl > 11), NODATA, codes).astype("uint8")
 
 
 def _block_task(

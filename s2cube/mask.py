@@ -125,12 +125,48 @@ def _table(overrides: Mapping[int, str | int] | None) -> np.ndarray:
     return table
 
 
+METHODS = ("scl", "model", "combined")
+
+
+def model_codes(
+    cube: xr.DataArray,
+    *,
+    method: str,
+    model: str = "csmask-l2a-4b",
+    **model_kwargs: object,
+) -> xr.DataArray:
+    """Codes from a learned model (``method="model"``) or the model combined with SCL
+    (``"combined"``: nodata > cloud (model or SCL 8/9) > cirrus > shadow (model or SCL 3) > snow
+    > clear, see :func:`s2cube.models.masks.combine_with_scl`).  Needs the ``ml`` extra."""
+    from .errors import require
+
+    require("torch", "ml")
+    from .models import cloud_mask
+    from .models.masks import combine_with_scl
+
+    lat = cube.latitude.values
+    pixel_m = abs(float(lat[1] - lat[0])) * 111_320.0 if len(lat) > 1 else 10.0
+    factor = model_kwargs.pop("factor", None) or max(1, round(30.0 / pixel_m))
+    dn = cube.rename({"latitude": "y", "longitude": "x"})
+    codes = cloud_mask(dn, model=model, factor=int(factor), **model_kwargs)  # type: ignore[arg-type]
+    codes = codes.rename({"y": "latitude", "x": "longitude"})
+    scl = cube.sel(band="scl")
+    if method == "combined":
+        codes = combine_with_scl(codes, scl)
+    else:
+        bad = (scl == 0) | (scl > 11)
+        codes = codes.where(~bad, NODATA).astype("uint8")
+    return codes.assign_coords(latitude=cube.latitude, longitude=cube.longitude)
+
+
 def mask(
     cube: xr.DataArray,
     *,
     method: str = "scl",
     dilation: int | Mapping[str, int] = 0,
     scl_classes: Mapping[int, str | int] | None = None,
+    model: str = "csmask-l2a-4b",
+    model_kwargs: Mapping[str, object] | None = None,
 ) -> xr.DataArray:
     """Classify every observation of a cube as clear / cloud / shadow / cirrus / snow / nodata.
 
@@ -139,7 +175,10 @@ def mask(
     cube
         ``(time, band, latitude, longitude)`` from :func:`s2cube.load` (SCL as last band).
     method
-        ``"scl"`` (rules on the Scene Classification Layer).
+        ``"scl"`` (rules on the Scene Classification Layer), ``"model"`` (a learned cloud/shadow
+        model, default the pretrained ukis-csmask L2A U-net) or ``"combined"`` (both; cirrus and
+        snow always come from SCL).  ``model`` and ``model_kwargs`` go to
+        :func:`s2cube.models.cloud_mask`.
     dilation
         Pixels to grow clouds and shadows by: one int for both or ``{"cloud": 3, "shadow": 2}``
         (``"*"`` is the default for unnamed keys).
@@ -158,11 +197,8 @@ def mask(
     """
     import dask.array as da
 
-    if method != "scl":
-        raise InputError(
-            f"mask method {method!r} is not available; use 'scl' (model-based masks come from "
-            "s2cube.models when installed)"
-        )
+    if method not in METHODS:
+        raise InputError(f"mask method {method!r}; choose one of {METHODS}")
     if "scl" not in cube.coords.get("band", xr.DataArray([])).values:
         raise InputError("the cube has no 'scl' band; load it with s2cube.load")
     if isinstance(dilation, Mapping):
@@ -204,6 +240,23 @@ def mask(
             )
     else:
         out = _mask_block(np.asarray(data), **kwargs)
+    if method != "scl":
+        import dask.array as da
+
+        learned = model_codes(ordered, method=method, model=model, **dict(model_kwargs or {}))
+        raw = learned.data
+        refl_nodata = (ordered.sel(band=order[:-1]) == 0).any("band").data if n_refl else None
+        if refl_nodata is not None:
+            raw = (da if isinstance(raw, da.Array) else np).where(refl_nodata, NODATA, raw)
+        if isinstance(raw, da.Array):
+            out = (
+                da.map_overlap(dilate_mask, raw.astype("uint8"), depth={0: 0, 1: depth, 2: depth},
+                               boundary="none", dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
+                               cloud=d_cloud, shadow=d_shadow)
+                if depth else raw.astype("uint8")
+            )  # fmt: skip
+        else:
+            out = dilate_mask(np.asarray(raw, "uint8"), cloud=d_cloud, shadow=d_shadow)
     result = xr.DataArray(
         out,
         dims=("time", "latitude", "longitude"),

@@ -94,14 +94,34 @@ class MosaicConfig:
     blend: str = "feather"
     blend_width: int = 8
     haze_threshold: float | None = 0.05
+    mask_method: str = "scl"
+    model: str = "csmask-l2a-4b"
+    #: grid pixels per model pixel (None: from the grid, ~30 m model pixels)
+    model_factor: int | None = None
+    #: context (grid px) the learned mask gets around each block; None = the model's whole
+    #: window (exactly tiling-invariant), smaller is faster but approximate
+    model_context: int | None = None
 
     @property
     def spec(self) -> CompositeSpec:
+        factor = self.model_factor or 1
+        context = self.model_context if self.model_context is not None else 255 * factor
         return CompositeSpec(
             bands=tuple(self.bands), cloud_dilation=self.cloud_dilation,
             shadow_dilation=self.shadow_dilation, blend=self.blend, blend_width=self.blend_width,
-            resampling=self.resampling, strict=self.strict,
+            resampling=self.resampling, strict=self.strict, mask_method=self.mask_method,
+            model=self.model, model_context=context if self.mask_method != "scl" else 0,
+            model_factor=factor,
         )  # fmt: skip
+
+    def for_grid(self, grid: GlobalGrid) -> MosaicConfig:
+        """Resolve grid-dependent defaults (the learned mask's pixel factor)."""
+        if self.mask_method == "scl" or self.model_factor is not None:
+            return self
+        import dataclasses
+
+        pixel_m = float(grid.resolution) * 111_320.0
+        return dataclasses.replace(self, model_factor=max(1, round(30.0 / pixel_m)))
 
     @property
     def halo(self) -> int:
@@ -118,6 +138,15 @@ class MosaicConfig:
             raise InputError(f"blend={self.blend!r}; choose 'feather', 'multiband' or 'none'")
         if self.blend_width < 0 or self.cloud_dilation < 0 or self.shadow_dilation < 0:
             raise InputError("blend_width and dilations must be >= 0 pixels")
+        if self.mask_method not in ("scl", "model", "combined"):
+            raise InputError(f"mask_method={self.mask_method!r}; choose 'scl', 'model' or 'combined'")
+        if self.mask_method != "scl":
+            from .errors import require
+
+            require("torch", "ml")
+            missing = {"blue", "green", "red", "nir"} - set(self.bands)
+            if missing:
+                raise InputError(f"mask_method={self.mask_method!r} needs bands {sorted(missing)}")
         if self.plan_factor < 1:
             raise InputError(f"plan_factor={self.plan_factor} must be >= 1")
         if self.reference not in ("composite", "best"):
@@ -316,6 +345,7 @@ def prepare_cells(
     from .plan import demote_hazy, plan_blocks
 
     known = known or {}
+    config = config.for_grid(grid)
     index = dict(scene_index) if scene_index is not None else {it.id: i for i, it in enumerate(items)}
     by_id = {it.id: it for it in items}
     best = None
