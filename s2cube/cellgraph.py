@@ -148,16 +148,20 @@ def _block_task(
         cy = np.clip((ys + fallback["row0"]) // f - r0, 0, fallback["has_data"].shape[1] - 1)
         cx = np.clip((xs + fallback["col0"]) // f - c0, 0, fallback["has_data"].shape[2] - 1)
         if fallback["has_data"][:, cy, cx].any():
-            from .cube import load_window
+            from .cube import VRT_ALIGN, load_window
 
             all_items = fallback["all_items"]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # the same cell-level window and chunking as the planned read, so that every
+                # pixel is warped exactly as in the planned read (GDAL's approximate warper
+                # depends on the output window)
                 cube = load_window(
-                    all_items, fallback["rows"], fallback["cols"], grid=fallback["grid"],
+                    all_items, fallback["cell_rows"], fallback["cell_cols"], grid=fallback["grid"],
                     bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
+                    chunksize=fallback["chunks"], align=VRT_ALIGN,
                 )  # fmt: skip
-                full = cube.data.compute(scheduler="sync")
+                full = cube.data[fallback["slice"]].compute(scheduler="sync")
             # the cube holds the items whose footprint touches the window, in order
             ids = [str(i) for i in cube.coords["id"].values]
             out, source, count, _ = block_kernel(full, [knots[i] for i in ids], spec)
@@ -185,7 +189,7 @@ def cell_composite(
     import dask
     import dask.array as da
 
-    from .cube import _spatial_ref, load_window
+    from .cube import VRT_ALIGN, _spatial_ref, load_window
 
     cell = plan.cell
     n_px = grid.cell_pixels
@@ -197,6 +201,26 @@ def cell_composite(
     stats = []
     f = plan.coarse_factor
     h_c = (plan.has_data.shape[1] - n_px // f) // 2 if plan.has_data is not None else 0
+    # one read of the cell (+halo) for every scene some block plans, chunked so that chunk
+    # edges fall on block edges: a block's window is its chunk plus the halo slices of its
+    # neighbours, every chunk is read once and shared, and all reads of a scene go through one
+    # GDAL dataset (its block cache)
+    needed = sorted({k for bp in plan.blocks for k in bp.scenes})
+    n_b = len(spec.bands)
+    cube = None
+    # chunk edges on block edges; the thin halo rings are merged into the outer blocks' chunks
+    edges = [min(B, n_px - i * B) for i in range(n_blocks)]
+    edges[0] += halo
+    edges[-1] += halo
+    if needed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cube = load_window([items[plan.candidates[k]] for k in needed],
+                               slice(rows0.start - halo, rows0.stop + halo),
+                               slice(cols0.start - halo, cols0.stop + halo), grid=grid,
+                               bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
+                               chunksize=(tuple(edges), tuple(edges)), align=VRT_ALIGN)  # fmt: skip
+        in_cube = {str(i): t for t, i in enumerate(cube.coords["id"].values)}
     for bp in plan.blocks:
         y0 = rows0.start + bp.row * B
         x0 = cols0.start + bp.col * B
@@ -204,19 +228,17 @@ def cell_composite(
         nx = min(B, n_px - bp.col * B)
         rows = slice(y0 - halo, y0 + ny + halo)
         cols = slice(x0 - halo, x0 + nx + halo)
-        n_b = len(spec.bands)
-        if not bp.scenes:
+        planned_ids = [plan.candidates[k] for k in bp.scenes]
+        tsel = [in_cube[i] for i in planned_ids if cube is not None and i in in_cube]
+        if not tsel:
             empty = np.zeros((n_b + 2, ny, nx), dtype="int32")
             empty[n_b] = -1
             grid_blocks[bp.row][bp.col] = da.from_array(empty, chunks=empty.shape)
             continue
-        planned = [items[plan.candidates[k]] for k in bp.scenes]
+        ry, rx = bp.row * B, bp.col * B  # window origin inside the halo'd cell cube
+        window = cube.data[tsel][:, :, ry : ry + ny + 2 * halo, rx : rx + nx + 2 * halo]
+        scene_ids = tuple(str(cube.coords["id"].values[t]) for t in tsel)
         unplanned = [k for k in bp.candidates_with_data if k not in bp.scenes]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cube = load_window(planned, rows, cols, grid=grid, bands=spec.bands,
-                               resampling=spec.resampling, strict=spec.strict,
-                               chunksize=max(ny, nx) + 2 * halo)  # fmt: skip
         fallback: dict[str, Any] = {}
         if unplanned and plan.has_data is not None:
             m = spec.mask_halo
@@ -229,18 +251,19 @@ def cell_composite(
                 "coarse_origin": (rows0.start // f - h_c, cols0.start // f - h_c),
                 "row0": rows.start + m,
                 "col0": cols.start + m,
-                "rows": rows,
-                "cols": cols,
+                "cell_rows": slice(rows0.start - halo, rows0.stop + halo),
+                "cell_cols": slice(cols0.start - halo, cols0.stop + halo),
+                "chunks": (tuple(edges), tuple(edges)),
+                "slice": (slice(None), slice(None), slice(ry, ry + ny + 2 * halo),
+                          slice(rx, rx + nx + 2 * halo)),
                 "grid": grid,
-            }
+            }  # fmt: skip
         task = dask.delayed(_block_task, pure=True, nout=2)(
-            cube.data,
+            window,
             spec=spec,
-            # the scenes the cube really holds (stackstac drops items whose footprint misses the
-            # window), in priority order: source indices refer to these
-            scene_ids=tuple(str(i) for i in cube.coords["id"].values),
+            scene_ids=scene_ids,
             knots={i: knots.get(i, [IDENTITY] * n_b) for i in
-                   [it.id for it in planned] + [plan.candidates[k] for k in unplanned]},
+                   list(scene_ids) + [plan.candidates[k] for k in unplanned]},
             scene_index=dict(scene_index),
             fallback=fallback,
         )  # fmt: skip

@@ -26,10 +26,14 @@ from .errors import InputError
 from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .search import ASSET_ALIASES, REFLECTANCE_BANDS, normalize_items
 
-__all__ = ["load", "remove_boa_offset", "items_touching", "DEFAULT_BANDS"]
+__all__ = ["load", "load_window", "remove_boa_offset", "items_touching", "DEFAULT_BANDS"]
+
+
 
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
 READ_CHUNK = 2048
+#: (rows, cols) alignment of warped reads: GDAL's default warped-VRT block is 512×128 px
+VRT_ALIGN = (128, 512)
 _RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 _SCENE_COORDS = ("id", "eo:cloud_cover", "s2cube:mgrs_tile", "s2cube:boa_offset", "s2cube:epsg")
 
@@ -141,12 +145,36 @@ def load_window(
     *,
     grid: GlobalGrid = DEFAULT_GRID,
     bands: Sequence[str] = DEFAULT_BANDS,
-    chunksize: int | None = None,
+    chunksize: int | tuple[tuple[int, ...], tuple[int, ...]] | None = None,
     resampling: str = "nearest",
     strict: bool = False,
     what: str = "window",
+    align: tuple[int, int] | None = None,
 ) -> xr.DataArray:
-    """Like :func:`load` for any window of global pixel rows/cols (may extend past the globe)."""
+    """Like :func:`load` for any window of global pixel rows/cols (may extend past the globe).
+
+    ``align=(rows, cols)`` makes the warped read itself cover a window whose edges are multiples
+    of ``rows``/``cols`` global pixels (the result is still cropped to ``rows``/``cols``).  With
+    :data:`VRT_ALIGN`, GDAL's warped-VRT blocks (512×128) then fall on one global tiling, and
+    its approximate transformer (per block row) gives every global pixel the same value
+    whichever window read it: cells, halos and fallbacks agree exactly.
+    """
+    if align is not None:
+        ay, ax = align
+        rv = slice((rows.start // ay) * ay, -(-rows.stop // ay) * ay)
+        cv = slice((cols.start // ax) * ax, -(-cols.stop // ax) * ax)
+        if isinstance(chunksize, tuple):
+            ch_y = tuple(c for c in (rows.start - rv.start, *chunksize[0], rv.stop - rows.stop) if c > 0)
+            ch_x = tuple(c for c in (cols.start - cv.start, *chunksize[1], cv.stop - cols.stop) if c > 0)
+            inner: Any = (ch_y, ch_x)
+        else:
+            inner = chunksize
+        full = load_window(items, rv, cv, grid=grid, bands=bands, chunksize=inner,
+                           resampling=resampling, strict=strict, what=what)  # fmt: skip
+        return full.isel(
+            latitude=slice(rows.start - rv.start, rows.stop - rv.start),
+            longitude=slice(cols.start - cv.start, cols.stop - cv.start),
+        )
     import stackstac
     from rasterio.enums import Resampling
 
@@ -156,7 +184,12 @@ def load_window(
     # read chunks are decoupled from the store's (small, tile-serving) chunks: fewer, larger
     # reads keep the graph small (tasks = scenes × bands × chunks); 2048 px × 10 scenes × 5
     # bands of uint16 is ~400 MB per chunk column at most
-    chunk = int(chunksize or min(max(rows.stop - rows.start, cols.stop - cols.start), READ_CHUNK))
+    if isinstance(chunksize, tuple):
+        # explicit (row chunks, col chunks), e.g. aligned to processing blocks and their halos
+        chunk_spec: Any = (1, 1, tuple(chunksize[0]), tuple(chunksize[1]))
+    else:
+        chunk = int(chunksize or min(max(rows.stop - rows.start, cols.stop - cols.start), READ_CHUNK))
+        chunk_spec = (1, 1, chunk, chunk)
     done = all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items)
     normed = list(items) if done else normalize_items(items, bands=(*bands, "scl"))
     r = float(grid.resolution)
@@ -189,7 +222,7 @@ def load_window(
         dtype="uint16",
         xy_coords="center",
         sortby_date=False,
-        chunksize=(1, 1, chunk, chunk),
+        chunksize=chunk_spec,
         errors_as_nodata=errors,
     )
     with warnings.catch_warnings():

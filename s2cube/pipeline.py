@@ -373,7 +373,7 @@ def prepare_cells(
     f = _factor(grid, config.plan_factor)
     # blocks small enough that the plan can stop early in most of them, large enough that the
     # halo re-reads stay small: a quarter of a cell, at most 1024 px
-    block = config.block or max(min(1024, grid.cell_pixels // 4), min(64, grid.cell_pixels))
+    block = config.block or max(min(1024, grid.cell_pixels // 4), min(256, grid.cell_pixels))
     dates = {index[it.id]: np.datetime64(it.datetime.replace(tzinfo=None), "ns") for it in items}
     for c in cells:
         if c.name not in surveys:
