@@ -109,6 +109,34 @@ def block_kernel(
     return out[(slice(None), *core)], source[core], count[core], any_clear
 
 
+def _window_pieces(
+    chunk_tasks: np.ndarray, edges: np.ndarray, tsel: Sequence[int], ry: int, rx: int, h: int, w: int
+) -> dict[str, Any]:
+    """The read chunks (delayed) covering window rows ``ry:ry+h``, cols ``rx:rx+w`` for ``tsel``."""
+    i0 = int(np.searchsorted(edges, ry, side="right") - 1)
+    i1 = int(np.searchsorted(edges, ry + h, side="left"))
+    j0 = int(np.searchsorted(edges, rx, side="right") - 1)
+    j1 = int(np.searchsorted(edges, rx + w, side="left"))
+    pieces = [
+        [[[chunk_tasks[t, b, i, j] for j in range(j0, j1)] for i in range(i0, i1)]
+         for b in range(chunk_tasks.shape[1])]
+        for t in tsel
+    ]  # fmt: skip
+    return {"pieces": pieces, "y0": int(ry - edges[i0]), "x0": int(rx - edges[j0]), "h": h, "w": w}
+
+
+def _assemble(window: dict[str, Any]) -> np.ndarray:
+    """Numpy window from computed chunk pieces (see :func:`_window_pieces`)."""
+    out = []
+    for per_t in window["pieces"]:
+        bands = []
+        for rows in per_t:
+            full = np.concatenate([np.concatenate([np.asarray(c)[0, 0] for c in row], axis=1) for row in rows], axis=0)
+            bands.append(full[window["y0"] : window["y0"] + window["h"], window["x0"] : window["x0"] + window["w"]])
+        out.append(np.stack(bands))
+    return np.stack(out)
+
+
 def _learned_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
     """Model (or model + SCL) codes of a window, single pass (numpy/torch path of the engine)."""
     from .models import cloud_mask
@@ -125,7 +153,7 @@ def _learned_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
 
 
 def _block_task(
-    data: np.ndarray,
+    data: np.ndarray | dict[str, Any],
     *,
     spec: CompositeSpec,
     scene_ids: tuple[str, ...],
@@ -135,6 +163,8 @@ def _block_task(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One block (runs on a worker): returns packed ``(band+2, y, x)`` int32 and its stats."""
     n_b = len(spec.bands)
+    if isinstance(data, dict):
+        data = _assemble(data)
     stats = {"scenes_read": len(scene_ids), "fallback": False}
     ids = list(scene_ids)
     out, source, count, any_clear = block_kernel(data, [knots[i] for i in ids], spec)
@@ -208,8 +238,15 @@ def cell_composite(
     needed = sorted({k for bp in plan.blocks for k in bp.scenes})
     n_b = len(spec.bands)
     cube = None
-    # chunk edges on block edges; the thin halo rings are merged into the outer blocks' chunks
-    edges = [min(B, n_px - i * B) for i in range(n_blocks)]
+    # read chunks of whole blocks, ~READ_CHUNK px: stackstac keeps no decoded-tile cache, so
+    # every read chunk decodes the source tiles it touches again; few large chunks keep that
+    # re-decoding small while a scene no block of a chunk needs is still never read.  The thin
+    # halo rings are merged into the outer chunks.
+    from .cube import READ_CHUNK
+
+    per = max(1, READ_CHUNK // B)
+    sizes = [min(B, n_px - i * B) for i in range(n_blocks)]
+    edges = [sum(sizes[i : i + per]) for i in range(0, n_blocks, per)]
     edges[0] += halo
     edges[-1] += halo
     if needed:
@@ -221,6 +258,11 @@ def cell_composite(
                                bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
                                chunksize=(tuple(edges), tuple(edges)), align=VRT_ALIGN)  # fmt: skip
         in_cube = {str(i): t for t, i in enumerate(cube.coords["id"].values)}
+        # every read chunk is its own task, shared by the blocks that need it (handing dask
+        # slices of the array to each block would let dask inline the reads into every block
+        # and read the same chunk up to nine times)
+        chunk_tasks = cube.data.to_delayed()
+        row_edges = np.concatenate([[0], np.cumsum(cube.data.chunks[2])])
     for bp in plan.blocks:
         y0 = rows0.start + bp.row * B
         x0 = cols0.start + bp.col * B
@@ -236,7 +278,7 @@ def cell_composite(
             grid_blocks[bp.row][bp.col] = da.from_array(empty, chunks=empty.shape)
             continue
         ry, rx = bp.row * B, bp.col * B  # window origin inside the halo'd cell cube
-        window = cube.data[tsel][:, :, ry : ry + ny + 2 * halo, rx : rx + nx + 2 * halo]
+        window = _window_pieces(chunk_tasks, row_edges, tsel, ry, rx, ny + 2 * halo, nx + 2 * halo)
         scene_ids = tuple(str(cube.coords["id"].values[t]) for t in tsel)
         unplanned = [k for k in bp.candidates_with_data if k not in bp.scenes]
         fallback: dict[str, Any] = {}

@@ -212,7 +212,9 @@ def _survey_task(
         return survey_cell(candidates, cell, grid=grid, halo=config.halo, factor=f,
                            cloud_dilation=config.cloud_dilation,
                            shadow_dilation=config.shadow_dilation, reference=reference,
-                           reference_scene=reference_scene)  # fmt: skip
+                           reference_scene=reference_scene,
+                           # band looks only feed harmonization and the haze score
+                           bands=config.harmonize != "none" or config.haze_threshold is not None)  # fmt: skip
 
 
 def _reference_from_store(path: str, grid: GlobalGrid, cell: Cell, config: MosaicConfig) -> np.ndarray | None:

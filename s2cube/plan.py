@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 HOT_OFFSET = 0.08
+#: the band looks (haze score, harmonization samples) are this many times coarser than the SCL look
+BAND_LOOK_FACTOR = 4
 #: coarse code for "has data but may not be clear at full resolution" (a cloud code, so not clear)
 UNCERTAIN = CLOUD
 LOOK_BANDS = ("blue", "green", "red", "nir")
@@ -157,7 +159,7 @@ def read_coarse_look(
     factor: int = 1,
     cloud_dilation: int = 0,
     shadow_dilation: int = 0,
-    bands: Sequence[str] = LOOK_BANDS,
+    bands: Sequence[str] | None = LOOK_BANDS,
 ) -> CoarseLook:
     """Read one scene's coarse look onto an EPSG:4326 window.
 
@@ -178,9 +180,18 @@ def read_coarse_look(
     offset = int(item.properties.get("s2cube:boa_offset", 0))
 
     def read(href: str, overviews: bool, out_h: int, out_w: int) -> np.ndarray:
-        opts = {} if overviews else {"OVERVIEW_LEVEL": "NONE"}
         transform = from_bounds(west, south, east, north, out_w, out_h)
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
+            if overviews:
+                # a warped VRT does not pick source overviews by itself: open the coarsest
+                # overview that is still at least as fine as the look
+                with rasterio.open(href) as src:
+                    factors = src.overviews(1)
+                    src_m = abs(src.res[0]) if src.crs and src.crs.is_projected else abs(src.res[0]) * 111_320
+                look_m = (east - west) / out_w * 111_320 * math.cos(math.radians((south + north) / 2))
+                fine_enough = [k for k, f in enumerate(factors) if f * src_m <= look_m]
+                opts = {"OVERVIEW_LEVEL": fine_enough[-1]} if fine_enough else {}
             with rasterio.open(href, **opts) as src, WarpedVRT(
                 src, crs="EPSG:4326", transform=transform, width=out_w, height=out_h,
                 resampling=Resampling.nearest, src_nodata=0, nodata=0,
@@ -188,15 +199,18 @@ def read_coarse_look(
                 return vrt.read(1)
 
     arrays = []
-    for band in bands:
+    for band in bands or ():
         if band in item.assets:
-            dn = read(item.assets[band].href, True, h, w).astype("uint16")
+            # statistics need far fewer pixels than the plan: read 4× coarser, repeat back
+            bh, bw = max(1, -(-h // BAND_LOOK_FACTOR)), max(1, -(-w // BAND_LOOK_FACTOR))
+            small = read(item.assets[band].href, True, bh, bw).astype("uint16")
+            dn = np.repeat(np.repeat(small, -(-h // bh), axis=0), -(-w // bw), axis=1)[:h, :w]
             if offset:
                 dn = np.where(dn == 0, 0, np.maximum(dn.astype("int32") - offset, 1)).astype("uint16")
             arrays.append(dn)
         else:
             arrays.append(np.zeros(shape, "uint16"))
-    stack = np.stack(arrays)
+    stack = np.stack(arrays) if arrays else np.ones((len(LOOK_BANDS), *shape), "uint16")
     scl = read(item.assets["scl"].href, False, h * factor, w * factor)
     fine = scl_to_mask(scl)
     fine = dilate_mask(fine[None], cloud=cloud_dilation, shadow=shadow_dilation)[0]
@@ -219,6 +233,7 @@ def survey_cell(
     reference_scene: str | None = None,
     n_samples: int = 2000,
     seed: int = 0,
+    bands: bool = True,
 ) -> dict[str, Any]:
     """Coarse looks of a cell's candidates and the samples the driver needs.
 
@@ -233,7 +248,7 @@ def survey_cell(
     bounds, shape = coarse_window(grid, cell, halo, factor)
     looks = [
         read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
-                         shadow_dilation=shadow_dilation)
+                         shadow_dilation=shadow_dilation, bands=LOOK_BANDS if bands else None)
         for it in items
     ]  # fmt: skip
     codes = np.stack([lk.codes for lk in looks]) if looks else np.zeros((0, *shape), "uint8")
