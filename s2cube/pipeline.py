@@ -200,21 +200,30 @@ def candidates_for(
     return [touching[i] for i in order]
 
 
+def _look_task(item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig) -> Any:
+    """One scene's coarse look over one cell (one task per scene, so looks run in parallel)."""
+    from .plan import LOOK_BANDS, coarse_window, read_coarse_look
+
+    f = _factor(grid, config.plan_factor)
+    bounds, shape = coarse_window(grid, cell, config.halo, f)
+    with_bands = config.harmonize != "none" or config.haze_threshold is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_coarse_look(item, bounds, shape, factor=f, cloud_dilation=config.cloud_dilation,
+                                shadow_dilation=config.shadow_dilation,
+                                # band looks only feed harmonization and the haze score
+                                bands=LOOK_BANDS if with_bands else None)  # fmt: skip
+
+
 def _survey_task(
     candidates: list[pystac.Item], cell: Cell, grid: GlobalGrid, config: MosaicConfig,
-    reference_scene: str | None, reference: np.ndarray | None,
+    reference_scene: str | None, reference: np.ndarray | None, looks: list[Any],
 ) -> dict[str, Any]:
     from .plan import survey_cell
 
     f = _factor(grid, config.plan_factor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return survey_cell(candidates, cell, grid=grid, halo=config.halo, factor=f,
-                           cloud_dilation=config.cloud_dilation,
-                           shadow_dilation=config.shadow_dilation, reference=reference,
-                           reference_scene=reference_scene,
-                           # band looks only feed harmonization and the haze score
-                           bands=config.harmonize != "none" or config.haze_threshold is not None)  # fmt: skip
+    return survey_cell(candidates, cell, grid=grid, halo=config.halo, factor=f,
+                       reference=reference, reference_scene=reference_scene, looks=looks)  # fmt: skip
 
 
 def _reference_from_store(path: str, grid: GlobalGrid, cell: Cell, config: MosaicConfig) -> np.ndarray | None:
@@ -361,8 +370,9 @@ def prepare_cells(
         ref = None
         if config.reference not in ("composite", "best"):
             ref = _reference_from_store(config.reference, grid, c, config)
+        looks = [dask.delayed(_look_task, pure=True)(it, c, grid, config) for it in cands[c.name]]
         survey_tasks[c.name] = dask.delayed(_survey_task, pure=True)(
-            cands[c.name], c, grid, config, best, ref
+            cands[c.name], c, grid, config, best, ref, looks
         )
     if client is not None and survey_tasks:
         futures = client.compute(list(survey_tasks.values()))

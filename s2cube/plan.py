@@ -234,8 +234,12 @@ def survey_cell(
     n_samples: int = 2000,
     seed: int = 0,
     bands: bool = True,
+    looks: Sequence[CoarseLook] | None = None,
 ) -> dict[str, Any]:
     """Coarse looks of a cell's candidates and the samples the driver needs.
+
+    ``looks`` (one per item, from :func:`read_coarse_look` over :func:`coarse_window`) may be
+    given when they were read elsewhere, e.g. in parallel tasks.
 
     Returns ``{"codes": (n, h, w) uint8, "haze": {id: HOT samples}, "pairs": {id: (2, 4, k)},
     "bounds", "shape", "sample"}`` (``sample``: codes and bands of every scene at up to
@@ -246,11 +250,12 @@ def survey_cell(
     from .harmonize.radiometry import reference_composite
 
     bounds, shape = coarse_window(grid, cell, halo, factor)
-    looks = [
-        read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
-                         shadow_dilation=shadow_dilation, bands=LOOK_BANDS if bands else None)
-        for it in items
-    ]  # fmt: skip
+    if looks is None:
+        looks = [
+            read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
+                             shadow_dilation=shadow_dilation, bands=LOOK_BANDS if bands else None)
+            for it in items
+        ]  # fmt: skip
     codes = np.stack([lk.codes for lk in looks]) if looks else np.zeros((0, *shape), "uint8")
     bands = np.stack([lk.bands for lk in looks]) if looks else np.zeros((0, 4, *shape), "uint16")
     clear = codes == CLEAR
