@@ -25,10 +25,10 @@ import numpy as np
 import pystac
 import xarray as xr
 
-from .grid import Cell, GlobalGrid
+from .grid import GlobalGrid
 from .harmonize.blend import blend_composite, blend_halo
 from .harmonize.radiometry import IDENTITY, apply_knots
-from .mask import CLEAR, NODATA, SCL_TO_MASK, dilate_mask, scl_to_mask
+from .mask import CLEAR, NODATA, SCL_TO_MASK, finish_codes, scl_to_mask
 from .plan import CellPlan
 
 __all__ = ["CompositeSpec", "block_kernel", "cell_composite"]
@@ -89,8 +89,7 @@ def block_kernel(
         codes = scl_to_mask(data[:, n_b], scl_table)
     else:
         codes = _learned_codes(data, spec)
-    codes[(data[:, :n_b] == 0).any(axis=1)] = NODATA
-    codes = dilate_mask(codes, cloud=spec.cloud_dilation, shadow=spec.shadow_dilation)
+    codes = finish_codes(codes, data[:, :n_b], cloud=spec.cloud_dilation, shadow=spec.shadow_dilation)
     refl = np.empty_like(data[:, :n_b])
     for t in range(data.shape[0]):
         for b in range(n_b):

@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import InputError
-from .mask import CLEAR, SNOW
+from .harmonize.blend import select_sources
 
 __all__ = ["priority_order", "priority_composite", "composite"]
 
@@ -52,22 +52,9 @@ def priority_composite(
     """
     if refl.ndim != 4 or codes.ndim != 3 or refl.shape[:1] + refl.shape[2:] != codes.shape:
         raise InputError(f"shapes do not match: refl {refl.shape}, codes {codes.shape}")
-    n_t = codes.shape[0]
-    clear = codes == CLEAR
-    snow = codes == SNOW
-    count = (clear | snow).sum(axis=0, dtype="uint16")
-    if n_t == 0:
-        shape = codes.shape[1:]
-        return (
-            np.zeros(refl.shape[1:], dtype=refl.dtype),
-            np.full(shape, -1, dtype="int32"),
-            count,
-        )
-    first_clear = np.argmax(clear, axis=0)
-    has_clear = clear.any(axis=0)
-    first_snow = np.argmax(snow, axis=0)
-    has_snow = snow.any(axis=0)
-    source = np.where(has_clear, first_clear, np.where(has_snow, first_snow, -1)).astype("int32")
+    source, count = select_sources(codes)
+    if codes.shape[0] == 0:
+        return np.zeros(refl.shape[1:], dtype=refl.dtype), source, count
     idx = np.clip(source, 0, None)
     out = np.take_along_axis(refl, idx[None, None, :, :], axis=0)[0]
     out = np.where(source[None] >= 0, out, 0).astype(refl.dtype, copy=False)

@@ -101,14 +101,21 @@ def dilate_mask(codes: np.ndarray, *, cloud: int = 0, shadow: int = 0) -> np.nda
     return out
 
 
+def finish_codes(
+    codes: np.ndarray, refl: np.ndarray, *, cloud: int = 0, shadow: int = 0
+) -> np.ndarray:
+    """Nodata where any reflectance band ``refl`` (time, band, y, x) is 0, then dilation."""
+    if refl.shape[1]:
+        codes[(refl == 0).any(axis=1)] = NODATA
+    return dilate_mask(codes, cloud=cloud, shadow=shadow)
+
+
 def _mask_block(
     block: np.ndarray, *, n_refl: int, table: np.ndarray, cloud: int, shadow: int
 ) -> np.ndarray:
     """(time, band, y, x) block with SCL last → (time, y, x) codes."""
     codes = scl_to_mask(block[:, -1], table)
-    if n_refl:
-        codes[(block[:, :n_refl] == 0).any(axis=1)] = NODATA
-    return dilate_mask(codes, cloud=cloud, shadow=shadow)
+    return finish_codes(codes, block[:, :n_refl], cloud=cloud, shadow=shadow)
 
 
 # --------------------------------------------------------------------------- wrapper

@@ -14,8 +14,6 @@ an interruption recomputes exactly the unfinished cells and gives an identical s
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +34,7 @@ from .search import parse_dates, search
 from .store import (
     store_metadata,
     update_scene_params,
+    write_empty_cell,
     check_store_path,
     create_store,
     forget_cell,
@@ -83,7 +82,6 @@ class MosaicConfig:
     cloud_dilation: int = 2
     shadow_dilation: int = 2
     resampling: str = "nearest"
-    chunksize: int | None = None
     strict: bool = False
     overviews: bool = True
     plan: bool = True
@@ -480,27 +478,6 @@ def _write_task(
     return rec
 
 
-def _empty_task(store: str, cell: Cell, grid_dict: dict[str, Any]) -> dict[str, Any]:
-    from .store import _atomic_write_json, _manifest_dir
-
-    grid = GlobalGrid.from_dict(grid_dict)
-    rec = {
-        "cell": cell.name,
-        "row": cell.row,
-        "col": cell.col,
-        "bounds": list(grid.cell_bounds(cell)),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "empty": True,
-        "n_pixels": grid.cell_pixels**2,
-        "n_composited": 0,
-        "n_nodata": grid.cell_pixels**2,
-        "n_without_clear": grid.cell_pixels**2,
-        "scenes_used": [],
-    }
-    _atomic_write_json(_manifest_dir(Path(store)) / f"{cell.name}.json", rec)
-    return rec
-
-
 def _resolve_client(client: Any, scheduler: str | None) -> Any:
     if client is not None:
         return client
@@ -642,7 +619,7 @@ def mosaic(
         if overwrite:
             forget_cell(store_p, cell)
         if cell.name not in prepared.datasets:
-            tasks.append((cell, dask.delayed(_empty_task, pure=False)(str(store_p), cell, grid.to_dict())))
+            tasks.append((cell, dask.delayed(write_empty_cell, pure=False)(str(store_p), cell)))
             continue
         ds = prepared.datasets[cell.name]
         record = {**run_record, **prepared.records[cell.name]}

@@ -233,7 +233,7 @@ def survey_cell(
     reference_scene: str | None = None,
     n_samples: int = 2000,
     seed: int = 0,
-    bands: bool = True,
+    with_bands: bool = True,
     looks: Sequence[CoarseLook] | None = None,
 ) -> dict[str, Any]:
     """Coarse looks of a cell's candidates and the samples the driver needs.
@@ -253,7 +253,7 @@ def survey_cell(
     if looks is None:
         looks = [
             read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
-                             shadow_dilation=shadow_dilation, bands=LOOK_BANDS if bands else None)
+                             shadow_dilation=shadow_dilation, bands=LOOK_BANDS if with_bands else None)
             for it in items
         ]  # fmt: skip
     codes = np.stack([lk.codes for lk in looks]) if looks else np.zeros((0, *shape), "uint8")

@@ -12,17 +12,10 @@ __all__ = ["tci_rule", "true_colour", "write_png"]
 
 
 def tci_rule(dn: np.ndarray) -> np.ndarray:
-    """ESA TCI rule: reflectance DN 0–2000 → 0–255 linearly (clipped)."""
-    return np.clip(np.asarray(dn, dtype="float32") * (255.0 / 2000.0), 0, 255).astype("uint8")
+    """ESA TCI rule: reflectance DN 0–2000 → 0–255 linearly (clipped); see :func:`s2cube.serve.render.tci`."""
+    from .serve.render import tci
 
-
-def _global_curve():
-    try:
-        from .serve.render import tone_curve
-
-        return tone_curve
-    except ImportError:  # the serving extra's module is absent: fall back to the ESA rule
-        return tci_rule
+    return tci(dn)
 
 
 def true_colour(ds: xr.Dataset, *, rule: str = "curve") -> np.ndarray:
@@ -30,7 +23,9 @@ def true_colour(ds: xr.Dataset, *, rule: str = "curve") -> np.ndarray:
 
     ``rule`` is ``"curve"`` (the global tone curve, identical everywhere) or ``"tci"``.
     """
-    curve = _global_curve() if rule == "curve" else tci_rule
+    from .serve.render import tone_curve
+
+    curve = tone_curve if rule == "curve" else tci_rule
     rgb = np.stack([np.asarray(ds[b].values) for b in ("red", "green", "blue")], axis=-1)
     out = np.zeros((*rgb.shape[:2], 4), dtype="uint8")
     out[..., :3] = curve(rgb)

@@ -44,6 +44,7 @@ __all__ = [
     "store_metadata",
     "register_scenes",
     "write_cell",
+    "write_empty_cell",
     "read_manifest",
     "cells_done",
     "store_info",
@@ -409,6 +410,28 @@ def write_cell(
         "date_min": str(np.datetime64(DATE_EPOCH) + int(days.min())) if days.size else None,
         "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
         **(record or {}),
+    }
+    _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
+    return rec
+
+
+def write_empty_cell(path: str | os.PathLike[str], cell: Cell) -> dict[str, Any]:
+    """Record a cell that no scene covers as finished, without writing any shard."""
+    p = _require_store(path)
+    grid = GlobalGrid.from_dict(store_metadata(p)["grid"])
+    n = grid.cell_pixels**2
+    rec = {
+        "cell": cell.name,
+        "row": cell.row,
+        "col": cell.col,
+        "bounds": list(grid.cell_bounds(cell)),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "empty": True,
+        "n_pixels": n,
+        "n_composited": 0,
+        "n_nodata": n,
+        "n_without_clear": n,
+        "scenes_used": [],
     }
     _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
     return rec

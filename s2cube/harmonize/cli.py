@@ -62,9 +62,8 @@ def make_figures(
 
     from ..grid import GlobalGrid, validate_bbox
     from ..pipeline import MosaicConfig, prepare_cells
-    from ..quicklook import tci_rule
+    from ..quicklook import true_colour
     from ..search import search
-    from ..serve.render import tone_curve
     from .metrics import seam_metric
 
     bbox = validate_bbox(bbox)
@@ -97,20 +96,13 @@ def make_figures(
             "read_fraction": float(np.mean([r["read_fraction"] for r in recs])),
         }
 
-    def rgba(ds: Any, curve: Any) -> np.ndarray:
-        rgb = np.stack([ds[b].values for b in ("red", "green", "blue")], axis=-1)
-        img = np.zeros((*rgb.shape[:2], 4), "uint8")
-        img[..., :3] = curve(rgb)
-        img[..., 3] = np.where((rgb > 0).all(-1), 255, 0)
-        return img
-
-    top = [_label(rgba(ds, tone_curve), name) for name, ds in mosaics.items()]
+    top = [_label(true_colour(ds), name) for name, ds in mosaics.items()]
     bottom = [_label(_scene_colours(ds.scene.values), "source scenes") for ds in mosaics.values()]
     sheet = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
     Image.fromarray(sheet).save(out_p / "blend.png")
     best = mosaics["harmonized+feather"]
-    tone = np.concatenate([_label(rgba(best, tci_rule), "ESA TCI rule (0-2000 linear)"),
-                           _label(rgba(best, tone_curve), "s2cube global tone curve")], axis=1)  # fmt: skip
+    tone = np.concatenate([_label(true_colour(best, rule="tci"), "ESA TCI rule (0-2000 linear)"),
+                           _label(true_colour(best), "s2cube global tone curve")], axis=1)  # fmt: skip
     Image.fromarray(tone).save(out_p / "tone.png")
     (out_p / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return {"blend": str(out_p / "blend.png"), "tone": str(out_p / "tone.png"), "metrics": metrics}

@@ -313,21 +313,12 @@ def train_cloud(
         "width": config.width,
         "depth": config.depth,
     }
-    card = ModelCard(
-        name=f"cloud-unet-{Path(out_dir).name}",
-        input_bands=bands,
-        classes=CLOUD_CLASSES,
-        normalisation={"kind": "standardise", "mean": mean, "std": std},
-        resolution_m=resolution_m or _resolution(cube),
-        architecture="cloud-unet",
-        arch_kwargs=kwargs,
-        window=config.patch,
-        output="softmax",
-        licence="Apache-2.0",
-        training_data=training_data
-        or ("SCL weak labels" if labels is None else "user masks")
+    card = _card(
+        "cloud-unet", out_dir, bands, CLOUD_CLASSES, mean, std,
+        resolution_m or _resolution(cube), kwargs, config.patch,
+        training_data or ("SCL weak labels" if labels is None else "user masks")
         + f", {cube.sizes['time']} scenes, {len(px)} patches of {config.patch} px",
-    )
+    )  # fmt: skip
     torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
     return fit(CloudUNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir)
@@ -383,26 +374,37 @@ def train_haze(
         )
     px, mean, std = _standardise(px)
     kwargs = {"in_channels": len(bands), "n_classes": 2, "width": config.width}
-    card = ModelCard(
-        name=f"haze-net-{Path(out_dir).name}",
-        input_bands=bands,
-        classes=HAZE_CLASSES,
-        normalisation={"kind": "standardise", "mean": mean, "std": std},
-        resolution_m=resolution_m or _resolution(cube),
-        architecture="haze-net",
-        arch_kwargs=kwargs,
-        window=config.patch,
-        output="softmax",
-        licence="Apache-2.0",
-        training_data=training_data
-        or ("SCL weak labels (10 = haze)" if labels is None else "user masks")
+    card = _card(
+        "haze-net", out_dir, bands, HAZE_CLASSES, mean, std,
+        resolution_m or _resolution(cube), kwargs, config.patch,
+        training_data or ("SCL weak labels (10 = haze)" if labels is None else "user masks")
         + f", {len(px)} patches of {config.patch} px",
-    )
+    )  # fmt: skip
     torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
     return fit(
         HazeNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir, task="classification"
     )
+
+
+def _card(
+    architecture: str, out_dir: str | Path, bands: tuple[str, ...], classes: Any, mean: Any,
+    std: Any, resolution_m: float, arch_kwargs: dict[str, Any], patch: int, training_data: str,
+) -> ModelCard:
+    """The model card of a net trained here (standardised inputs, softmax output)."""
+    return ModelCard(
+        name=f"{architecture}-{Path(out_dir).name}",
+        input_bands=bands,
+        classes=classes,
+        normalisation={"kind": "standardise", "mean": mean, "std": std},
+        resolution_m=resolution_m,
+        architecture=architecture,
+        arch_kwargs=arch_kwargs,
+        window=patch,
+        output="softmax",
+        licence="Apache-2.0",
+        training_data=training_data,
+    )  # fmt: skip
 
 
 def _resolution(cube: Any) -> float:
