@@ -302,6 +302,7 @@ def cell_composite(
     raw_name, packed_name, stats_name = (f"s2cube-{what}-{token}" for what in ("block", "packed", "stats"))
     layer: dict[Any, Any] = {}
     stats_layer: dict[Any, Any] = {}
+    read_chunks: set[tuple[Any, ...]] = set()  # (name, t, i, j) of every chunk some block reads
     for bp in plan.blocks:
         y0 = rows0.start + bp.row * B
         x0 = cols0.start + bp.col * B
@@ -317,6 +318,7 @@ def cell_composite(
             continue
         ry, rx = bp.row * B, bp.col * B  # window origin inside the halo'd cell cube
         pieces, window = _window_pieces(chunk_keys, row_edges, col_edges, tsel, ry, rx, ny + 2 * halo, nx + 2 * halo)
+        read_chunks.update((k[0], k[1], k[3], k[4]) for per_t in pieces for rows_ in per_t[0] for k in rows_)
         scene_ids = tuple(str(cube.coords["id"].values[t]) for t in tsel)
         unplanned = [k for k in bp.candidates_with_data if k not in bp.scenes]
         fallback: dict[str, Any] = {}
@@ -379,5 +381,10 @@ def cell_composite(
     ds["scene"] = (dims, scene, {"nodata": -1})
     ds["date"] = (dims, scene.map_blocks(lambda s: lut[s], dtype="datetime64[ns]"))
     ds["clear_count"] = (dims, packed_all[n_b + 1].astype("uint16"))
-    ds.attrs = {"cell": cell.name}
+    ds.attrs = {"cell": cell.name, "read_fraction_pixels": 0.0}
+    if cube is not None and plan.candidates:
+        # warped pixels the plan reads (every band alike) / a full read of every candidate
+        area = sum(cube.data.chunks[2][i] * cube.data.chunks[3][j] for _, _, i, j in read_chunks)
+        full = len(plan.candidates) * (n_px + 2 * halo) ** 2
+        ds.attrs["read_fraction_pixels"] = area / full
     return ds, stats

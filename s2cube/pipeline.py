@@ -398,6 +398,7 @@ def prepare_cells(
         ds, stats = cell_composite(by_id, plan, grid=grid, spec=spec, knots=knots,
                                    scene_index=index, scene_dates=dates)  # fmt: skip
         metrics = {"read_fraction": plan.read_fraction,
+                   "read_fraction_pixels": ds.attrs["read_fraction_pixels"],
                    **_colour_metrics(sv["sample"], knots, config.bands)}  # fmt: skip
         out.datasets[c.name] = ds
         out.stats[c.name] = stats

@@ -66,30 +66,114 @@ def _measure(fn, repeat: int) -> tuple[float, float, float, object]:
     return best_t, peak / 2**20, read, out
 
 
+class _RangeServer:
+    """A local HTTP server with byte-range support that counts the bytes it serves.
+
+    Reading the COGs over HTTP (GDAL's /vsicurl/, as from object storage) measures what each
+    method really fetches from the rasters; ``rchar`` also counts PROJ's database and Python's
+    own files, which grow with the number of dataset opens, not with the raster bytes.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, head: bool) -> None:
+                # /<run tag>/<absolute path>: a fresh tag per run defeats GDAL's process-wide
+                # /vsicurl/ cache between runs (within a run it helps every method alike)
+                path = Path("/" + self.path.split("?")[0].lstrip("/").partition("/")[2])
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                size = path.stat().st_size
+                rng = self.headers.get("Range")
+                start, end = 0, size - 1
+                if rng and rng.startswith("bytes="):
+                    a, _, b = rng[6:].split(",")[0].partition("-")
+                    start, end = int(a or 0), min(int(b) if b else size - 1, size - 1)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.end_headers()
+                if not head:
+                    with open(path, "rb") as f:
+                        f.seek(start)
+                        data = f.read(end - start + 1)
+                    self.wfile.write(data)
+                    with server.lock:
+                        server.bytes += len(data)
+
+            def do_GET(self):
+                self._send(False)
+
+            def do_HEAD(self):
+                self._send(True)
+
+        self.lock = threading.Lock()
+        self.bytes = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def items(self, items, tag: str):
+        """Copies of ``items`` whose raster assets point at this server, under ``/tag``."""
+        out = []
+        for it in items:
+            it = it.clone()
+            for a in it.assets.values():
+                if a.href.startswith("/"):
+                    a.href = f"{self.url}/{tag}{a.href}"
+            out.append(it)
+        return out
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def _http_bytes(fn, server: _RangeServer, items, tag: str) -> float:
+    b0 = server.bytes
+    fn(server.items(items, tag))
+    return (server.bytes - b0) / 2**20
+
+
 def run_case(name: str, items, grid, cell, repeat: int) -> dict[str, float]:
     import s2cube
 
     cfg = s2cube.MosaicConfig(overviews=False)
+    local = items
 
-    def priority():
+    def priority(items=local):
         cube = s2cube.load(items, cell, grid=grid, halo=2)
         codes = s2cube.mask(cube, dilation=2)
         return s2cube.composite(cube, codes).isel(latitude=slice(2, -2), longitude=slice(2, -2)).compute()
 
-    def planned():
+    def planned(items=local):
         return s2cube.composite_cell(items, cell, grid=grid, config=cfg).compute()
 
-    def median():
+    def median(items=local):
         cube = s2cube.load(items, cell, grid=grid)
         clear = cube.sel(band="scl").isin([2, 4, 5, 6, 7, 11])
         refl = cube.sel(band=["red", "green", "blue", "nir"])
         return refl.where(clear & (refl > 0)).median("time").compute()
 
     res = {}
+    http: dict[str, float] = {}
+    server = _RangeServer()
     with dask.config.set(scheduler="threads"):
         priority(), planned(), median()  # warm GDAL's caches for all three, untimed
         for key, fn in (("priority", priority), ("planned", planned), ("median", median)):
             res[key] = _measure(fn, repeat)
+            http[key] = _http_bytes(fn, server, local, f"{name.split()[0]}-{key}")
+    server.close()
     ds = res["planned"][3]
     px = ds.sizes["latitude"] * ds.sizes["longitude"]
     n = len(items)
@@ -98,15 +182,18 @@ def run_case(name: str, items, grid, cell, repeat: int) -> dict[str, float]:
     for key in ("priority", "planned", "median"):
         t, m, b, out = res[key]
         print(f"  {key:9s}: {t:7.2f} s  {px * n / t / 1e6:7.1f} Mpx·scene/s  peak {m:8.1f} MiB  "
-              f"read {b:8.1f} MiB")  # fmt: skip
-    tm, mm, bm = res["median"][:3]
+              f"raster bytes over HTTP {http[key]:7.1f} MiB  (rchar {b:6.1f} MiB)")  # fmt: skip
+    tm, mm, hm = res["median"][0], res["median"][1], http["median"]
     for key in ("priority", "planned"):
-        t, m, b = res[key][:3]
+        t, m = res[key][:2]
+        h = http[key]
         print(f"  ratio median/{key:8s}: time ×{tm / t:.2f}   peak memory ×{mm / m:.2f}   "
-              f"bytes read ×{bm / b if b else float('nan'):.2f}")  # fmt: skip
-    print(f"  planned: read fraction {ds.attrs.get('read_fraction', float('nan')):.3f} of candidate "
-          "scene-blocks (survey included in its time and bytes)")  # fmt: skip
-    return {f"{k}_{q}": v for k, r in res.items() for q, v in zip(("t", "m", "b"), r[:3], strict=True)}
+              f"raster bytes ×{hm / h if h else float('nan'):.2f}")  # fmt: skip
+    print(f"  planned: plan needs {ds.attrs.get('read_fraction', float('nan')):.3f} of the candidate "
+          f"scene-blocks; its read chunks warp {ds.attrs.get('read_fraction_pixels', float('nan')):.3f} "
+          "of all candidate pixels (survey included in its time and bytes)")  # fmt: skip
+    out = {f"{k}_{q}": v for k, r in res.items() for q, v in zip(("t", "m", "rchar"), r[:3], strict=True)}
+    return {**out, **{f"{k}_b": v for k, v in http.items()}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
