@@ -220,19 +220,24 @@ def test_planned_equals_reading_everything(real_items):
 
 def test_adjacent_cells_meet_exactly_as_if_computed_at_once(real_items):
     """Four 1/4° cells computed one by one == the 1/2° cell containing them, pixel for pixel."""
-    big = BIG.cell_of(15.9, 46.1)
     cfg = MosaicConfig(block=50, overviews=False, blend="feather", blend_width=8)
-    once = prepare_cells(real_items, [big], grid=BIG, config=cfg)
+    _assert_quarters_equal_whole(real_items, BIG, GRID, BIG.cell_of(15.9, 46.1), cfg)
+
+
+def _assert_quarters_equal_whole(items, big_grid, small_grid, big, cfg):
+    """The four small cells inside ``big``, each computed apart, equal ``big`` pixel for pixel."""
+    once = prepare_cells(items, [big], grid=big_grid, config=cfg)
     params = once.scene_params(cfg)  # the same scene-level transfers for every cell
     whole = _compute(once, big.name)
-    small = GRID.cells_in_bbox(BIG.cell_bounds(big))
+    small = small_grid.cells_in_bbox(big_grid.cell_bounds(big))
     assert len(small) == 4
     for c in small:
-        apart = prepare_cells(real_items, [c], grid=GRID, config=cfg, known=params)
+        apart = prepare_cells(items, [c], grid=small_grid, config=cfg, known=params)
         part = _compute(apart, c.name)
         sub = whole.sel(latitude=part.latitude, longitude=part.longitude)
         for v in VARS:
             np.testing.assert_array_equal(part[v].values, sub[v].values, err_msg=f"{c} {v}")
+    return whole
 
 
 @pytest.fixture(scope="module")
@@ -254,20 +259,9 @@ def test_adjacent_cells_meet_exactly_at_full_resolution(fine_items):
     """
     big_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 20))
     small_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 40))
-    big = big_grid.cell_of(12.01, 46.06)
     cfg = MosaicConfig(overviews=False, blend="feather", blend_width=8)
-    once = prepare_cells(fine_items, [big], grid=big_grid, config=cfg)
-    params = once.scene_params(cfg)
-    whole = _compute(once, big.name)
+    whole = _assert_quarters_equal_whole(fine_items, big_grid, small_grid, big_grid.cell_of(12.01, 46.06), cfg)
     assert (whole["red"].values > 0).mean() > 0.5 and len(np.unique(whole["scene"].values)) >= 3
-    small = small_grid.cells_in_bbox(big_grid.cell_bounds(big))
-    assert len(small) == 4
-    for c in small:
-        apart = prepare_cells(fine_items, [c], grid=small_grid, config=cfg, known=params)
-        part = _compute(apart, c.name)
-        sub = whole.sel(latitude=part.latitude, longitude=part.longitude)
-        for v in VARS:
-            np.testing.assert_array_equal(part[v].values, sub[v].values, err_msg=f"{c} {v}")
 
 
 def test_harmonization_and_blending_reduce_seams_and_colour_differences(real_items):
