@@ -141,9 +141,9 @@ def load(
 def _gdal_env() -> Any:
     """stackstac's GDAL options, plus block-wise warping (window-independent pixels).
 
-    For a large request GDAL's warped VRT warps the requested window directly (GDAL ≥ 3.6),
+    For a large request GDAL's warped VRT warps the requested window directly (GDAL 3.10 here),
     and its approximate transformer then interpolates along the rows of *that window*: with
-    nearest resampling ~0.3 % of pixels (10 m data on the 1/12000° grid) pick a neighbouring
+    nearest resampling up to ~0.5 % of pixels (10 m data on the 1/12000° grid) pick a neighbouring
     source pixel depending on how the array was chunked.  With
     ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO`` every read is served from the VRT's own
     512×128 blocks, which :data:`VRT_ALIGN` puts on one global tiling: a pixel's value no longer

@@ -254,8 +254,8 @@ def test_adjacent_cells_meet_exactly_at_full_resolution(fine_items):
     """Four 300 px cells == the 600 px cell holding them, on the default 1/12000° grid.
 
     Regression: GDAL warps a large windowed read of a warped VRT directly, and its
-    approximate transformer then depends on the window, so ~0.3 % of pixels changed with the
-    cell's read chunks; reads now go through the VRT's globally aligned blocks.
+    approximate transformer then depends on the window: 62 of 90 000 pixels (0.07 %) differed
+    with the cells' read chunks; reads now go through the VRT's globally aligned blocks.
     """
     big_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 20))
     small_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 40))
