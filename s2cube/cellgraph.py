@@ -253,7 +253,7 @@ def cell_composite(
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    from .cube import VRT_ALIGN, _spatial_ref, load_window
+    from .cube import READ_CHUNK, VRT_ALIGN, _spatial_ref, load_window
 
     cell = plan.cell
     n_px = grid.cell_pixels
@@ -273,8 +273,6 @@ def cell_composite(
     needed = sorted({k for bp in plan.blocks for k in bp.scenes})
     n_b = len(spec.bands)
     cube = None
-    from .cube import READ_CHUNK
-
     per = max(1, min(READ_BLOCKS, READ_CHUNK // B))
     row_sizes = read_chunk_sizes(n_px, B, halo, per, origin=rows0.start - halo, lattice=VRT_ALIGN[0])
     col_sizes = read_chunk_sizes(n_px, B, halo, per, origin=cols0.start - halo, lattice=VRT_ALIGN[1])
@@ -363,7 +361,6 @@ def cell_composite(
         hlg, HighLevelGraph.from_collections(stats_name, stats_layer, dependencies=[packed_all])
     )
     stats = [Delayed(k, stats_graph, layer=stats_name) for k in stats_layer]
-    n_b = len(spec.bands)
     dims = ("latitude", "longitude")
     ds = xr.Dataset(coords={
         "latitude": grid.latitudes(rows0.start, rows0.stop),

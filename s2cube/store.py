@@ -396,11 +396,7 @@ def write_cell(
     has_data = encoded[bands[0]] > 0
     days = encoded["date"][valid]
     rec = {
-        "cell": cell.name,
-        "row": cell.row,
-        "col": cell.col,
-        "bounds": list(grid.cell_bounds(cell)),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **_cell_header(grid, cell),
         "n_pixels": int(valid.size),
         "n_composited": int(valid.sum()),
         "n_nodata": int((~valid).sum()),
@@ -415,17 +411,24 @@ def write_cell(
     return rec
 
 
+def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
+    """The manifest fields every finished cell has: where it is and when it finished."""
+    return {
+        "cell": cell.name,
+        "row": cell.row,
+        "col": cell.col,
+        "bounds": list(grid.cell_bounds(cell)),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
 def write_empty_cell(path: str | os.PathLike[str], cell: Cell) -> dict[str, Any]:
     """Record a cell that no scene covers as finished, without writing any shard."""
     p = _require_store(path)
     grid = GlobalGrid.from_dict(store_metadata(p)["grid"])
     n = grid.cell_pixels**2
     rec = {
-        "cell": cell.name,
-        "row": cell.row,
-        "col": cell.col,
-        "bounds": list(grid.cell_bounds(cell)),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **_cell_header(grid, cell),
         "empty": True,
         "n_pixels": n,
         "n_composited": 0,

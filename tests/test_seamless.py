@@ -26,7 +26,6 @@ from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
 from s2cube.pipeline import MosaicConfig, prepare_cells
 from s2cube.plan import demote_hazy, haze_optimized_transform, prefix_lengths, reduce_codes
 
-from realdata import REAL_BBOX
 
 warnings.filterwarnings("ignore")
 VARS = ("red", "green", "blue", "nir", "scene", "date")

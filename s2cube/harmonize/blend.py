@@ -74,13 +74,9 @@ def _feather_weights(
         cols = np.flatnonzero(region.any(axis=0))
         y0, y1 = max(rows[0] - reach, 0), min(rows[-1] + 1 + reach, region.shape[0])
         x0, x1 = max(cols[0] - reach, 0), min(cols[-1] + 1 + reach, region.shape[1])
+        # the box holds a non-region pixel: a region filling its box would fill the array
         sub = region[y0:y1, x0:x1]
-        if sub.all():  # the region fills its box, which is the whole array: no edge inside
-            d = np.full(sub.shape, np.inf)
-        else:
-            inside = distance_transform_edt(sub)
-            outside = distance_transform_edt(~sub)
-            d = np.where(sub, inside - 0.5, -(outside - 0.5))
+        d = np.where(sub, distance_transform_edt(sub) - 0.5, -(distance_transform_edt(~sub) - 0.5))
         w = np.clip(0.5 + d / width, 0.0, 1.0)
         weights[k, y0:y1, x0:x1] = np.where(usable[s, y0:y1, x0:x1], w, 0.0)
     return weights

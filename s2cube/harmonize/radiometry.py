@@ -32,6 +32,8 @@ __all__ = [
 #: knots of the identity transfer
 IDENTITY: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0, 10000.0), (0.0, 10000.0))
 MIN_SHARED = 50
+#: arrays at least this large go through the cached lookup table in :func:`apply_knots`
+_LUT_MIN_SIZE = 1 << 17
 
 
 def apply_knots(dn: np.ndarray, knots: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
@@ -44,9 +46,6 @@ def apply_knots(dn: np.ndarray, knots: tuple[tuple[float, ...], tuple[float, ...
     if dn.dtype == np.uint16 and dn.size >= _LUT_MIN_SIZE:
         return _knots_lut(tuple(map(tuple, knots)))[dn]
     return _apply_knots(dn, knots)
-
-
-_LUT_MIN_SIZE = 1 << 17
 
 
 @functools.lru_cache(maxsize=256)

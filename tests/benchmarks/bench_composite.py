@@ -26,7 +26,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import dask
-import numpy as np
 
 warnings.filterwarnings("ignore")
 
