@@ -61,31 +61,22 @@ def test_pointwise_model_is_exact_whatever_the_tiling() -> None:
         np.testing.assert_allclose(out, direct, atol=1e-6)
 
 
+def _whole_image(net, x: np.ndarray) -> np.ndarray:
+    """predict_region over all of ``x`` (one slab, 32 px windows, 8 px overlap)."""
+    h, w = x.shape[-2:]
+    return predict_region(_run(net), x, slab_origin=(0, 0), image_shape=(h, w), core=(0, h, 0, w),
+                          layout=TileLayout(32, 8, 4), n_out=2)  # fmt: skip
+
+
 def test_single_window_equals_one_forward_pass(small_net) -> None:
     x = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)
-    out = predict_region(
-        _run(small_net),
-        x,
-        slab_origin=(0, 0),
-        image_shape=(32, 32),
-        core=(0, 32, 0, 32),
-        layout=TileLayout(32, 8, 4),
-        n_out=2,
-    )
+    out = _whole_image(small_net, x)
     np.testing.assert_allclose(out, _run(small_net)(x), atol=1e-6)
 
 
 def test_image_smaller_than_window_is_mirrored(small_net) -> None:
     x = np.random.default_rng(3).random((1, 3, 20, 12), dtype=np.float32)
-    out = predict_region(
-        _run(small_net),
-        x,
-        slab_origin=(0, 0),
-        image_shape=(20, 12),
-        core=(0, 20, 0, 12),
-        layout=TileLayout(32, 8, 4),
-        n_out=2,
-    )
+    out = _whole_image(small_net, x)
     padded = np.pad(x, ((0, 0), (0, 0), (0, 12), (0, 20)), mode="symmetric")
     np.testing.assert_allclose(out, _run(small_net)(padded)[..., :20, :12], atol=1e-6)
 
