@@ -5,7 +5,7 @@ The public API follows the data flow::
     items = s2cube.search("earth-search", bbox=..., start=..., end=..., max_cloud=60)
     cube = s2cube.load(items, cell, grid=grid)            # lazy (time, band, lat, lon)
     codes = s2cube.mask(cube, dilation=2)                 # clear/cloud/shadow/cirrus/snow/nodata
-    ds = s2cube.composite(cube, codes)                    # priority composite + provenance
+    ds = s2cube.composite(cube, codes)                    # the store's compositing engine
     s2cube.mosaic("earth-search", store="m.zarr", bbox=..., start=..., end=...)
     ds = s2cube.open_store("m.zarr")
 
@@ -15,7 +15,9 @@ Contains modified Copernicus Sentinel data when run on Sentinel-2 products.
 from __future__ import annotations
 
 from .composite import composite, priority_composite, priority_order
+from .config import ExecutionOptions, MosaicConfig
 from .cube import load
+from .driver import composite_cell, mosaic
 from .errors import (
     CatalogError,
     EmptySearchError,
@@ -25,10 +27,19 @@ from .errors import (
     StoreError,
 )
 from .grid import DEFAULT_GRID, Cell, GlobalGrid
+from .execute import MosaicReport
+from .harmonize.fit import SceneParams
 from .mask import mask
-from .pipeline import MosaicConfig, MosaicReport, composite_cell, mosaic
 from .search import normalize_item, normalize_items, search
-from .store import create_store, open_store, read_manifest, scene_table, store_info, write_cell
+from .store import (
+    create_store,
+    open_store,
+    read_manifest,
+    scene_params,
+    scene_table,
+    store_info,
+    write_cell,
+)
 
 __version__ = "0.1.0"
 
@@ -40,12 +51,14 @@ __all__ = [
     "Cell",
     "DEFAULT_GRID",
     "EmptySearchError",
+    "ExecutionOptions",
     "GlobalGrid",
     "InputError",
     "MissingDependencyError",
     "MosaicConfig",
     "MosaicReport",
     "S2CubeError",
+    "SceneParams",
     "StoreError",
     "__version__",
     "composite",
@@ -60,6 +73,7 @@ __all__ = [
     "priority_composite",
     "priority_order",
     "read_manifest",
+    "scene_params",
     "scene_table",
     "search",
     "store_info",

@@ -6,16 +6,19 @@ fix; nothing is written when the arguments are wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import click
 
-from .errors import S2CubeError
+from .config import ExecutionOptions, MosaicConfig, check_bands
+from .errors import InputError, MissingDependencyError, S2CubeError
 
 __all__ = ["main"]
 
@@ -107,24 +110,75 @@ def search_cmd(
         )
 
 
-def _make_client(scheduler: str | None, workers: int | None, threads: int | None, gpu: bool) -> Any:
-    from .pipeline import _resolve_client
+def _none_or(kind: type) -> click.ParamType:
+    """A click type that also accepts ``none`` (for options whose None means "off"/"default")."""
 
-    if scheduler:
-        return _resolve_client(None, scheduler)
-    try:
-        from .cluster import make_cluster  # optional: GPU-aware cluster factory
-    except ImportError:
-        make_cluster = None
-    from distributed import Client, LocalCluster
+    class NoneOr(click.ParamType):
+        name = f"{kind.__name__}|none"
 
-    if make_cluster is not None:
-        cluster = make_cluster(gpu=gpu or None, n_workers=workers, threads_per_worker=threads)
-    else:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=threads, dashboard_address=":0", processes=True
-        )
-    return Client(cluster)
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            if value is None or str(value).lower() in ("none", "off"):
+                return None
+            try:
+                return kind(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a {kind.__name__} or 'none'", param, ctx)
+
+    return NoneOr()
+
+
+def _option_for(f: dataclasses.Field[Any], hint: Any) -> Callable[[Any], Any]:
+    """One click option for one config field (type from its annotation, help from metadata)."""
+    flag = "--" + f.name.replace("_", "-")
+    default = f.default
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    help_text = f"{f.metadata.get('help', '')} [default: {shown}]"
+    args = get_args(hint)
+    if hint is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
+    if get_origin(hint) is Literal:
+        return click.option(flag, f.name, type=click.Choice(args), default=None, help=help_text)
+    if type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        return click.option(flag, f.name, type=_none_or(inner), default=None, help=help_text)
+    if get_origin(hint) is tuple:
+        return click.option(flag, f.name, default=None, metavar="A,B,...", help=help_text)
+    return click.option(flag, f.name, type=hint, default=None, help=help_text)
+
+
+def config_options(*classes: type) -> Callable[[Any], Any]:
+    """Decorator: one option per field of each config dataclass (generated, never out of date)."""
+
+    def decorate(fn: Any) -> Any:
+        for cls in reversed(classes):
+            hints = get_type_hints(cls)
+            for f in reversed(dataclasses.fields(cls)):
+                fn = _option_for(f, hints[f.name])(fn)
+        return fn
+
+    return decorate
+
+
+def build_configs(
+    config_file: str | None, flags: dict[str, Any]
+) -> tuple[MosaicConfig, ExecutionOptions]:
+    """The run's configs from a TOML file (optional) and command-line flags (which win)."""
+    import tomllib
+
+    values: dict[str, Any] = {}
+    if config_file:
+        try:
+            values = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"--config {config_file!r} is not a readable TOML file: {exc}") from exc
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if isinstance(values.get("bands"), str):
+        values["bands"] = check_bands(values["bands"])
+    exec_names = {f.name for f in dataclasses.fields(ExecutionOptions)}
+    config = MosaicConfig.from_record({k: v for k, v in values.items() if k not in exec_names})
+    execution = ExecutionOptions.from_record({k: v for k, v in values.items() if k in exec_names})
+    return config, execution
 
 
 @main.command("mosaic")
@@ -138,13 +192,14 @@ def _make_client(scheduler: str | None, workers: int | None, threads: int | None
 @click.option("--resolution", type=_fraction, help="Pixel size in degrees (default 1/12000).")
 @click.option("--cell-size", type=_fraction, help="Cell edge in degrees (default 1).")
 @click.option("--chunk-size", type=int, default=None, help="Zarr chunk edge in pixels (default 600).")
-@click.option("--priority", default="recent", show_default=True,
-              help="recent | cloud | target:YYYY-MM-DD")  # fmt: skip
-@click.option("--dilation", type=int, default=2, show_default=True,
-              help="Pixels to grow clouds and shadows by.")  # fmt: skip
-@click.option("--bands", default="red,green,blue,nir", show_default=True, help="Reflectance bands.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="TOML file of MosaicConfig/ExecutionOptions options (flags win).")  # fmt: skip
+@click.option("--dilation", type=int, default=None,
+              help="Shorthand: --cloud-dilation and --shadow-dilation at once.")  # fmt: skip
+@config_options(MosaicConfig, ExecutionOptions)
 @click.option("--scheduler", help="Address of an existing dask scheduler (default: a LocalCluster).")
-@click.option("--workers", type=int, help="Local cluster: number of worker processes.")
+@click.option("--workers", type=int, help="Local cluster: worker processes (0: no cluster, "
+              "dask's threads in this process).")  # fmt: skip
 @click.option("--threads", type=int, help="Local cluster: threads per worker.")
 @click.option("--gpu", is_flag=True, help="Use a LocalCUDACluster (needs dask-cuda and a GPU).")
 @click.option("--overwrite", is_flag=True, help="Recompute cells already finished (default: resume).")
@@ -159,30 +214,31 @@ def mosaic_cmd(
     resolution: Fraction | None,
     cell_size: Fraction | None,
     chunk_size: int | None,
-    priority: str,
-    dilation: int,
-    bands: str,
+    config_file: str | None,
+    dilation: int | None,
     scheduler: str | None,
     workers: int | None,
     threads: int | None,
     gpu: bool,
     overwrite: bool,
     no_progress: bool,
+    **flags: Any,
 ) -> None:
     """Composite every cell touching BBOX in parallel and write it into STORE."""
-    from .composite import priority_order
-    from .cube import _check_bands
+    from .cluster import get_client
+    from .driver import check_reference, mosaic
     from .grid import GlobalGrid, validate_bbox
-    from .pipeline import MosaicConfig, mosaic
     from .search import parse_dates
     from .store import check_store_path, is_store, store_grid
 
-    band_list = tuple(b.strip() for b in bands.split(",") if b.strip())
-    # validate before starting a cluster
+    if dilation is not None:
+        for name in ("cloud_dilation", "shadow_dilation"):
+            flags[name] = dilation if flags[name] is None else flags[name]
+    # validate everything once, before a cluster starts
+    config, execution = build_configs(config_file, flags)
     validate_bbox(bbox)
     parse_dates(start, end)
-    _check_bands(band_list)
-    priority_order([], priority=priority, cloud_cover=[])
+    check_reference(config)
     check_store_path(store)
     grid = None
     if resolution is not None or cell_size is not None or chunk_size is not None:
@@ -192,24 +248,23 @@ def mosaic_cmd(
             cell_size=cell_size or base.cell_size,
             chunk_size=chunk_size or base.chunk_size,
         )
-    config = MosaicConfig(
-        bands=band_list, priority=priority, cloud_dilation=dilation, shadow_dilation=dilation
-    )
-    client = _make_client(scheduler, workers, threads, gpu)
-    click.echo(f"dask dashboard: {client.dashboard_link}", err=True)
+    local = not scheduler and workers != 0
+    client = get_client(scheduler, local=local, gpu=gpu or None, n_workers=workers,
+                        threads_per_worker=threads)  # fmt: skip
+    if client is not None:
+        click.echo(f"dask dashboard: {client.dashboard_link}", err=True)
     try:
         report = mosaic(
             catalog, store=store, bbox=bbox, start=start, end=end, max_cloud=max_cloud,
-            grid=grid, config=config, client=client, progress=not no_progress,
+            grid=grid, config=config, execution=execution, client=client,
+            progress=not no_progress,
         )  # fmt: skip
     finally:
-        if not scheduler:
-            cluster = client.cluster
+        if client is not None:
+            cluster = client.cluster if local else None
             client.close()
             if cluster is not None:
                 cluster.close()
-        else:
-            client.close()
     click.echo(
         f"{len(report.written)} cell(s) written, {len(report.skipped)} already finished, "
         f"{len(report.empty)} without data, from {report.scenes} scene(s) in {report.seconds:.1f} s "
@@ -254,25 +309,53 @@ def demo_cmd(out: str, workers: int, seed: int) -> None:
         click.echo(f"{key:12s} {value}")
 
 
-def _register_optional() -> None:
-    """Commands of optional extras (training, serving, chips) when their modules exist."""
-    for module, attr in (
-        ("s2cube.models.cli", "train"),
-        ("s2cube.serve.cli", "serve"),
-        ("s2cube.serve.cli", "overviews"),
-        ("s2cube.chips", "chips_command"),
-        ("s2cube.harmonize.cli", "figures"),
-    ):
+#: commands of optional extras, registered explicitly and imported when used: a command whose
+#: dependency is missing says which extra to install; any other import error surfaces as is
+OPTIONAL_COMMANDS = {
+    "train": ("s2cube.models.cli", "train", "ml"),
+    "serve": ("s2cube.serve.cli", "serve", "serve"),
+    "overviews": ("s2cube.serve.cli", "overviews", "serve"),
+    "chips": ("s2cube.chips", "chips_command", "all"),
+    "figures": ("s2cube.tools.figures", "figures", "all"),
+}
+
+
+class _LazyCommand(click.Command):
+    """Stands for an optional command until it is run (its module is imported then)."""
+
+    def __init__(self, name: str, module: str, attr: str, extra: str) -> None:
+        super().__init__(name, help=f"(from {module}; run `s2cube {name} --help`)")
+        self.target = (module, attr, extra)
+        self.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+        self.params = []
+
+    def load(self) -> click.Command:
+        import importlib
+
+        module, attr, extra = self.target
         try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        cmd = getattr(mod, attr, None)
-        if isinstance(cmd, click.Command):
-            main.add_command(cmd)
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] == "s2cube":
+                raise  # our own module is missing: a bug, not a missing extra
+            raise MissingDependencyError(
+                f"`s2cube {self.name}` needs {exc.name!r}, which is not installed; install it "
+                f"with: pip install 's2cube[{extra}]'"
+            ) from exc
+        cmd = getattr(mod, attr)
+        if not isinstance(cmd, click.Command):
+            raise TypeError(f"{module}:{attr} is not a click command")
+        return cmd
+
+    def invoke(self, ctx: click.Context) -> Any:
+        cmd = self.load()
+        args = [*ctx.args]
+        with cmd.make_context(self.name, args, parent=ctx.parent) as sub:
+            return cmd.invoke(sub)
 
 
-_register_optional()
+for _name, (_module, _attr, _extra) in OPTIONAL_COMMANDS.items():
+    main.add_command(_LazyCommand(_name, _module, _attr, _extra))
 
 if __name__ == "__main__":  # pragma: no cover
     main()

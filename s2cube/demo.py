@@ -19,7 +19,7 @@ def run_demo(out: str | os.PathLike[str], *, workers: int = 2, seed: int = 0) ->
     """Generate the sample catalog under ``out``, mosaic it on a local cluster, write a PNG."""
     from distributed import Client, LocalCluster
 
-    from .pipeline import mosaic
+    from .driver import mosaic
     from .quicklook import write_png
     from .store import open_store, store_info
     from .testing import SAMPLE_BBOX, SAMPLE_DATES, make_sample_catalog

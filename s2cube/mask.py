@@ -31,13 +31,16 @@ SCL   meaning                        code
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from .errors import InputError
+from .errors import InputError, require
+
+if TYPE_CHECKING:
+    from .config import CompositeSpec
 
 __all__ = [
     "NODATA",
@@ -50,7 +53,10 @@ __all__ = [
     "SCL_TO_MASK",
     "scl_to_mask",
     "dilate_mask",
+    "finish_codes",
+    "learned_codes",
     "mask",
+    "window_codes",
 ]
 
 NODATA, CLEAR, CLOUD, SHADOW, CIRRUS, SNOW = 0, 1, 2, 3, 4, 5
@@ -159,35 +165,67 @@ def _table(overrides: Mapping[int, str | int] | None) -> np.ndarray:
 METHODS = ("scl", "model", "combined")
 
 
-def model_codes(
+def learned_codes(
     cube: xr.DataArray,
     *,
-    method: str,
+    method: str = "model",
     model: str = "csmask-l2a-4b",
-    **model_kwargs: object,
+    factor: int | None = None,
+    **model_kwargs: Any,
 ) -> xr.DataArray:
-    """Codes from a learned model (``method="model"``) or the model combined with SCL
-    (``"combined"``: nodata > cloud (model or SCL 8/9) > cirrus > shadow (model or SCL 3) > snow
-    > clear, see :func:`s2cube.models.masks.combine_with_scl`).  Needs the ``ml`` extra."""
-    from .errors import require
+    """Codes of a learned cloud/shadow model: the one learned-mask function of s2cube.
 
+    ``cube`` is ``(time, band, y, x)`` (spatial dims ``y``/``x`` or ``latitude``/``longitude``,
+    numpy- or dask-backed) with the reflectance bands and ``scl``.  ``method="model"`` takes
+    the model's codes and SCL's invalid pixels (0, > 11) as nodata; ``"combined"`` merges them
+    with SCL (nodata > cloud (model or SCL 8/9) > cirrus > shadow (model or SCL 3) > snow >
+    clear, see :func:`s2cube.models.masks.combine_with_scl`).  ``factor`` is grid pixels per
+    model pixel (default: ~30 m model pixels from the latitude spacing, else 1).  No
+    dilation and no reflectance-nodata rule here: :func:`finish_codes` adds both, for every
+    method alike.  Needs the ``ml`` extra.
+    """
     require("torch", "ml")
     from .models import cloud_mask
     from .models.masks import combine_with_scl
 
-    lat = cube.latitude.values
-    pixel_m = abs(float(lat[1] - lat[0])) * 111_320.0 if len(lat) > 1 else 10.0
-    factor = model_kwargs.pop("factor", None) or max(1, round(30.0 / pixel_m))
-    dn = cube.rename({"latitude": "y", "longitude": "x"})
-    codes = cloud_mask(dn, model=model, factor=int(factor), **model_kwargs)  # type: ignore[arg-type]
-    codes = codes.rename({"y": "latitude", "x": "longitude"})
-    scl = cube.sel(band="scl")
+    y_dim, x_dim = (d for d in cube.dims if d not in ("time", "band"))
+    if factor is None:
+        lat = cube[y_dim].values if y_dim in cube.coords else np.array([])
+        pixel_m = abs(float(lat[1] - lat[0])) * 111_320.0 if len(lat) > 1 else 10.0
+        factor = max(1, round(30.0 / pixel_m))
+    refl = cube.sel(band=[b for b in cube.band.values if b != "scl"])
+    dn = refl.rename({y_dim: "y", x_dim: "x"})
+    codes = cloud_mask(dn, model=model, factor=int(factor), **model_kwargs)
+    codes = codes.rename({"y": y_dim, "x": x_dim})
+    scl = cube.sel(band="scl", drop=True)
     if method == "combined":
-        codes = combine_with_scl(codes, scl)
+        out = combine_with_scl(codes, scl)
     else:
-        bad = (scl == 0) | (scl > 11)
-        codes = codes.where(~bad, NODATA).astype("uint8")
-    return codes.assign_coords(latitude=cube.latitude, longitude=cube.longitude)
+        out = codes.where(~((scl == 0) | (scl > 11)), NODATA)
+    out = out.astype("uint8")
+    return out.assign_coords({d: cube[d] for d in (y_dim, x_dim) if d in cube.coords})
+
+
+def window_codes(data: np.ndarray, spec: CompositeSpec) -> np.ndarray:
+    """Final codes ``(time, y, x)`` of a numpy window ``(time, band + scl, y, x)``.
+
+    The cell engine's masking step: SCL rules or the learned model (``spec.mask_method``),
+    then :func:`finish_codes` (reflectance nodata, dilation), exactly as :func:`mask` does.
+    """
+    n_b = len(spec.bands)
+    if spec.mask_method == "scl":
+        codes = scl_to_mask(data[:, n_b])
+    else:
+        window = xr.DataArray(
+            data, dims=("time", "band", "y", "x"), coords={"band": [*spec.bands, "scl"]}
+        )
+        learned = learned_codes(
+            window, method=spec.mask_method, model=spec.model, factor=spec.model_factor
+        )
+        codes = np.asarray(learned.values, dtype="uint8")
+    return finish_codes(
+        codes, data[:, :n_b], cloud=spec.cloud_dilation, shadow=spec.shadow_dilation
+    )
 
 
 def mask(
@@ -248,46 +286,38 @@ def mask(
     order = [b for b in bands if b != "scl"] + ["scl"]
     ordered = cube.sel(band=order)
     n_refl = len(order) - 1
-    depth = max(d_cloud, d_shadow)
-    kwargs = dict(n_refl=n_refl, table=table, cloud=d_cloud, shadow=d_shadow)
     data = ordered.data
-    if isinstance(data, da.Array):
-        data = data.rechunk({1: -1})
-        out = da.map_blocks(
-            _mask_block, data, drop_axis=1, dtype="uint8",
-            meta=np.empty((0, 0, 0), "uint8"), n_refl=n_refl, table=table, cloud=0, shadow=0,
-        )  # fmt: skip
-        if depth:
-            # the halo is as deep as the dilation, so chunk edges never change the result
-            out = da.map_overlap(
-                dilate_mask,
-                out,
-                depth={0: 0, 1: depth, 2: depth},
-                boundary="none",
-                dtype="uint8",
-                meta=np.empty((0, 0, 0), "uint8"),
-                cloud=d_cloud,
-                shadow=d_shadow,
-            )
-    else:
-        out = _mask_block(np.asarray(data), **kwargs)
-    if method != "scl":
-        import dask.array as da
-
-        learned = model_codes(ordered, method=method, model=model, **dict(model_kwargs or {}))
-        raw = learned.data
-        refl_nodata = (ordered.sel(band=order[:-1]) == 0).any("band").data if n_refl else None
-        if refl_nodata is not None:
-            raw = (da if isinstance(raw, da.Array) else np).where(refl_nodata, NODATA, raw)
-        if isinstance(raw, da.Array):
-            out = (
-                da.map_overlap(dilate_mask, raw.astype("uint8"), depth={0: 0, 1: depth, 2: depth},
-                               boundary="none", dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
-                               cloud=d_cloud, shadow=d_shadow)
-                if depth else raw.astype("uint8")
+    lazy = isinstance(data, da.Array)
+    # the same two steps as the cell engine's window_codes: raw codes, then finish_codes
+    if method == "scl":
+        if lazy:
+            data = data.rechunk({1: -1})
+            raw = da.map_blocks(
+                _mask_block, data, drop_axis=1, dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
+                n_refl=n_refl, table=table, cloud=0, shadow=0,
             )  # fmt: skip
         else:
-            out = dilate_mask(np.asarray(raw, "uint8"), cloud=d_cloud, shadow=d_shadow)
+            raw = _mask_block(np.asarray(data), n_refl=n_refl, table=table, cloud=0, shadow=0)
+    else:
+        kwargs_m = dict(model_kwargs or {})
+        factor = kwargs_m.pop("factor", None)
+        learned = learned_codes(ordered, method=method, model=model, factor=factor, **kwargs_m)
+        raw = learned.data
+        if n_refl:
+            refl_nodata = (ordered.sel(band=order[:-1]) == 0).any("band").data
+            raw = (da if isinstance(raw, da.Array) else np).where(refl_nodata, NODATA, raw)
+        raw = raw.astype("uint8")
+    depth = max(d_cloud, d_shadow)
+    if isinstance(raw, da.Array):
+        # the halo is as deep as the dilation, so chunk edges never change the result
+        out = (
+            da.map_overlap(dilate_mask, raw, depth={0: 0, 1: depth, 2: depth}, boundary="none",
+                           dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
+                           cloud=d_cloud, shadow=d_shadow)
+            if depth else raw
+        )  # fmt: skip
+    else:
+        out = dilate_mask(np.asarray(raw, "uint8"), cloud=d_cloud, shadow=d_shadow)
     result = xr.DataArray(
         out,
         dims=("time", "latitude", "longitude"),

@@ -21,7 +21,7 @@ for statistics).  From the looks:
    prefix of the priority order, any pixel that finds a clear observation in it gets the same
    observation as a composite of *all* candidates; pixels that do not (a cloud edge finer than
    the coarse look) trigger a fallback read of the remaining candidates inside the block's task
-   (see :mod:`s2cube.cellgraph`), so the planned composite equals the full one.
+   (see :mod:`s2cube.composite.engine`), so the planned composite equals the full one.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ __all__ = [
     "CoarseLook",
     "BlockPlan",
     "CellPlan",
+    "ColourSample",
+    "Survey",
     "coarse_window",
     "read_coarse_look",
     "haze_optimized_transform",
@@ -65,6 +67,30 @@ class CoarseLook:
     scene: str
     codes: np.ndarray
     bands: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ColourSample:
+    """Codes and bands of every candidate at a fixed sample of pixels clear in at least two."""
+
+    ids: tuple[str, ...]
+    codes: np.ndarray  # (scene, pixel) uint8
+    bands: np.ndarray  # (scene, 4, pixel) uint16 (LOOK_BANDS)
+
+
+@dataclass(frozen=True, eq=False)
+class Survey:
+    """What the coarse looks of one cell's candidates tell the driver.
+
+    ``codes`` ``(candidate, h, w)`` are the conservative coarse codes (survey order);
+    ``haze[id]`` the HOT samples of a scene's clear pixels; ``pairs[id]`` ``(2, 4, k)`` the
+    scene's DN (``[0]``) and the reference's (``[1]``) on pixels clear in both.
+    """
+
+    codes: np.ndarray
+    haze: dict[str, np.ndarray]
+    pairs: dict[str, np.ndarray]
+    sample: ColourSample
 
 
 @dataclass(frozen=True)
@@ -235,17 +261,16 @@ def survey_cell(
     seed: int = 0,
     with_bands: bool = True,
     looks: Sequence[CoarseLook] | None = None,
-) -> dict[str, Any]:
+) -> Survey:
     """Coarse looks of a cell's candidates and the samples the driver needs.
 
     ``looks`` (one per item, from :func:`read_coarse_look` over :func:`coarse_window`) may be
     given when they were read elsewhere, e.g. in parallel tasks.
 
-    Returns ``{"codes": (n, h, w) uint8, "haze": {id: HOT samples}, "pairs": {id: (2, 4, k)},
-    "bounds", "shape", "sample"}`` (``sample``: codes and bands of every scene at up to
-    ``n_samples`` pixels clear in at least two scenes).  ``pairs[id][0]`` are the scene's DN, ``[1]`` the reference's, on
-    pixels clear in both (the reference: the coarse median of clear observations, or
-    ``reference`` (4, h, w) when given).
+    Returns a :class:`Survey` (its ``sample``: codes and bands of every scene at up to
+    ``n_samples`` pixels clear in at least two scenes).  The harmonization reference is the
+    coarse median of clear observations, the ``reference_scene``, or ``reference``
+    ``(4, h, w)`` when given.
     """
     from .harmonize.radiometry import reference_composite
 
@@ -284,13 +309,12 @@ def survey_cell(
     flat = np.flatnonzero((codes == CLEAR).sum(axis=0).ravel() >= 2) if len(codes) else np.array([], int)
     if flat.size > n_samples:
         flat = np.array(sorted(rng.sample(list(flat), n_samples)))
-    sample = {
-        "codes": codes.reshape(len(codes), -1)[:, flat],
-        "bands": bands.reshape(len(bands), 4, -1)[:, :, flat],
-        "ids": ids,
-    }
-    return {"codes": codes, "haze": haze, "pairs": pairs, "bounds": bounds, "shape": shape,
-            "sample": sample}  # fmt: skip
+    sample = ColourSample(
+        ids=tuple(ids),
+        codes=codes.reshape(len(codes), -1)[:, flat],
+        bands=bands.reshape(len(bands), 4, -1)[:, :, flat],
+    )
+    return Survey(codes=codes, haze=haze, pairs=pairs, sample=sample)
 
 
 def plan_blocks(
@@ -341,26 +365,13 @@ def plan_blocks(
     return cp
 
 
-def demote_hazy(
-    candidates: Sequence[str], haze_scores: dict[str, float], threshold: float | None
-) -> list[int]:
-    """Priority order with hazy scenes (score > threshold) moved to the end, order otherwise kept."""
-    idx = list(range(len(candidates)))
-    if threshold is None:
-        return idx
-    clear = [i for i in idx if not haze_scores.get(candidates[i], -1.0) > threshold]
-    hazy = [i for i in idx if haze_scores.get(candidates[i], -1.0) > threshold]
-    return clear + hazy
-
-
 def haze_score(samples: Sequence[np.ndarray]) -> float:
     """Median HOT over all samples of a scene (NaN if none)."""
     vals = np.concatenate([np.asarray(s, "float64") for s in samples]) if samples else np.array([])
     if vals.size == 0:
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(invalid="ignore"):
         return float(np.median(vals))
 
 
-__all__ += ["prefix_lengths", "reduce_codes", "demote_hazy", "haze_score"]
+__all__ += ["prefix_lengths", "reduce_codes", "haze_score"]

@@ -43,6 +43,8 @@ __all__ = [
     "is_store",
     "store_metadata",
     "register_scenes",
+    "scene_indices",
+    "scene_params",
     "write_cell",
     "write_empty_cell",
     "read_manifest",
@@ -281,6 +283,26 @@ def register_scenes(path: str | os.PathLike[str], items: Iterable[pystac.Item]) 
     return index
 
 
+def scene_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The fitted parameters of every scene of a store: ``{scene id: SceneParams}``.
+
+    Pass them to :func:`s2cube.composite` to composite a cube exactly as the store did.
+    """
+    from .harmonize.fit import SceneParams
+
+    out = {}
+    for entry in store_metadata(path).get("scenes", []):
+        params = SceneParams.from_record(entry)
+        if params is not None:
+            out[entry["id"]] = params
+    return out
+
+
+def scene_indices(path: str | os.PathLike[str]) -> dict[str, int]:
+    """``{scene id: index}`` of a store's scene table (the values of its ``scene`` array)."""
+    return {s["id"]: int(s["index"]) for s in store_metadata(path).get("scenes", [])}
+
+
 def update_scene_params(path: str | os.PathLike[str], params: dict[str, dict[str, Any]]) -> None:
     """Record per-scene parameters (haze score, transfer knots) in the scene table (driver only)."""
     if not params:
@@ -422,8 +444,13 @@ def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
     }
 
 
-def write_empty_cell(path: str | os.PathLike[str], cell: Cell) -> dict[str, Any]:
-    """Record a cell that no scene covers as finished, without writing any shard."""
+def write_empty_cell(
+    path: str | os.PathLike[str], cell: Cell, *, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Record a cell that no scene covers as finished, without writing any shard.
+
+    ``record`` (the run's options) is merged into the manifest record, as for written cells.
+    """
     p = _require_store(path)
     grid = GlobalGrid.from_dict(store_metadata(p)["grid"])
     n = grid.cell_pixels**2
@@ -435,6 +462,7 @@ def write_empty_cell(path: str | os.PathLike[str], cell: Cell) -> dict[str, Any]
         "n_nodata": n,
         "n_without_clear": n,
         "scenes_used": [],
+        **(record or {}),
     }
     _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
     return rec

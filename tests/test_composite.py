@@ -14,6 +14,9 @@ from s2cube.composite import composite, priority_composite, priority_order
 from s2cube.errors import InputError
 from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
 
+#: the plain priority composite (no harmonization, no blending, no haze demotion)
+PLAIN = {"harmonize": "none", "blend": "none", "haze_threshold": None}
+
 
 def test_kernel_takes_first_clear_then_snow_else_nodata():
     refl = np.arange(1, 1 + 3 * 1 * 1 * 4, dtype="uint16").reshape(3, 1, 1, 4)
@@ -66,7 +69,7 @@ def test_dask_composite_equals_numpy_kernel(t, ny, nx, cy, cx, seed, priority):
     refl = rng.integers(1, 10000, size=(t, 2, ny, nx)).astype("uint16")
     codes = rng.choice([NODATA, CLEAR, CLOUD, SHADOW, SNOW], size=(t, ny, nx)).astype("uint8")
     cube, m = _cube_and_mask(refl, codes, (cy, cx))
-    ds = composite(cube, m, priority=priority, scene_index=np.arange(t) + 100)
+    ds = composite(cube, m, priority=priority, scene_index=np.arange(t) + 100, **PLAIN)
     assert isinstance(ds.red.data, da.Array)
     order = priority_order(cube.time.values, priority=priority, ids=cube.id.values)
     out, source, count = priority_composite(refl[order], codes[order])
@@ -79,7 +82,9 @@ def test_dask_composite_equals_numpy_kernel(t, ny, nx, cy, cx, seed, priority):
     exp_date = np.where(source >= 0, cube.time.values[order][np.clip(source, 0, None)], np.datetime64("NaT"))
     np.testing.assert_array_equal(got.date.values, exp_date.astype("datetime64[ns]"))
     # numpy-backed inputs give the same
-    npds = composite(cube.compute(), m.compute(), priority=priority, scene_index=np.arange(t) + 100)
+    npds = composite(
+        cube.compute(), m.compute(), priority=priority, scene_index=np.arange(t) + 100, **PLAIN
+    )
     xr.testing.assert_identical(npds.drop_attrs(), got.drop_attrs())
 
 
@@ -87,6 +92,6 @@ def test_composite_argument_errors():
     refl = np.ones((2, 2, 3, 3), "uint16")
     cube, m = _cube_and_mask(refl, np.ones((2, 3, 3), "uint8"), (3, 3))
     with pytest.raises(InputError, match="not in the cube"):
-        composite(cube, m, bands=["nir"])
+        composite(cube, m, bands=["nir"], **PLAIN)
     with pytest.raises(InputError, match="observations"):
-        composite(cube, m.isel(time=[0]))
+        composite(cube, m.isel(time=[0]), **PLAIN)

@@ -124,5 +124,5 @@ def test_model_and_combined_masks_on_real_data(real_catalog):
     assert agree.mean() > 0.7  # 280 m pixels, far from the model's 30 m: 0.79 measured
     # and the production engine accepts it
     ds = s2cube.composite_cell(items, cell, grid=grid, config=s2cube.MosaicConfig(
-        overviews=False, mask_method="combined", model_context=32)).compute()
+        mask_method="combined", model_context=32)).compute()
     assert float((ds.scene >= 0).mean()) > 0.5

@@ -36,7 +36,8 @@ def real_store(stac_api, tmp_path_factory):
         report = s2cube.mosaic(
             stac_api, store=store, bbox=REAL_BBOX, start="2023-08-01", end="2023-08-31",
             grid=GRID, config=s2cube.MosaicConfig(cloud_dilation=0, shadow_dilation=0, blend="none",
-                                                  harmonize="none", overviews=False),
+                                                  harmonize="none"),
+            execution=s2cube.ExecutionOptions(overviews=False),
         )  # fmt: skip
     return store, report
 

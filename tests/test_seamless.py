@@ -18,13 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import s2cube
-from s2cube.cellgraph import CompositeSpec, block_kernel
+from s2cube.composite.engine import block_kernel
+from s2cube.config import CompositeSpec, ExecutionOptions, MosaicConfig
 from s2cube.grid import GlobalGrid
-from s2cube.harmonize import apply_knots, blend_composite, fit_histogram, fit_linear, seam_metric
-from s2cube.harmonize.blend import blend_halo
+from s2cube.composite import blend_composite
+from s2cube.harmonize import apply_knots, fit_histogram, fit_linear, seam_metric
+from s2cube.config import blend_halo
 from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
-from s2cube.pipeline import MosaicConfig, prepare_cells
-from s2cube.plan import demote_hazy, haze_optimized_transform, prefix_lengths, reduce_codes
+from s2cube.planner import plan_cells
+from s2cube.composite.order import demote_hazy
+from s2cube.plan import haze_optimized_transform, prefix_lengths, reduce_codes
 
 
 warnings.filterwarnings("ignore")
@@ -125,7 +128,7 @@ def test_feather_weights_on_cropped_boxes_equal_whole_array_distances(ny, nx, n,
     """The cropped distance transforms give exactly the weights of whole-array transforms."""
     from scipy.ndimage import distance_transform_edt
 
-    from s2cube.harmonize.blend import _feather_weights
+    from s2cube.composite.kernels import _feather_weights
 
     rng = np.random.default_rng(seed)
     if blobs:  # compact regions (small boxes) as well as speckle
@@ -197,41 +200,44 @@ def real_items(real_catalog):
     return s2cube.search(real_catalog)
 
 
-def _compute(prepared, name):
-    (ds,) = dask.compute(prepared.datasets[name], scheduler="threads")
+def _compute(run, name):
+    (ds,) = dask.compute(run.cells[name].dataset, scheduler="threads")
     return ds
 
 
 def test_planned_equals_reading_everything(real_items):
-    cfg = MosaicConfig(block=100, overviews=False)
+    cfg = MosaicConfig()
     cells = [BIG.cell_of(15.9, 46.1), BIG.cell_of(15.9, 45.9)]
-    planned = prepare_cells(real_items, cells, grid=BIG, config=cfg)
-    full = prepare_cells(real_items, cells, grid=BIG, config=MosaicConfig(block=100, overviews=False, plan=False))
+    planned = plan_cells(real_items, cells, grid=BIG, config=cfg, execution=ExecutionOptions(block=100))
+    full = plan_cells(real_items, cells, grid=BIG, config=cfg,
+                      execution=ExecutionOptions(block=100, plan=False))
     read_fracs = []
-    for name in planned.datasets:
+    for name in planned.cells:
         a, b = _compute(planned, name), _compute(full, name)
         for v in VARS:
             np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name} {v}")
-        read_fracs.append(planned.plans[name].read_fraction)
+        read_fracs.append(planned.cells[name].plan.read_fraction)
     assert min(read_fracs) < 1.0  # the plan skips scenes somewhere
     print("planned read fractions:", [round(f, 3) for f in read_fracs])
 
 
 def test_adjacent_cells_meet_exactly_as_if_computed_at_once(real_items):
     """Four 1/4° cells computed one by one == the 1/2° cell containing them, pixel for pixel."""
-    cfg = MosaicConfig(block=50, overviews=False, blend="feather", blend_width=8)
-    _assert_quarters_equal_whole(real_items, BIG, GRID, BIG.cell_of(15.9, 46.1), cfg)
+    cfg = MosaicConfig(blend="feather", blend_width=8)
+    _assert_quarters_equal_whole(real_items, BIG, GRID, BIG.cell_of(15.9, 46.1), cfg,
+                                 ExecutionOptions(block=50))
 
 
-def _assert_quarters_equal_whole(items, big_grid, small_grid, big, cfg):
+def _assert_quarters_equal_whole(items, big_grid, small_grid, big, cfg, execution=None):
     """The four small cells inside ``big``, each computed apart, equal ``big`` pixel for pixel."""
-    once = prepare_cells(items, [big], grid=big_grid, config=cfg)
-    params = once.scene_params(cfg)  # the same scene-level transfers for every cell
+    once = plan_cells(items, [big], grid=big_grid, config=cfg, execution=execution)
+    params = once.scene_params  # the same scene-level transfers for every cell
     whole = _compute(once, big.name)
     small = small_grid.cells_in_bbox(big_grid.cell_bounds(big))
     assert len(small) == 4
     for c in small:
-        apart = prepare_cells(items, [c], grid=small_grid, config=cfg, known=params)
+        apart = plan_cells(items, [c], grid=small_grid, config=cfg, execution=execution,
+                           known=params)
         part = _compute(apart, c.name)
         sub = whole.sel(latitude=part.latitude, longitude=part.longitude)
         for v in VARS:
@@ -258,21 +264,21 @@ def test_adjacent_cells_meet_exactly_at_full_resolution(fine_items):
     """
     big_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 20))
     small_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 40))
-    cfg = MosaicConfig(overviews=False, blend="feather", blend_width=8)
+    cfg = MosaicConfig(blend="feather", blend_width=8)
     whole = _assert_quarters_equal_whole(fine_items, big_grid, small_grid, big_grid.cell_of(12.01, 46.06), cfg)
     assert (whole["red"].values > 0).mean() > 0.5 and len(np.unique(whole["scene"].values)) >= 3
 
 
 def test_harmonization_and_blending_reduce_seams_and_colour_differences(real_items):
     cell = BIG.cell_of(15.9, 46.1)
-    plain = prepare_cells(real_items, [cell], grid=BIG,
-                          config=MosaicConfig(overviews=False, blend="none", harmonize="none"))  # fmt: skip
-    best = prepare_cells(real_items, [cell], grid=BIG, config=MosaicConfig(overviews=False))
+    plain = plan_cells(real_items, [cell], grid=BIG,
+                       config=MosaicConfig(blend="none", harmonize="none"))
+    best = plan_cells(real_items, [cell], grid=BIG, config=MosaicConfig())
     a, b = _compute(plain, cell.name), _compute(best, cell.name)
     bands = ("red", "green", "blue", "nir")
     seam_plain = seam_metric(np.stack([a[x].values for x in bands]), a.scene.values)
     seam_best = seam_metric(np.stack([b[x].values for x in bands]), b.scene.values)
-    m = best.records[cell.name]["metrics"]
+    m = best.cells[cell.name].record["metrics"]
     print(f"seam {seam_plain:.3f} -> {seam_best:.3f}; colour difference "
           f"{m['colour_diff_raw']:.1f} -> {m['colour_diff_harmonized']:.1f} DN")  # fmt: skip
     assert seam_best < seam_plain - 0.1
@@ -285,7 +291,7 @@ def test_store_records_metrics_and_info_shows_them(real_catalog, tmp_path):
 
     store = tmp_path / "m.zarr"
     s2cube.mosaic(real_catalog, store=store, bbox=(15.6, 45.9, 16.2, 46.2), grid=BIG,
-                  config=MosaicConfig(overviews=False))  # fmt: skip
+                  execution=ExecutionOptions(overviews=False))
     recs = s2cube.read_manifest(store)
     written = [r for r in recs.values() if not r.get("empty")]
     assert written and all("seam" in r["metrics"] and "read_fraction" in r["metrics"] for r in written)
@@ -305,8 +311,9 @@ def test_every_pixel_comes_from_its_labelled_scene(real_items):
 
     grid = GlobalGrid(resolution=Fraction(1, 1000), cell_size=Fraction(1, 4))
     cell = grid.cell_of(15.65, 46.1)
-    cfg = MosaicConfig(overviews=False, harmonize="none", blend="none", block=64)
-    prepared = prepare_cells(real_items, [cell], grid=grid, config=cfg)
+    cfg = MosaicConfig(harmonize="none", blend="none")
+    prepared = plan_cells(real_items, [cell], grid=grid, config=cfg,
+                          execution=ExecutionOptions(block=64))
     ds = _compute(prepared, cell.name)
     by_index = {i: it for i, it in enumerate(real_items)}
     lat2d, lon2d = np.meshgrid(ds.latitude.values, ds.longitude.values, indexing="ij")

@@ -147,13 +147,14 @@ def _http_bytes(fn, server: _RangeServer, items, tag: str) -> float:
 def run_case(name: str, items, grid, cell, repeat: int) -> dict[str, float]:
     import s2cube
 
-    cfg = s2cube.MosaicConfig(overviews=False)
+    cfg = s2cube.MosaicConfig()
     local = items
 
     def priority(items=local):
         cube = s2cube.load(items, cell, grid=grid, halo=2)
         codes = s2cube.mask(cube, dilation=2)
-        return s2cube.composite(cube, codes).isel(latitude=slice(2, -2), longitude=slice(2, -2)).compute()
+        plain = {"harmonize": "none", "blend": "none", "haze_threshold": None}
+        return s2cube.composite(cube, codes, **plain).isel(latitude=slice(2, -2), longitude=slice(2, -2)).compute()
 
     def planned(items=local):
         return s2cube.composite_cell(items, cell, grid=grid, config=cfg).compute()

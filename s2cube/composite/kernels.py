@@ -1,8 +1,12 @@
-"""Priority composite with seam blending (numpy kernel).
+"""Compositing kernels (numpy in, numpy out): source selection, harmonization, blending.
 
-The source of each pixel is chosen exactly as in :func:`s2cube.composite.priority_composite`
-(first clear observation in priority order, snow as fallback).  Where the source changes, the
-value is blended over ``width`` pixels from the scenes on both sides:
+Per pixel the source is the **first clear observation in priority order** (no median: a real
+observation keeps its texture and its date, and a priority composite need not read every
+scene); with no clear observation, the first snow observation; with neither, nodata (0).
+:func:`composite_window` is the one kernel both the notebook call
+(:func:`s2cube.composite`) and the store's cell engine run: per-scene transfers
+(harmonization), then the blended priority composite.  Where the source changes, the value is
+blended over ``width`` pixels from the scenes on both sides:
 
 ``feather``
     each scene ``s`` gets the weight ``clip(0.5 + d_s / width, 0, 1)`` where it is clear, with
@@ -21,21 +25,27 @@ a block computed with that halo equals the same pixels of a whole-cell computati
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import CompositeSpec, blend_halo
+from ..errors import InputError
+from ..harmonize.radiometry import IDENTITY, apply_knots
 from ..mask import CLEAR, SNOW
 
-__all__ = ["blend_halo", "select_sources", "blend_composite"]
+__all__ = [
+    "Knots",
+    "blend_composite",
+    "blend_halo",
+    "composite_window",
+    "harmonize_window",
+    "priority_composite",
+    "select_sources",
+]
 
-
-def blend_halo(width: int, method: str = "feather") -> int:
-    """Pixels of context a blended pixel depends on (beyond the mask's own dilation)."""
-    if width <= 0 or method == "none":
-        return 0
-    if method == "multiband":
-        return int(math.ceil(width / 2)) + 1 + int(math.ceil(3 * width / 4)) + 1
-    return int(math.ceil(width / 2)) + 1
+#: a per-band transfer function: knots ``(x, y)`` of a monotone piecewise-linear map
+Knots = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def select_sources(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +168,83 @@ def blend_composite(
                 val = np.where((t_low > 0) & (t_high > 0), acc_l / t_low + acc_h / t_high, out[b])
             out[b] = np.where(has, np.clip(np.rint(val), 1, 65535), 0).astype("uint16")
         return out, source, count
-    from ..errors import InputError
-
     raise InputError(f"blend method {method!r}; choose 'feather', 'multiband' or 'none'")
+
+
+def priority_composite(
+    refl: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First usable observation along axis 0 (the composite without blending).
+
+    Parameters
+    ----------
+    refl
+        ``(time, band, y, x)`` uint16 reflectance, time already in priority order.
+    codes
+        ``(time, y, x)`` uint8 mask codes (see :mod:`s2cube.mask`).
+
+    Returns
+    -------
+    composite : ``(band, y, x)`` uint16, 0 where no usable observation
+    source : ``(y, x)`` int32 index along time of the chosen observation, -1 where none
+    count : ``(y, x)`` uint16 number of usable (clear or snow) observations
+    """
+    if refl.ndim != 4 or codes.ndim != 3 or refl.shape[:1] + refl.shape[2:] != codes.shape:
+        raise InputError(f"shapes do not match: refl {refl.shape}, codes {codes.shape}")
+    if codes.shape[0] == 0:
+        source, count = select_sources(codes)
+        return np.zeros(refl.shape[1:], dtype=refl.dtype), source, count
+    return blend_composite(refl, codes, width=0, method="none")
+
+
+def harmonize_window(refl: np.ndarray, knots: Sequence[Sequence[Knots]] | None) -> np.ndarray:
+    """Apply per-scene, per-band transfers: ``knots[t][b]`` to ``refl[t, b]`` (uint16)."""
+    if not knots:
+        return refl
+    out = np.empty_like(refl)
+    for t in range(refl.shape[0]):
+        for b in range(refl.shape[1]):
+            k = knots[t][b]
+            out[t, b] = refl[t, b] if k == IDENTITY else apply_knots(refl[t, b], k)
+    return out
+
+
+def composite_window(
+    refl: np.ndarray,
+    codes: np.ndarray,
+    knots: Sequence[Sequence[Knots]] | None,
+    spec: CompositeSpec,
+    *,
+    crop: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Harmonized, blended priority composite of one window: the compositing kernel.
+
+    Parameters
+    ----------
+    refl
+        ``(time, band, y, x)`` uint16, time in priority order.
+    codes
+        ``(time, y, x)`` final mask codes (dilated) of the same window.
+    knots
+        Per time, per band transfer knots (``None``: no harmonization).
+    spec
+        Blend method and width (``spec.blend``, ``spec.blend_width``).
+    crop
+        Pixels to drop from the result on the (top, bottom, left, right): the context the
+        window carries beyond its core; default ``spec.blend_halo`` on every side.
+
+    Returns
+    -------
+    composite, source, count
+        As :func:`priority_composite`, for the window's core.
+    """
+    out, source, count = blend_composite(
+        harmonize_window(refl, knots), codes, width=spec.blend_width, method=spec.blend
+    )
+    h = spec.blend_halo
+    top, bottom, left, right = crop if crop is not None else (h, h, h, h)
+    core = (
+        slice(top, source.shape[0] - bottom),
+        slice(left, source.shape[1] - right),
+    )
+    return out[(slice(None), *core)], source[core], count[core]

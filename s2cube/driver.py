@@ -1,0 +1,223 @@
+"""The mosaic driver: search → plan → one task per cell → write.  Wiring only.
+
+:func:`mosaic` reads as the data flow; every stage lives in its own module:
+
+====================  ================================================================
+stage                 module
+====================  ================================================================
+options               :mod:`s2cube.config` (validated, frozen, recorded in the store)
+search + normalise    :mod:`s2cube.search` (items are normalised once, here)
+store template        :mod:`s2cube.store` (scene table written before any task starts)
+plan                  :mod:`s2cube.planner` (survey, scene parameters, block plans)
+composite             :mod:`s2cube.composite` (the engine every block runs)
+execute + write       :mod:`s2cube.execute` (one write task per cell, resumable)
+overviews             :mod:`s2cube.overviews` (coarse levels once all cells are done)
+====================  ================================================================
+
+Scene indices are stable (the driver registers scenes before any task starts), so a rerun
+after an interruption recomputes exactly the unfinished cells and gives an identical store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pystac
+import xarray as xr
+
+from .config import ExecutionOptions, MosaicConfig
+from .errors import EmptySearchError, InputError
+from .execute import MosaicReport, Progress, cell_tasks, run_tasks
+from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
+from .planner import plan_cells
+from .search import normalize_items, parse_dates, search
+
+__all__ = ["MosaicReport", "composite_cell", "mosaic"]
+
+Catalog = str | os.PathLike[str] | Sequence[pystac.Item]
+
+
+def find_items(
+    catalog: Catalog,
+    *,
+    bbox: Sequence[float],
+    start: Any,
+    end: Any,
+    max_cloud: float | None,
+    bands: Sequence[str],
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> list[pystac.Item]:
+    """Normalised items of a catalog (searched) or of a list of items (normalised)."""
+    if isinstance(catalog, str | os.PathLike):
+        return search(
+            catalog, bbox=bbox, start=start, end=end, max_cloud=max_cloud, bands=bands,
+            **dict(search_kwargs or {}),
+        )  # fmt: skip
+    items = normalised(catalog, bands)
+    if not items:
+        raise EmptySearchError("no usable item was given; nothing to composite")
+    return items
+
+
+def normalised(items: Sequence[pystac.Item], bands: Sequence[str]) -> list[pystac.Item]:
+    """Items as :func:`s2cube.search` returns them (normalised on a copy unless they are)."""
+    if all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items):
+        return list(items)
+    return normalize_items(items, bands=(*bands, "scl"))
+
+
+def check_reference(config: MosaicConfig) -> None:
+    """A reference store must exist before anything is read or written."""
+    from .store import is_store
+
+    ref = config.reference_store
+    if ref is not None and not is_store(ref):
+        raise InputError(
+            f"reference={ref!r} is neither 'composite', 'best' nor an s2cube store; "
+            "give the path of an existing store"
+        )
+
+
+def mosaic(
+    catalog: Catalog,
+    *,
+    store: str | os.PathLike[str],
+    bbox: Sequence[float],
+    start: Any = None,
+    end: Any = None,
+    max_cloud: float | None = None,
+    grid: GlobalGrid | None = None,
+    config: MosaicConfig | None = None,
+    execution: ExecutionOptions | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: bool | Progress = False,
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> MosaicReport:
+    """Composite every cell touching ``bbox`` and write it into the global store.
+
+    Parameters
+    ----------
+    catalog
+        Anything :func:`s2cube.search` accepts, or a list of STAC items.
+    store
+        Store path; created if missing (with ``grid``), resumed if it exists.
+    bbox
+        Lon/lat area ``(west, south, east, north)``; every cell it touches is processed.
+    start, end, max_cloud
+        Search filters.
+    grid
+        Global grid (default: the store's grid, or the WorldCover grid for a new store).
+    config
+        The result-defining options (:class:`~s2cube.config.MosaicConfig`).
+    execution
+        How the run executes (:class:`~s2cube.config.ExecutionOptions`).
+    client, scheduler
+        A ``distributed.Client`` or a scheduler address.  Without either, an active default
+        client is used, else dask's local threaded scheduler.
+    overwrite
+        Recompute cells that are already finished (default: skip them, i.e. resume).
+    progress
+        True for a tqdm progress bar, or a callback ``f(cell_name, record)``.
+
+    Examples
+    --------
+    >>> report = s2cube.mosaic("earth-search", store="mosaic.zarr", bbox=(15.9, 46.0, 16.1, 46.2),
+    ...                        start="2023-08-01", end="2023-08-31", max_cloud=60)  # doctest: +SKIP
+    """
+    from . import store as zs
+    from .cluster import get_client
+
+    t0 = time.perf_counter()
+    config = config or MosaicConfig()
+    execution = execution or ExecutionOptions()
+    # everything is validated before anything is read or written
+    bbox_t = validate_bbox(bbox)
+    parse_dates(start, end)
+    check_reference(config)
+    zs.check_store_path(store)
+    if grid is None:
+        grid = zs.store_grid(store) if zs.is_store(store) else DEFAULT_GRID
+
+    items = find_items(catalog, bbox=bbox_t, start=start, end=end, max_cloud=max_cloud,
+                       bands=config.bands, search_kwargs=search_kwargs)  # fmt: skip
+    cells = grid.cells_in_bbox(bbox_t)
+    zs.create_store(store, grid=grid, bands=config.bands)
+    done = set(zs.read_manifest(store)) if not overwrite else set()
+    todo = [c for c in cells if c.name not in done]
+    report = MosaicReport(store=str(store), cells=[c.name for c in cells], scenes=len(items),
+                          skipped=[c.name for c in cells if c.name in done])  # fmt: skip
+    scene_index = zs.register_scenes(store, items)
+    if execution.overviews:
+        from .overviews import prepare_overviews
+
+        prepare_overviews(store)
+    client = get_client(scheduler, client=client)
+    run = plan_cells(items, todo, grid=grid, config=config, execution=execution,
+                     scene_index=scene_index, known=zs.scene_params(store), client=client)  # fmt: skip
+    zs.update_scene_params(store, {k: p.to_record() for k, p in run.scene_params.items()})
+    for cell in todo:
+        zs.forget_cell(store, cell)
+    run_record = {
+        "config": config.to_record(),
+        "execution": execution.to_record(),
+        "query": {"bbox": list(bbox_t), "start": str(start), "end": str(end),
+                  "max_cloud": max_cloud},
+    }  # fmt: skip
+    tasks = cell_tasks(str(store), todo, run.cells, run_record=run_record,
+                       overviews=execution.overviews)  # fmt: skip
+    report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
+    run_tasks(tasks, report, client=client, progress=progress)
+    if execution.overviews:
+        from .overviews import build_overviews
+
+        # coarse levels span many cells: one driver-side step after every cell is finished;
+        # it also repairs per-cell levels left stale by an interrupted earlier run
+        build_overviews(store, coarse=True)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def composite_cell(
+    items: Sequence[pystac.Item],
+    cell: Cell,
+    *,
+    grid: GlobalGrid = DEFAULT_GRID,
+    config: MosaicConfig | None = None,
+    execution: ExecutionOptions | None = None,
+    scene_index: Mapping[str, int] | None = None,
+    store: str | os.PathLike[str] | None = None,
+) -> xr.Dataset:
+    """Lazy planned, harmonized, blended composite of one cell (halo removed), as the store
+    computes it.
+
+    Scene transfer functions and haze scores are fitted on this cell alone, unless ``store`` is
+    given: then the store's scene table (its fitted parameters and scene indices) is used, so
+    the result equals what the store holds for this cell.
+
+    Examples
+    --------
+    >>> ds = s2cube.composite_cell(items, grid.cell_of(15.9, 46.1), grid=grid)  # doctest: +SKIP
+    >>> ds.red.plot.imshow()  # doctest: +SKIP
+    """
+    from . import store as zs
+
+    config = config or MosaicConfig()
+    check_reference(config)
+    items = normalised(items, config.bands)
+    known = None
+    if store is not None:
+        known = zs.scene_params(store)
+        scene_index = scene_index or zs.scene_indices(store)
+    run = plan_cells(items, [cell], grid=grid, config=config, execution=execution,
+                     scene_index=scene_index, known=known)  # fmt: skip
+    if cell.name not in run.cells:
+        raise InputError(f"no item has data in {cell}; nothing to composite")
+    planned = run.cells[cell.name]
+    ds = planned.dataset
+    ds.attrs.update(planned.record["metrics"])
+    return ds

@@ -1,0 +1,138 @@
+"""Running a planned mosaic: one write task per cell, on a dask client or locally.
+
+Every cell becomes one task that depends on that cell's block tasks, so block work spreads
+over the cluster while each shard has exactly one writer.  Results are accounted as they
+complete (progress bar or callback), so a long run reports as it goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .grid import Cell
+from .planner import PlannedCell
+from .store import write_cell, write_empty_cell
+
+__all__ = ["MosaicReport", "cell_tasks", "run_tasks"]
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class MosaicReport:
+    """What a :func:`s2cube.mosaic` run did."""
+
+    store: str
+    cells: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    scenes: int = 0
+    seconds: float = 0.0
+    dashboard: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_task(
+    store: str,
+    cell: Cell,
+    ds: xr.Dataset,
+    record: dict[str, Any],
+    overviews: bool,
+    stats: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Runs on a worker: ``ds`` and ``stats`` arrive computed (numpy-backed)."""
+    from .harmonize.metrics import seam_metric
+
+    t0 = time.perf_counter()
+    record = dict(record)
+    metrics = dict(record.pop("metrics", {}))
+    bands = np.stack(
+        [ds[b].values for b in ds.data_vars if ds[b].dtype == np.uint16 and b != "clear_count"]
+    )
+    metrics["seam"] = seam_metric(bands, ds["scene"].values)
+    if stats:
+        metrics["blocks"] = len(stats)
+        metrics["fallback_blocks"] = int(sum(st["fallback"] for st in stats))
+        metrics["scene_blocks_read"] = int(sum(st["scenes_read"] for st in stats))
+    record["metrics"] = metrics
+    rec = write_cell(store, cell, ds, record=record)
+    rec["write_seconds"] = round(time.perf_counter() - t0, 3)
+    if overviews:
+        from .overviews import build_cell_overviews
+
+        # the per-cell overview levels live in this cell's own shards: still one writer
+        build_cell_overviews(store, cell)
+    return rec
+
+
+def cell_tasks(
+    store: str,
+    cells: Sequence[Cell],
+    planned: dict[str, PlannedCell],
+    *,
+    run_record: dict[str, Any],
+    overviews: bool,
+) -> list[tuple[Cell, Any]]:
+    """One delayed task per cell: its write (shards, overview levels, manifest record last)."""
+    import dask
+
+    tasks = []
+    for cell in cells:
+        pc = planned.get(cell.name)
+        if pc is None:
+            task = dask.delayed(write_empty_cell, pure=False)(store, cell, record=run_record)
+        else:
+            write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
+            task = write(store, cell, pc.dataset, {**run_record, **pc.record}, overviews, pc.stats)
+        tasks.append((cell, task))
+    return tasks
+
+
+def run_tasks(
+    tasks: Sequence[tuple[Cell, Any]],
+    report: MosaicReport,
+    *,
+    client: Any = None,
+    progress: bool | Progress = False,
+) -> None:
+    """Compute the cell tasks (on ``client`` as they complete, else one by one)."""
+    import dask
+
+    callback = progress if callable(progress) else None
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc="cells", unit="cell")
+
+    def account(cell: Cell, rec: dict[str, Any]) -> None:
+        (report.empty if rec.get("empty") else report.written).append(cell.name)
+        if bar is not None:
+            bar.update(1)
+        if callback is not None:
+            callback(cell.name, rec)
+
+    try:
+        if client is not None and tasks:
+            from distributed import as_completed
+
+            futures = client.compute([t for _, t in tasks])
+            names = {f.key: c for (c, _), f in zip(tasks, futures, strict=True)}
+            for fut in as_completed(futures):
+                account(names[fut.key], fut.result())
+        else:
+            for cell, task in tasks:
+                (rec,) = dask.compute(task)
+                account(cell, rec)
+    finally:
+        if bar is not None:
+            bar.close()

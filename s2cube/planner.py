@@ -1,0 +1,228 @@
+"""The planning driver: which scenes every cell and block reads, and the lazy cell composites.
+
+For a set of cells (driver side, before any full-resolution read):
+
+1. **candidates**: the items touching each cell (with its halo), in priority order;
+2. **survey**: a coarse look of every candidate (one task per scene and cell, in parallel)
+   reduced to a :class:`~s2cube.plan.Survey` per cell;
+3. **scene parameters**: haze scores and transfer knots pooled over all cells
+   (:func:`~s2cube.harmonize.fit.fit_scene_params`; a store's values win);
+4. **plan**: per cell, the final order (hazy scenes last) and per-block priority prefixes
+   (:func:`~s2cube.plan.plan_blocks`), then the lazy composite from the compositing engine
+   (:func:`~s2cube.composite.engine.cell_composite`).
+
+Everything returned is a typed value (:class:`PlannedCell`, :class:`RunPlan`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pystac
+import xarray as xr
+
+from .composite.engine import cell_composite
+from .composite.order import demote_hazy, priority_order
+from .config import ExecutionOptions, MosaicConfig
+from .cube import items_touching
+from .grid import Cell, GlobalGrid
+from .harmonize.fit import SceneParams, colour_metrics, fit_scene_params
+from .plan import LOOK_BANDS, CellPlan, CoarseLook, Survey, coarse_window, plan_blocks
+
+__all__ = ["PlannedCell", "RunPlan", "candidates_for", "plan_cells"]
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedCell:
+    """One cell ready to compute: its lazy composite, block stats and manifest record."""
+
+    cell: Cell
+    plan: CellPlan
+    dataset: xr.Dataset
+    stats: list[Any]
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan:
+    """The planned cells of a run and the scene parameters they were planned with."""
+
+    cells: dict[str, PlannedCell] = field(default_factory=dict)
+    scene_params: dict[str, SceneParams] = field(default_factory=dict)
+
+
+def plan_factor(grid: GlobalGrid, wanted: int) -> int:
+    """Largest divisor of the cell width not above ``wanted`` (coarse pixels tile cells exactly)."""
+    n = grid.cell_pixels
+    f = max(1, min(wanted, n))
+    while n % f:
+        f -= 1
+    return f
+
+
+def candidates_for(
+    items: Sequence[pystac.Item], cell: Cell, *, grid: GlobalGrid, config: MosaicConfig
+) -> list[pystac.Item]:
+    """Items touching a cell (with its halo) in priority order (before haze demotion)."""
+    window = grid.cell_window(cell).pad(config.halo + config.plan_factor)
+    touching = items_touching(items, window.bounds)
+    if not touching:
+        return []
+    order = priority_order(
+        [np.datetime64(it.datetime.replace(tzinfo=None)) for it in touching],  # type: ignore[union-attr]
+        priority=config.priority,
+        cloud_cover=[it.properties.get("eo:cloud_cover", 0.0) for it in touching],
+        ids=[it.id for it in touching],
+    )
+    return [touching[i] for i in order]
+
+
+def _look_task(
+    item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig
+) -> CoarseLook:
+    """One scene's coarse look over one cell (one task per scene, so looks run in parallel)."""
+    from .plan import read_coarse_look
+
+    f = plan_factor(grid, config.plan_factor)
+    bounds, shape = coarse_window(grid, cell, config.halo, f)
+    # band looks only feed harmonization and the haze score
+    with_bands = config.harmonize != "none" or config.haze_threshold is not None
+    return read_coarse_look(
+        item, bounds, shape, factor=f, cloud_dilation=config.cloud_dilation,
+        shadow_dilation=config.shadow_dilation, bands=LOOK_BANDS if with_bands else None,
+    )  # fmt: skip
+
+
+def _survey_task(
+    candidates: list[pystac.Item],
+    cell: Cell,
+    grid: GlobalGrid,
+    config: MosaicConfig,
+    reference_scene: str | None,
+    reference: np.ndarray | None,
+    looks: list[CoarseLook],
+) -> Survey:
+    from .plan import survey_cell
+
+    f = plan_factor(grid, config.plan_factor)
+    return survey_cell(
+        candidates, cell, grid=grid, halo=config.halo, factor=f, reference=reference,
+        reference_scene=reference_scene, looks=looks,
+    )  # fmt: skip
+
+
+def _reference_from_store(
+    path: str, grid: GlobalGrid, cell: Cell, config: MosaicConfig
+) -> np.ndarray | None:
+    """A reference store's bands sampled at the pixel centres of the cell's coarse look."""
+    from .store import open_store
+
+    f = plan_factor(grid, config.plan_factor)
+    bounds, shape = coarse_window(grid, cell, config.halo, f)
+    ref = open_store(path, bbox=bounds, chunks=False)
+    if ref.sizes["latitude"] == 0 or ref.sizes["longitude"] == 0:
+        return None
+    look = grid.cell_window(cell).pad(-(-config.halo // f) * f).zoom_out(f)
+    sub = ref[list(LOOK_BANDS)].sel(
+        latitude=look.latitudes(), longitude=look.longitudes(), method="nearest"
+    )
+    arr = np.stack([sub[b].values for b in LOOK_BANDS]).astype("float64")
+    return np.where(arr > 0, arr, np.nan)
+
+
+def _survey(
+    items: Sequence[pystac.Item],
+    cells: Sequence[Cell],
+    candidates: Mapping[str, list[pystac.Item]],
+    *,
+    grid: GlobalGrid,
+    config: MosaicConfig,
+    client: Any,
+) -> dict[str, Survey]:
+    """Survey every cell with candidates (looks in parallel on ``client`` or dask)."""
+    import dask
+
+    best = None
+    if config.reference == "best" and items:
+        best = min(items, key=lambda it: (it.properties.get("eo:cloud_cover", 100.0), it.id)).id
+    tasks = {}
+    for c in cells:
+        if not candidates[c.name]:
+            continue
+        ref = None
+        if config.reference_store is not None:
+            ref = _reference_from_store(config.reference_store, grid, c, config)
+        looks = [dask.delayed(_look_task, pure=True)(it, c, grid, config) for it in candidates[c.name]]
+        tasks[c.name] = dask.delayed(_survey_task, pure=True)(
+            candidates[c.name], c, grid, config, best, ref, looks
+        )
+    if not tasks:
+        return {}
+    if client is not None:
+        return dict(zip(tasks, client.gather(client.compute(list(tasks.values()))), strict=True))
+    (surveys,) = dask.compute(tasks)
+    return dict(surveys)
+
+
+def plan_cells(
+    items: Sequence[pystac.Item],
+    cells: Sequence[Cell],
+    *,
+    grid: GlobalGrid,
+    config: MosaicConfig,
+    execution: ExecutionOptions | None = None,
+    scene_index: Mapping[str, int] | None = None,
+    known: Mapping[str, SceneParams] | None = None,
+    client: Any = None,
+) -> RunPlan:
+    """Survey, fit, plan and build the lazy composites of ``cells`` (normalised items).
+
+    ``known`` scene parameters (a store's) win over new fits, so a rerun and every cell of a
+    run use the same transfers.  Cells where no candidate has data are left out.
+    """
+    execution = execution or ExecutionOptions()
+    config = config.for_grid(grid)
+    index = dict(scene_index) if scene_index is not None else {it.id: i for i, it in enumerate(items)}
+    by_id = {it.id: it for it in items}
+    cands = {c.name: candidates_for(items, c, grid=grid, config=config) for c in cells}
+    surveys = _survey(items, cells, cands, grid=grid, config=config, client=client)
+    params = fit_scene_params(surveys, config, known)
+    haze = {sid: p.haze for sid, p in params.items() if p.haze is not None}
+    knots = {sid: p.knots_for(config.bands) for sid, p in params.items()}
+    spec = config.spec
+    f = plan_factor(grid, config.plan_factor)
+    block = execution.block_for(grid)
+    dates = {index[it.id]: np.datetime64(it.datetime.replace(tzinfo=None), "ns") for it in items}  # type: ignore[union-attr]
+    out = RunPlan(scene_params=params)
+    for c in cells:
+        if c.name not in surveys:
+            continue
+        sv = surveys[c.name]
+        ids = [it.id for it in cands[c.name]]
+        order = demote_hazy(ids, haze, config.haze_threshold)
+        plan = plan_blocks(
+            sv.codes, grid=grid, cell=c, candidates=ids, order=order, block=block,
+            halo=spec.blend_halo + 1, factor=f, plan=execution.plan,
+        )  # fmt: skip
+        if not any(b.candidates_with_data for b in plan.blocks):
+            continue
+        ds, stats = cell_composite(
+            by_id, plan, grid=grid, spec=spec, knots=knots, scene_index=index,
+            scene_dates=dates, strict=execution.strict,
+        )  # fmt: skip
+        threshold = config.haze_threshold if config.haze_threshold is not None else np.inf
+        record = {
+            "scenes_considered": len(ids),
+            "scenes_planned": plan.scenes_used(),
+            "hazy_scenes": [i for i in ids if haze.get(i, -1.0) > threshold],
+            "metrics": {
+                "read_fraction": plan.read_fraction,
+                "read_fraction_pixels": ds.attrs["read_fraction_pixels"],
+                **colour_metrics(sv.sample, params, config.bands),
+            },
+        }
+        out.cells[c.name] = PlannedCell(c, plan, ds, stats, record)
+    return out
