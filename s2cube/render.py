@@ -1,8 +1,13 @@
-"""Rendering kernels: reflectance → 8-bit colour, dates → colour, images → PNG/JPEG/WebP bytes.
+"""Core rendering kernels: reflectance → 8-bit colour, dates → colour, RGBA stacking.
 
-Pure numpy (Pillow only for encoding).  **One fixed global tone curve** maps reflectance to
-8 bits everywhere on the globe; nothing here looks at the statistics of a tile or a cell (a
-per-tile or per-cell stretch makes every tile edge a visible seam).
+This module owns the tone curve and the TCI rule that every picture of a composite goes
+through: quick-look PNGs (:mod:`s2cube.quicklook`), the figures tool and the tile server
+(:mod:`s2cube.serve`, which adds only the web encoding in :mod:`s2cube.serve.render`).  It is
+numpy only (matplotlib is imported lazily for the date colour map).
+
+**One fixed global tone curve** maps reflectance to 8 bits everywhere on the globe; nothing here
+looks at the statistics of a tile or a cell (a per-tile or per-cell stretch makes every tile edge a
+visible seam).
 
 The s2cube tone curve (:func:`tone_curve`) is logarithmic::
 
@@ -18,7 +23,6 @@ and clips everything brighter than 0.2.
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 
 import numpy as np
@@ -30,16 +34,12 @@ __all__ = [
     "tci",
     "stack_rgba",
     "date_colors",
-    "encode",
-    "FORMATS",
 ]
 
 TONE_OFFSET = 0.02
 """Reflectance at which the log curve bends (smaller lifts darks more)."""
 TONE_WHITE = 0.6
 """Reflectance mapped to 255 (brighter values saturate)."""
-
-FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
 @lru_cache(maxsize=8)
@@ -85,7 +85,16 @@ def tci(dn: np.ndarray) -> np.ndarray:
 
 
 def stack_rgba(r: np.ndarray, g: np.ndarray, b: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(h, w, 4) uint8 image; invalid pixels are fully transparent (and black)."""
+    """Stack three 8-bit channels and a validity mask into an ``(h, w, 4)`` uint8 RGBA image.
+
+    Invalid pixels are fully transparent and black (so an encoder without alpha shows black).
+
+    Examples
+    --------
+    >>> one = np.full((1, 2), 200, "uint8")
+    >>> stack_rgba(one, one, one, np.array([[True, False]]))[0].tolist()
+    [[200, 200, 200, 255], [0, 0, 0, 0]]
+    """
     out = np.zeros((*r.shape, 4), dtype="uint8")
     out[..., 0], out[..., 1], out[..., 2] = r, g, b
     out[..., 3] = np.where(valid, 255, 0)
@@ -105,7 +114,17 @@ def date_colors(days: np.ndarray, start: int, end: int) -> np.ndarray:
     """Colour stored dates (days since 2015-01-01, 0 = none) on a fixed store-wide range.
 
     ``start``/``end`` (days) come from the whole store, never from a tile, so one date has one
-    colour everywhere.  Returns (h, w, 4) uint8 with alpha 0 where there is no date.
+    colour everywhere (matplotlib's viridis, oldest dark blue, newest yellow).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w, 4)`` uint8 RGBA with alpha 0 where there is no date.
+
+    Examples
+    --------
+    >>> date_colors(np.array([[0, 3000, 3100]]), 3000, 3100)[0, :, 3].tolist()
+    [0, 255, 255]
     """
     d = np.asarray(days).astype("float64")
     span = max(end - start, 1)
@@ -113,23 +132,3 @@ def date_colors(days: np.ndarray, start: int, end: int) -> np.ndarray:
     rgb = _date_lut()[idx]
     valid = np.asarray(days) > 0
     return stack_rgba(rgb[..., 0], rgb[..., 1], rgb[..., 2], valid)
-
-
-def encode(rgba: np.ndarray, fmt: str, *, quality: int = 85) -> bytes:
-    """Encode an (h, w, 4) uint8 image.  PNG and WebP keep the alpha (transparent nodata);
-    JPEG has none, so nodata becomes black."""
-    from PIL import Image
-
-    fmt = fmt.lower()
-    buf = io.BytesIO()
-    if fmt == "png":
-        Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=1)
-    elif fmt in ("jpeg", "jpg"):
-        Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(
-            buf, "JPEG", quality=quality
-        )
-    elif fmt == "webp":
-        Image.fromarray(rgba, "RGBA").save(buf, "WEBP", quality=quality, method=0)
-    else:
-        raise ValueError(f"unknown image format {fmt!r}; use one of {sorted(FORMATS)}")
-    return buf.getvalue()

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from realdata import REAL_BBOX, REAL_CATALOG, REPO, SHARED_DATA  # noqa: F401
 
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
@@ -56,8 +55,11 @@ def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stac_api(real_catalog: Path) -> Iterator[str]:
-    """A real STAC API (stac-fastapi-pgstac + PostgreSQL/PostGIS) on 127.0.0.1 serving the real items."""
-    from s2cube.testing.stac_api import serve_catalog
+    """A real STAC API (stac-fastapi-pgstac + PostgreSQL/PostGIS) on 127.0.0.1, real items.
+
+    The server lives in ``tests/support`` (test infrastructure, not shipped in the wheel).
+    """
+    from support.stac_api import serve_catalog
 
     try:
         server = serve_catalog(real_catalog)

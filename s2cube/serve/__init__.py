@@ -1,9 +1,10 @@
 """WMTS / XYZ tile service and web map for an s2cube store.
 
-``create_app(store)`` builds the FastAPI app, ``run(store, host, port)`` serves it with
-uvicorn, and :mod:`s2cube.serve.render` holds the pure rendering kernels (the global
-``tone_curve``).  Importing this package does not import the web stack; it is loaded when an app
-is created (install it with ``pip install 's2cube[serve]'``).
+``create_app(store)`` builds the FastAPI app and ``run(store, host, port)`` serves it with
+uvicorn.  The colour of a tile comes from the core rendering kernels in :mod:`s2cube.render` (the
+global ``tone_curve``, re-exported here); :mod:`s2cube.serve.render` only encodes images for the
+web.  Importing this package does not import the web stack; it is loaded when an app is created
+(install it with ``pip install 's2cube[serve]'``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .render import tci, tone_curve
+from ..render import tci, tone_curve
 
 if TYPE_CHECKING:
     from .settings import ServeSettings

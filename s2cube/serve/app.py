@@ -45,8 +45,9 @@ _MIME_TO_EXT = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "
 
 def _int(value: str | None, name: str) -> int:
     if value is None or value == "":
-        raise TileRequestError(f"parameter {name} is missing", code="MissingParameterValue",
-                               locator=name)  # fmt: skip
+        raise TileRequestError(
+            f"parameter {name} is missing", code="MissingParameterValue", locator=name
+        )
     try:
         out = int(value)
     except (TypeError, ValueError):
@@ -60,8 +61,9 @@ def _float(value: str | None, name: str) -> float:
     try:
         out = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise TileRequestError(f"parameter {name}={str(value)[:32]!r} is not a number",
-                               locator=name) from None  # fmt: skip
+        raise TileRequestError(
+            f"parameter {name}={str(value)[:32]!r} is not a number", locator=name
+        ) from None
     if out != out or out in (float("inf"), float("-inf")):
         raise TileRequestError(f"parameter {name}={value!r} is not finite", locator=name)
     return out
@@ -98,17 +100,23 @@ def create_app(
         tile_size=settings.tile_size,
         max_read_pixels=settings.max_read_pixels,
     )
-    app = FastAPI(title=settings.title, docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json")  # fmt: skip
+    app = FastAPI(
+        title=settings.title, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
     app.state.source = source
     app.state.settings = settings
     cors = {"Access-Control-Allow-Origin": "*"} if settings.cors else {}
 
-    def error_response(request: Request, status: int, code: str, message: str,
-                       locator: str | None = None) -> Response:  # fmt: skip
+    def error_response(
+        request: Request, status: int, code: str, message: str, locator: str | None = None
+    ) -> Response:
         if request.url.path.startswith("/wmts"):
-            return Response(exception_xml(code, message, locator), status_code=status,
-                            media_type="application/xml", headers=cors)  # fmt: skip
+            return Response(
+                exception_xml(code, message, locator),
+                status_code=status,
+                media_type="application/xml",
+                headers=cors,
+            )
         body: dict[str, Any] = {"detail": message, "code": code}
         if locator:
             body["parameter"] = locator
@@ -134,9 +142,16 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         msg = str(exc.detail)
         if exc.status_code == 404:
-            msg = f"no such resource: {request.url.path[:200]!r} (see /api/info and /wmts?REQUEST=GetCapabilities)"
-        return error_response(request, exc.status_code, "NotFound" if exc.status_code == 404
-                              else "InvalidParameterValue", msg)  # fmt: skip
+            msg = (
+                f"no such resource: {request.url.path[:200]!r} "
+                "(see /api/info and /wmts?REQUEST=GetCapabilities)"
+            )
+        return error_response(
+            request,
+            exc.status_code,
+            "NotFound" if exc.status_code == 404 else "InvalidParameterValue",
+            msg,
+        )
 
     def tile_response(layer: str, tms_id: str, z: int, x: int, y: int, fmt: str) -> Response:
         ext = _ext(fmt)
@@ -159,15 +174,21 @@ def create_app(
         service = q.get("service")
         req = q.get("request")
         if not req:
-            raise TileRequestError("parameter REQUEST is missing (GetCapabilities, GetTile or "
-                                   "GetFeatureInfo)", code="MissingParameterValue",
-                                   locator="REQUEST")  # fmt: skip
+            raise TileRequestError(
+                "parameter REQUEST is missing (GetCapabilities, GetTile or GetFeatureInfo)",
+                code="MissingParameterValue",
+                locator="REQUEST",
+            )
         if service is None:
-            raise TileRequestError("parameter SERVICE is missing; use SERVICE=WMTS",
-                                   code="MissingParameterValue", locator="SERVICE")  # fmt: skip
+            raise TileRequestError(
+                "parameter SERVICE is missing; use SERVICE=WMTS",
+                code="MissingParameterValue",
+                locator="SERVICE",
+            )
         if service.upper() != "WMTS":
-            raise TileRequestError(f"SERVICE={service[:32]!r} is not supported; use SERVICE=WMTS",
-                                   locator="SERVICE")  # fmt: skip
+            raise TileRequestError(
+                f"SERVICE={service[:32]!r} is not supported; use SERVICE=WMTS", locator="SERVICE"
+            )
         if req.lower() == "getcapabilities":
             return capabilities(request)
         if req.lower() not in ("gettile", "getfeatureinfo"):
@@ -179,17 +200,23 @@ def create_app(
             )
         version = q.get("version", "1.0.0")
         if version != "1.0.0":
-            raise TileRequestError(f"VERSION={version[:32]!r} is not supported; use 1.0.0",
-                                   locator="VERSION")  # fmt: skip
+            raise TileRequestError(
+                f"VERSION={version[:32]!r} is not supported; use 1.0.0", locator="VERSION"
+            )
         for key in ("layer", "tilematrixset", "tilematrix", "tilerow", "tilecol"):
             if not q.get(key):
-                raise TileRequestError(f"parameter {key.upper()} is missing",
-                                       code="MissingParameterValue", locator=key.upper())  # fmt: skip
+                raise TileRequestError(
+                    f"parameter {key.upper()} is missing",
+                    code="MissingParameterValue",
+                    locator=key.upper(),
+                )
         layer, tms_id = q["layer"], q["tilematrixset"]
         source.layer(layer)
         if tms_id not in TMS_IDS:
-            raise TileRequestError(f"unknown TILEMATRIXSET {tms_id[:32]!r}; use one of "
-                                   f"{list(TMS_IDS)}", locator="TILEMATRIXSET")  # fmt: skip
+            raise TileRequestError(
+                f"unknown TILEMATRIXSET {tms_id[:32]!r}; use one of {list(TMS_IDS)}",
+                locator="TILEMATRIXSET",
+            )
         style = q.get("style", "default") or "default"
         if style != "default":
             raise TileRequestError(f"unknown STYLE {style[:32]!r}; use 'default'", locator="STYLE")
@@ -200,15 +227,20 @@ def create_app(
             source.check_tile(tms_id, z, x, y)
             i, j = _int(q.get("i"), "I"), _int(q.get("j"), "J")
             if not (0 <= i < source.tile_size and 0 <= j < source.tile_size):
-                raise TileRequestError(f"I={i}, J={j} outside the {source.tile_size}-px tile",
-                                       code="PointIJOutOfRange", locator="I")  # fmt: skip
+                raise TileRequestError(
+                    f"I={i}, J={j} outside the {source.tile_size}-px tile",
+                    code="PointIJOutOfRange",
+                    locator="I",
+                )
             lon, lat = source.pixel_lonlat(tms_id, z, x, y)
             return JSONResponse(source.point(float(lon[i]), float(lat[j])), headers=cors)
         fmt = q.get("format", "image/png")
         ext = _MIME_TO_EXT.get(fmt.lower())
         if ext is None:
-            raise TileRequestError(f"FORMAT={fmt[:32]!r} is not offered; use image/png, "
-                                   "image/jpeg or image/webp", locator="FORMAT")  # fmt: skip
+            raise TileRequestError(
+                f"FORMAT={fmt[:32]!r} is not offered; use image/png, image/jpeg or image/webp",
+                locator="FORMAT",
+            )
         return tile_response(layer, tms_id, z, x, y, ext)
 
     @app.get("/wmts/1.0.0/WMTSCapabilities.xml", summary="WMTS 1.0.0 capabilities (REST)")
@@ -218,25 +250,31 @@ def create_app(
     @app.get(
         "/wmts/1.0.0/{layer}/{style}/{tms_id}/{z}/{row}/{col}.{fmt}", summary="WMTS GetTile (REST)"
     )
-    def wmts_rest_tile(layer: str, style: str, tms_id: str, z: str, row: str, col: str,
-                       fmt: str) -> Response:  # fmt: skip
+    def wmts_rest_tile(
+        layer: str, style: str, tms_id: str, z: str, row: str, col: str, fmt: str
+    ) -> Response:
         source.layer(layer)
         if style != "default":
             raise TileRequestError(f"unknown style {style[:32]!r}; use 'default'", locator="Style")
         if tms_id not in TMS_IDS:
-            raise TileRequestError(f"unknown TileMatrixSet {tms_id[:32]!r}; use one of "
-                                   f"{list(TMS_IDS)}", locator="TileMatrixSet")  # fmt: skip
-        return tile_response(layer, tms_id, _int(z, "TileMatrix"), _int(col, "TileCol"),
-                             _int(row, "TileRow"), fmt)  # fmt: skip
+            raise TileRequestError(
+                f"unknown TileMatrixSet {tms_id[:32]!r}; use one of {list(TMS_IDS)}",
+                locator="TileMatrixSet",
+            )
+        return tile_response(
+            layer, tms_id, _int(z, "TileMatrix"), _int(col, "TileCol"), _int(row, "TileRow"), fmt
+        )
 
     # ------------------------------------------------------------------ XYZ + API
     @app.get("/tiles/{layer}/{z}/{x}/{y}.{fmt}", summary="XYZ tile")
-    def xyz_tile(layer: str, z: str, x: str, y: str, fmt: str,
-                 tms: str = "WebMercatorQuad") -> Response:  # fmt: skip
+    def xyz_tile(
+        layer: str, z: str, x: str, y: str, fmt: str, tms: str = "WebMercatorQuad"
+    ) -> Response:
         source.layer(layer)
         if tms not in TMS_IDS:
-            raise TileRequestError(f"unknown tms {tms[:32]!r}; use one of {list(TMS_IDS)}",
-                                   locator="tms")  # fmt: skip
+            raise TileRequestError(
+                f"unknown tms {tms[:32]!r}; use one of {list(TMS_IDS)}", locator="tms"
+            )
         return tile_response(layer, tms, _int(z, "z"), _int(x, "x"), _int(y, "y"), fmt)
 
     @app.get("/api/point", summary="values and provenance of one pixel")

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import render
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid
 from ..overviews import Level, has_overviews, overview_status, pyramid
 from ..store import DATE_EPOCH, _require_store, read_manifest, store_metadata
-from . import render
 
 __all__ = ["LAYERS", "TMS_IDS", "LayerSpec", "TileRequestError", "TileSource"]
 

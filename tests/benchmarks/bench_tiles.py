@@ -144,7 +144,7 @@ def in_process(store: Path, reps: int = 20) -> None:
     from rio_tiler.io import XarrayReader
 
     from s2cube.overviews import open_level
-    from s2cube.serve.render import stack_rgba, tone_curve
+    from s2cube.render import stack_rgba, tone_curve
     from s2cube.serve.tiles import TileSource
 
     src = TileSource(store)

@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from s2cube.serve.render import tone_curve
+from s2cube.render import tone_curve
 
 CAPS = "/wmts?SERVICE=WMTS&REQUEST=GetCapabilities"
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`s2cube.testing.stac_api`: a real pgstac STAC API, queried over HTTP.
+"""Tests for the test STAC API (:mod:`support.stac_api`): real pgstac, queried over HTTP.
 
 One server (module-scoped) serves the 10 real Earth Search items of
 ``shared/data/s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m``; every check goes
@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from s2cube.testing.stac_api import (
-    StacApiServer,
-    _find_postgres,
-    missing_requirements,
-    serve_catalog,
-)
+from support.postgres import find_postgres
+from support.stac_api import StacApiServer, missing_requirements, serve_catalog
 
 pystac = pytest.importorskip("pystac")
 pystac_client = pytest.importorskip("pystac_client")
@@ -39,8 +34,11 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-# pystac-client 0.9 only recognises v1.0.* conformance URIs; stac-fastapi 7 announces sort as v1.1.0.
-ignore_sort_conformance = pytest.mark.filterwarnings("ignore::pystac_client.warnings.DoesNotConformTo")
+# pystac-client 0.9 only recognises v1.0.* conformance URIs; stac-fastapi 7 announces sort as
+# v1.1.0.
+ignore_sort_conformance = pytest.mark.filterwarnings(
+    "ignore::pystac_client.warnings.DoesNotConformTo"
+)
 
 
 def _require_server() -> None:
@@ -56,7 +54,10 @@ def _require_server() -> None:
 def static_items() -> list[dict[str, Any]]:
     """The 10 items of the static catalog, as stored on disk."""
     cat = pystac.Catalog.from_file(str(CATALOG))
-    items = [i.to_dict(include_self_link=False, transform_hrefs=False) for i in cat.get_items(recursive=True)]
+    items = [
+        i.to_dict(include_self_link=False, transform_hrefs=False)
+        for i in cat.get_items(recursive=True)
+    ]
     assert len(items) == 10
     return items
 
@@ -109,7 +110,9 @@ def test_bbox_and_datetime(client: Any, static_items: list[dict[str, Any]]) -> N
         and _dt(start) <= _dt(i["properties"]["datetime"]) <= _dt(end)
     )
     assert 0 < len(expected) < 5  # the filter has to narrow
-    got = sorted(_ids(client.search(collections=[COLLECTION], bbox=bbox, datetime=f"{start}/{end}").items()))
+    got = sorted(
+        _ids(client.search(collections=[COLLECTION], bbox=bbox, datetime=f"{start}/{end}").items())
+    )
     assert got == expected
     # each filter alone narrows too
     only_bbox = _ids(client.search(bbox=bbox).items())
@@ -131,7 +134,9 @@ def test_query_extension(client: Any, static_items: list[dict[str, Any]]) -> Non
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
 def test_cql2_text_filter(client: Any, static_items: list[dict[str, Any]], method: str) -> None:
-    got = client.search(collections=[COLLECTION], filter="eo:cloud_cover < 10", method=method).items()
+    got = client.search(
+        collections=[COLLECTION], filter="eo:cloud_cover < 10", method=method
+    ).items()
     assert sorted(_ids(got)) == _cloud_lt(static_items, 10)
 
 
@@ -148,7 +153,9 @@ def test_cql2_json_filter_and_queryables(
 
 @ignore_sort_conformance
 @pytest.mark.parametrize("direction", ["asc", "desc"])
-def test_sortby_cloud_cover(client: Any, static_items: list[dict[str, Any]], direction: str) -> None:
+def test_sortby_cloud_cover(
+    client: Any, static_items: list[dict[str, Any]], direction: str
+) -> None:
     got = list(
         client.search(
             collections=[COLLECTION],
@@ -239,5 +246,5 @@ def test_two_servers_and_stop(static_items: list[dict[str, Any]]) -> None:
 def test_missing_postgres_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("S2CUBE_PG_BINDIR", str(tmp_path / "nowhere"))
     with pytest.raises(RuntimeError, match=r"install_system\.sh"):
-        _find_postgres()
+        find_postgres()
     assert any("install_system.sh" in p for p in missing_requirements())
