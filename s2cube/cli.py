@@ -110,6 +110,10 @@ def search_cmd(
         )
 
 
+#: an option given as ``none`` on the command line (a flag left out is ``None``: not given)
+EXPLICIT_NONE = "<none>"
+
+
 def _none_or(kind: type) -> click.ParamType:
     """A click type that also accepts ``none`` (for options whose None means "off"/"default")."""
 
@@ -117,8 +121,10 @@ def _none_or(kind: type) -> click.ParamType:
         name = f"{kind.__name__}|none"
 
         def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-            if value is None or str(value).lower() in ("none", "off"):
-                return None
+            if value is None or value == EXPLICIT_NONE:
+                return value
+            if str(value).lower() in ("none", "off"):
+                return EXPLICIT_NONE
             try:
                 return kind(value)
             except ValueError:
@@ -172,7 +178,7 @@ def build_configs(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise InputError(f"--config {config_file!r} is not a readable TOML file: {exc}") from exc
         values = {k.replace("-", "_"): v for k, v in values.items()}
-    values.update({k: v for k, v in flags.items() if v is not None})
+    values.update({k: None if v == EXPLICIT_NONE else v for k, v in flags.items() if v is not None})
     if isinstance(values.get("bands"), str):
         values["bands"] = check_bands(values["bands"])
     exec_names = {f.name for f in dataclasses.fields(ExecutionOptions)}

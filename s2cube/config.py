@@ -20,6 +20,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .errors import InputError, require
@@ -184,6 +185,13 @@ class MosaicConfig:
             )
         if self.mask_method != "scl":
             require("torch", "ml")
+            from .models.registry import REGISTRY
+
+            if self.model not in REGISTRY and not Path(self.model).exists():
+                raise InputError(
+                    f"model={self.model!r} is neither a registry model "
+                    f"({', '.join(sorted(REGISTRY))}) nor the path of a saved model"
+                )
             missing = MODEL_BANDS - set(self.bands)
             if missing:
                 raise InputError(

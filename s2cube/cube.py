@@ -10,11 +10,13 @@ uint16 cube covering one cell of the :class:`~s2cube.grid.GlobalGrid` (plus a ha
 * a slim set of per-scene coordinates (``id``, ``eo:cloud_cover``, ``mgrs_tile``...).
 
 Only items whose footprint touches the cell are stacked, so a cell's graph reads nothing else.
+The reads themselves (GDAL environment, failed-read policy) belong to :mod:`s2cube.reader`;
+this module is the xarray wrapper: exact grid coordinates, one reflectance scale, padding
+past the globe.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,19 +24,17 @@ import numpy as np
 import pystac
 import xarray as xr
 
+from . import reader
 from .errors import InputError
-from .grid import DEFAULT_GRID, Cell, GlobalGrid
+from .grid import DEFAULT_GRID, Cell, GlobalGrid, Window
 from .search import ASSET_ALIASES, REFLECTANCE_BANDS, normalize_items
 
 __all__ = ["load", "load_window", "remove_boa_offset", "items_touching", "DEFAULT_BANDS"]
-
-
 
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
 READ_CHUNK = 2048
 #: (rows, cols) alignment of warped reads: GDAL's default warped-VRT block is 512×128 px
 VRT_ALIGN = (128, 512)
-_RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 _SCENE_COORDS = ("id", "eo:cloud_cover", "s2cube:mgrs_tile", "s2cube:boa_offset", "s2cube:epsg")
 
 
@@ -116,7 +116,8 @@ def load(
     resampling
         Resampling of the reflectance bands (``nearest`` default).  SCL always uses nearest.
     strict
-        Raise on read errors instead of turning known transient errors into nodata.
+        Raise on read errors instead of turning known transient errors into nodata (with a
+        :class:`~s2cube.reader.ReadFailureWarning` naming the asset).
 
     Returns
     -------
@@ -130,36 +131,45 @@ def load(
     """
     if halo < 0:
         raise InputError(f"halo={halo} must be >= 0 pixels")
-    rows, cols = grid.cell_region(cell, halo=halo)
-    stack = load_window(items, rows, cols, grid=grid, bands=bands, chunksize=chunksize,
-                        resampling=resampling, strict=strict, what=str(cell))  # fmt: skip
+    stack = load_window(
+        items,
+        grid.cell_window(cell, halo=halo),
+        bands=bands,
+        chunksize=chunksize,
+        resampling=resampling,
+        strict=strict,
+        what=str(cell),
+    )
     stack.attrs["cell"] = cell.name
     stack.attrs["halo"] = halo
     return stack
 
 
-def _gdal_env() -> Any:
-    """stackstac's GDAL options, plus block-wise warping (window-independent pixels).
-
-    For a large request GDAL's warped VRT warps the requested window directly (GDAL 3.10 here),
-    and its approximate transformer then interpolates along the rows of *that window*: with
-    nearest resampling up to ~0.5 % of pixels (10 m data on the 1/12000° grid) pick a neighbouring
-    source pixel depending on how the array was chunked.  With
-    ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO`` every read is served from the VRT's own
-    512×128 blocks, which :data:`VRT_ALIGN` puts on one global tiling: a pixel's value no longer
-    depends on the read window, the chunking or the cell (and the block path measured faster).
-    """
-    from stackstac.rio_reader import DEFAULT_GDAL_ENV
-
-    return DEFAULT_GDAL_ENV.updated(always={"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "NO"})
+def _as_window(rows: slice | Window, cols: slice | None, grid: GlobalGrid | None) -> Window:
+    if isinstance(rows, Window):
+        if cols is not None:
+            raise InputError("pass a Window alone, or rows and cols slices; not a Window and cols")
+        if grid is not None and grid != rows.grid:
+            raise InputError(f"grid={grid} differs from the window's grid {rows.grid}; drop grid=")
+        if rows.factor != 1:
+            raise InputError(
+                f"the window is at zoom-out factor {rows.factor}; cubes are loaded at the grid's "
+                "resolution: pass window.zoom_in(window.factor)"
+            )
+        return rows
+    if cols is None:
+        raise InputError("load_window needs cols= (a slice of global columns) beside rows")
+    return Window(
+        grid or DEFAULT_GRID, rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start
+    )
 
 
 def load_window(
     items: Sequence[pystac.Item | dict[str, Any]],
-    rows: slice,
-    cols: slice,
+    rows: slice | Window,
+    cols: slice | None = None,
     *,
-    grid: GlobalGrid = DEFAULT_GRID,
+    grid: GlobalGrid | None = None,
     bands: Sequence[str] = DEFAULT_BANDS,
     chunksize: int | tuple[tuple[int, ...], tuple[int, ...]] | None = None,
     resampling: str = "nearest",
@@ -167,139 +177,143 @@ def load_window(
     what: str = "window",
     align: tuple[int, int] | None = None,
 ) -> xr.DataArray:
-    """Like :func:`load` for any window of global pixel rows/cols (may extend past the globe).
+    """Like :func:`load` for any window of the global grid (may extend past the globe).
+
+    The window is a :class:`~s2cube.grid.Window` (``load_window(items, w)``), or global pixel
+    ``rows``/``cols`` slices of ``grid`` (default :data:`~s2cube.grid.DEFAULT_GRID`).
 
     ``align=(rows, cols)`` makes the warped read itself cover a window whose edges are multiples
-    of ``rows``/``cols`` global pixels (the result is still cropped to ``rows``/``cols``).  With
+    of ``rows``/``cols`` global pixels (the result is still cropped to the window).  With
     :data:`VRT_ALIGN`, GDAL's warped-VRT blocks (512×128) then fall on one global tiling, and
     its approximate transformer (per block row) gives every global pixel the same value
     whichever window read it: cells, halos and fallbacks agree exactly.
+
+    Examples
+    --------
+    >>> cube = load_window(items, grid.cell_window(cell).pad(16), align=VRT_ALIGN)  # doctest: +SKIP
     """
+    window = _as_window(rows, cols, grid)
     if align is not None:
-        ay, ax = align
-        rv = slice((rows.start // ay) * ay, -(-rows.stop // ay) * ay)
-        cv = slice((cols.start // ax) * ax, -(-cols.stop // ax) * ax)
+        outer = window.align(*align)
+        top, left = window.offset_in(outer)
         if isinstance(chunksize, tuple):
-            ch_y = tuple(c for c in (rows.start - rv.start, *chunksize[0], rv.stop - rows.stop) if c > 0)
-            ch_x = tuple(c for c in (cols.start - cv.start, *chunksize[1], cv.stop - cols.stop) if c > 0)
-            inner: Any = (ch_y, ch_x)
+            bottom = outer.height - top - window.height
+            right = outer.width - left - window.width
+            inner: Any = (
+                tuple(c for c in (top, *chunksize[0], bottom) if c > 0),
+                tuple(c for c in (left, *chunksize[1], right) if c > 0),
+            )
         else:
             inner = chunksize
-        full = load_window(items, rv, cv, grid=grid, bands=bands, chunksize=inner,
-                           resampling=resampling, strict=strict, what=what)  # fmt: skip
-        return full.isel(
-            latitude=slice(rows.start - rv.start, rows.stop - rv.start),
-            longitude=slice(cols.start - cv.start, cols.stop - cv.start),
+        full = load_window(
+            items,
+            outer,
+            bands=bands,
+            chunksize=inner,
+            resampling=resampling,
+            strict=strict,
+            what=what,
         )
-    import stackstac
-    from rasterio.enums import Resampling
+        return full.isel(
+            latitude=slice(top, top + window.height),
+            longitude=slice(left, left + window.width),
+        )
 
     bands = _check_bands(bands)
-    if resampling not in _RESAMPLING:
-        raise InputError(f"resampling={resampling!r}; choose one of {_RESAMPLING}")
+    if resampling not in reader.RESAMPLING:
+        raise InputError(f"resampling={resampling!r}; choose one of {reader.RESAMPLING}")
     # read chunks are decoupled from the store's (small, tile-serving) chunks: fewer, larger
     # reads keep the graph small (tasks = scenes × bands × chunks); 2048 px × 10 scenes × 5
     # bands of uint16 is ~400 MB per chunk column at most
     if isinstance(chunksize, tuple):
         # explicit (row chunks, col chunks), e.g. aligned to processing blocks and their halos
-        chunk_spec: Any = (1, 1, tuple(chunksize[0]), tuple(chunksize[1]))
+        chunks: Any = (tuple(chunksize[0]), tuple(chunksize[1]))
     else:
-        chunk = int(chunksize or min(max(rows.stop - rows.start, cols.stop - cols.start), READ_CHUNK))
-        chunk_spec = (1, 1, chunk, chunk)
+        chunks = int(chunksize or min(max(window.height, window.width), READ_CHUNK))
     done = all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items)
     normed = list(items) if done else normalize_items(items, bands=(*bands, "scl"))
-    r = float(grid.resolution)
-    bounds = (-180 + cols.start * r, 90 - rows.stop * r, -180 + cols.stop * r, 90 - rows.start * r)
+    bounds = reader.request_bounds(window)
     touching = items_touching(normed, bounds)  # type: ignore[arg-type]
     if not touching:
         raise InputError(f"no item touches {what} ({bounds}); nothing to load")
 
-    errors: tuple[Exception, ...] = ()
-    if not strict:
-        from rasterio.errors import RasterioIOError
-
-        # transient HTTP failures become nodata (with a warning from stackstac), never silence
-        errors = (
-            RasterioIOError("HTTP response code: 5"),
-            RasterioIOError(".*timed out.*"),
-            RasterioIOError(".*Connection reset.*"),
+    read = dict(chunks=chunks, strict=strict)
+    if resampling == "nearest":
+        stack = _slim(reader.stack(touching, window, assets=[*bands, "scl"], **read))
+    else:
+        # SCL classes must never be averaged: one more stack, always nearest
+        refl = reader.stack(touching, window, assets=list(bands), resampling=resampling, **read)
+        scl = reader.stack(touching, window, assets=["scl"], **read)
+        stack = xr.concat(
+            [_slim(refl), _slim(scl)], dim="band", coords="minimal", compat="override"
         )
+    stack = _on_grid(stack, window, what)
+    stack = _one_reflectance_scale(stack, touching, n_bands=len(bands))
+    return _pad_to(stack, window)
 
-    # clip to the globe (halo at the poles/antimeridian), pad afterwards
-    south, north = max(bounds[1], -90.0), min(bounds[3], 90.0)
-    west, east = max(bounds[0], -180.0), min(bounds[2], 180.0)
-    common = dict(
-        epsg=4326,
-        resolution=float(grid.resolution),
-        bounds=(west, south, east, north),
-        snap_bounds=False,
-        rescale=False,
-        fill_value=np.uint16(0),
-        dtype="uint16",
-        xy_coords="center",
-        sortby_date=False,
-        chunksize=chunk_spec,
-        errors_as_nodata=errors,
-        gdal_env=_gdal_env(),
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        if resampling == "nearest":
-            stack = stackstac.stack(
-                touching, assets=[*bands, "scl"], resampling=Resampling.nearest, **common
-            )
-        else:
-            refl = stackstac.stack(
-                touching, assets=list(bands), resampling=getattr(Resampling, resampling), **common
-            )
-            scl = stackstac.stack(touching, assets=["scl"], resampling=Resampling.nearest, **common)
-            stack = xr.concat([refl, scl], dim="band", coords="minimal", compat="override")
 
-    # exact grid coordinates: stackstac's are computed in float and drift by ulps
-    r0 = max(rows.start, 0)
-    c0 = max(cols.start, 0)
-    n_y, n_x = stack.sizes["y"], stack.sizes["x"]
-    lat = grid.latitudes(r0, r0 + n_y)
-    lon = grid.longitudes(c0, c0 + n_x)
-    if not (np.allclose(stack.y.values, lat, atol=float(grid.resolution) / 100)
-            and np.allclose(stack.x.values, lon, atol=float(grid.resolution) / 100)):
+def _slim(stack: xr.DataArray) -> xr.DataArray:
+    """Only the per-scene coordinates a cube keeps (the per-band ones differ between stacks)."""
+    keep = (*_SCENE_COORDS, "time", "band", "x", "y")
+    return stack.drop_vars([c for c in stack.coords if c not in keep])
+
+
+def _on_grid(stack: xr.DataArray, window: Window, what: str) -> xr.DataArray:
+    """Rename to latitude/longitude and put the grid's exact pixel centres in."""
+    on_globe = window.clip()
+    # stackstac's coordinates are computed in float and drift by ulps: check, then replace
+    lat, lon = on_globe.latitudes(), on_globe.longitudes()
+    tol = float(window.resolution) / 100
+    if not (
+        stack.sizes["y"] == lat.size
+        and stack.sizes["x"] == lon.size
+        and np.allclose(stack.y.values, lat, atol=tol)
+        and np.allclose(stack.x.values, lon, atol=tol)
+    ):
         raise RuntimeError(
-            f"stackstac grid does not match the global grid for {what}: "
-            f"y {stack.y.values[[0, -1]]} vs {lat[[0, -1]]}, x {stack.x.values[[0, -1]]} vs {lon[[0, -1]]}"
+            f"stackstac grid does not match the global grid for {what}: y "
+            f"{stack.y.values[[0, -1]]} vs {lat[[0, -1]]}, x {stack.x.values[[0, -1]]} vs "
+            f"{lon[[0, -1]]}"
         )
-    keep = [c for c in _SCENE_COORDS if c in stack.coords]
-    stack = stack.drop_vars([c for c in stack.coords if c not in (*keep, "time", "band", "x", "y")])
     stack = stack.rename({"y": "latitude", "x": "longitude"}).assign_coords(
         latitude=lat, longitude=lon
     )
-    stack = stack.rename({"s2cube:mgrs_tile": "mgrs_tile"}) if "s2cube:mgrs_tile" in stack.coords else stack
+    if "s2cube:mgrs_tile" in stack.coords:
+        stack = stack.rename({"s2cube:mgrs_tile": "mgrs_tile"})
+    return stack
 
-    # one reflectance scale across processing baselines
-    offsets = np.array([it.properties.get("s2cube:boa_offset", 0) for it in touching], dtype="int32")
-    if offsets.any():
-        per_band = np.zeros((len(touching), len(bands) + 1), dtype="int32")
-        per_band[:, : len(bands)] = offsets[:, None]
-        stack = xr.apply_ufunc(
-            remove_boa_offset,
-            stack,
-            xr.DataArray(per_band, dims=("time", "band")),
-            dask="parallelized",
-            output_dtypes=["uint16"],
-            keep_attrs=True,
-        ).transpose("time", "band", "latitude", "longitude")
 
-    # pad back to the full halo'd cell where the globe was clipped
-    pad_y = (r0 - rows.start, rows.stop - (r0 + n_y))
-    pad_x = (c0 - cols.start, cols.stop - (c0 + n_x))
+def _one_reflectance_scale(
+    stack: xr.DataArray, items: Sequence[pystac.Item], *, n_bands: int
+) -> xr.DataArray:
+    """Remove each item's BOA offset from its reflectance bands (never from SCL, the last)."""
+    offsets = np.array([it.properties.get("s2cube:boa_offset", 0) for it in items], dtype="int32")
+    if not offsets.any():
+        return stack
+    per_band = np.zeros((len(items), n_bands + 1), dtype="int32")
+    per_band[:, :n_bands] = offsets[:, None]
+    return xr.apply_ufunc(
+        remove_boa_offset,
+        stack,
+        xr.DataArray(per_band, dims=("time", "band")),
+        dask="parallelized",
+        output_dtypes=["uint16"],
+        keep_attrs=True,
+    ).transpose("time", "band", "latitude", "longitude")
+
+
+def _pad_to(stack: xr.DataArray, window: Window) -> xr.DataArray:
+    """Pad with nodata where the window runs past the globe; set the cube's attributes."""
+    on_globe = window.clip()
+    top, left = on_globe.offset_in(window)
+    pad_y = (top, window.height - top - on_globe.height)
+    pad_x = (left, window.width - left - on_globe.width)
     if any(pad_y + pad_x):
         stack = stack.pad(latitude=pad_y, longitude=pad_x, constant_values=0)
-        stack = stack.assign_coords(
-            latitude=grid.latitudes(rows.start, rows.stop),
-            longitude=grid.longitudes(cols.start, cols.stop),
-        )
+        stack = stack.assign_coords(latitude=window.latitudes(), longitude=window.longitudes())
     stack = stack.assign_coords(spatial_ref=_spatial_ref())
     stack.attrs = {
-        "grid": str(grid.to_dict()),
+        "grid": str(window.grid.to_dict()),
         "nodata": 0,
         "crs": "EPSG:4326",
         "grid_mapping": "spatial_ref",

@@ -16,16 +16,20 @@ GRID = GlobalGrid(resolution=Fraction(1, 800), cell_size=Fraction(1, 2), chunk_s
 CELL = GRID.cell_of(15.9, 46.1)
 
 
+BBOX = GRID.cell_bounds(CELL)
+
+
 @pytest.fixture(scope="module")
 def real_items(real_catalog):
-    return s2cube.search(real_catalog)
+    """The same items ``s2cube.mosaic`` finds for the cell."""
+    return s2cube.search(real_catalog, bbox=BBOX)
 
 
 def _store_and_notebook(real_catalog, real_items, tmp_path, config, execution):
     store = tmp_path / "m.zarr"
-    west, south, east, north = GRID.cell_bounds(CELL)
-    s2cube.mosaic(real_catalog, store=store, bbox=(west + 0.1, south + 0.1, east - 0.1, north - 0.1),
-                  grid=GRID, config=config, execution=execution)  # fmt: skip
+    s2cube.mosaic(real_catalog, store=store, bbox=BBOX, grid=GRID, config=config,
+                  execution=execution)  # fmt: skip
+    assert len(s2cube.read_manifest(store)) == 1
     stored = s2cube.open_store(store, cell=CELL, chunks=False).load()
     # the notebook path: load the cell with the config's halo, composite, crop the halo
     cube = s2cube.load(real_items, CELL, grid=GRID, halo=config.halo)
