@@ -26,8 +26,8 @@ from .errors import (
     S2CubeError,
     StoreError,
 )
-from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .execute import MosaicReport
+from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .harmonize.fit import SceneParams
 from .mask import mask
 from .search import normalize_item, normalize_items, search

@@ -44,7 +44,7 @@ class _Main(click.Group):
 @click.group(cls=_Main)
 @click.version_option(package_name="s2cube")
 def main() -> None:
-    """s2cube: cloud-free, colour-consistent Sentinel-2 mosaics on Dask, in one global Zarr store."""
+    """s2cube: cloud-free, colour-consistent Sentinel-2 mosaics on Dask, in one global store."""
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
 
 
@@ -72,7 +72,9 @@ _cloud = click.option("--max-cloud", type=float, help="Maximum eo:cloud_cover in
 @click.option("--mgrs", "mgrs_tiles", multiple=True, help="Keep only these MGRS tiles (repeat).")
 @click.option("--geometry", type=click.Path(exists=True, dir_okay=False), help="GeoJSON area.")
 @click.option("--limit", type=int, help="Maximum number of items.")
-@click.option("--json", "as_json", is_flag=True, help="Print a FeatureCollection of normalised items.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a FeatureCollection of normalised items."
+)
 def search_cmd(
     catalog: str,
     bbox: tuple[float, ...] | None,
@@ -94,11 +96,19 @@ def search_cmd(
         if data.get("type") == "FeatureCollection":
             geom = data["features"][0]["geometry"]
     items = search(
-        catalog, bbox=bbox or None, geometry=geom, mgrs_tiles=mgrs_tiles or None,
-        start=start, end=end, max_cloud=max_cloud, limit=limit,
-    )  # fmt: skip
+        catalog,
+        bbox=bbox or None,
+        geometry=geom,
+        mgrs_tiles=mgrs_tiles or None,
+        start=start,
+        end=end,
+        max_cloud=max_cloud,
+        limit=limit,
+    )
     if as_json:
-        click.echo(json.dumps({"type": "FeatureCollection", "features": [i.to_dict() for i in items]}))
+        click.echo(
+            json.dumps({"type": "FeatureCollection", "features": [i.to_dict() for i in items]})
+        )
         return
     click.echo(f"{len(items)} item(s)")
     for it in items:
@@ -106,7 +116,8 @@ def search_cmd(
         click.echo(
             f"{it.id:45s} {it.datetime:%Y-%m-%d %H:%M} tile={p.get('s2cube:mgrs_tile')} "
             f"cloud={p['eo:cloud_cover']:5.1f}% epsg={p['s2cube:epsg']} "
-            f"baseline={p.get('s2:processing_baseline', '?')} boa_offset_to_remove={p['s2cube:boa_offset']}"
+            f"baseline={p.get('s2:processing_baseline', '?')} "
+            f"boa_offset_to_remove={p['s2cube:boa_offset']}"
         )
 
 
@@ -176,7 +187,9 @@ def build_configs(
         try:
             values = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"--config {config_file!r} is not a readable TOML file: {exc}") from exc
+            raise InputError(
+                f"--config {config_file!r} is not a readable TOML file: {exc}"
+            ) from exc
         values = {k.replace("-", "_"): v for k, v in values.items()}
     values.update({k: None if v == EXPLICIT_NONE else v for k, v in flags.items() if v is not None})
     if isinstance(values.get("bands"), str):
@@ -189,26 +202,51 @@ def build_configs(
 
 @main.command("mosaic")
 @_catalog
-@click.option("--bbox", nargs=4, type=float, metavar="W S E N", required=True,
-              help="Lon/lat bounding box; every cell it touches is processed.")  # fmt: skip
+@click.option(
+    "--bbox",
+    nargs=4,
+    type=float,
+    metavar="W S E N",
+    required=True,
+    help="Lon/lat bounding box; every cell it touches is processed.",
+)
 @_start
 @_end
 @_cloud
-@click.option("--store", required=True, type=click.Path(), help="Global Zarr store (created if missing).")
+@click.option(
+    "--store", required=True, type=click.Path(), help="Global Zarr store (created if missing)."
+)
 @click.option("--resolution", type=_fraction, help="Pixel size in degrees (default 1/12000).")
 @click.option("--cell-size", type=_fraction, help="Cell edge in degrees (default 1).")
-@click.option("--chunk-size", type=int, default=None, help="Zarr chunk edge in pixels (default 600).")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TOML file of MosaicConfig/ExecutionOptions options (flags win).")  # fmt: skip
-@click.option("--dilation", type=int, default=None,
-              help="Shorthand: --cloud-dilation and --shadow-dilation at once.")  # fmt: skip
+@click.option(
+    "--chunk-size", type=int, default=None, help="Zarr chunk edge in pixels (default 600)."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of MosaicConfig/ExecutionOptions options (flags win).",
+)
+@click.option(
+    "--dilation",
+    type=int,
+    default=None,
+    help="Shorthand: --cloud-dilation and --shadow-dilation at once.",
+)
 @config_options(MosaicConfig, ExecutionOptions)
-@click.option("--scheduler", help="Address of an existing dask scheduler (default: a LocalCluster).")
-@click.option("--workers", type=int, help="Local cluster: worker processes (0: no cluster, "
-              "dask's threads in this process).")  # fmt: skip
+@click.option(
+    "--scheduler", help="Address of an existing dask scheduler (default: a LocalCluster)."
+)
+@click.option(
+    "--workers",
+    type=int,
+    help="Local cluster: worker processes (0: no cluster, dask's threads in this process).",
+)
 @click.option("--threads", type=int, help="Local cluster: threads per worker.")
 @click.option("--gpu", is_flag=True, help="Use a LocalCUDACluster (needs dask-cuda and a GPU).")
-@click.option("--overwrite", is_flag=True, help="Recompute cells already finished (default: resume).")
+@click.option(
+    "--overwrite", is_flag=True, help="Recompute cells already finished (default: resume)."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def mosaic_cmd(
     catalog: str,
@@ -255,16 +293,25 @@ def mosaic_cmd(
             chunk_size=chunk_size or base.chunk_size,
         )
     local = not scheduler and workers != 0
-    client = get_client(scheduler, local=local, gpu=gpu or None, n_workers=workers,
-                        threads_per_worker=threads)  # fmt: skip
+    client = get_client(
+        scheduler, local=local, gpu=gpu or None, n_workers=workers, threads_per_worker=threads
+    )
     if client is not None:
         click.echo(f"dask dashboard: {client.dashboard_link}", err=True)
     try:
         report = mosaic(
-            catalog, store=store, bbox=bbox, start=start, end=end, max_cloud=max_cloud,
-            grid=grid, config=config, execution=execution, client=client,
+            catalog,
+            store=store,
+            bbox=bbox,
+            start=start,
+            end=end,
+            max_cloud=max_cloud,
+            grid=grid,
+            config=config,
+            execution=execution,
+            client=client,
             progress=not no_progress,
-        )  # fmt: skip
+        )
     finally:
         if client is not None:
             cluster = client.cluster if local else None
@@ -273,7 +320,8 @@ def mosaic_cmd(
                 cluster.close()
     click.echo(
         f"{len(report.written)} cell(s) written, {len(report.skipped)} already finished, "
-        f"{len(report.empty)} without data, from {report.scenes} scene(s) in {report.seconds:.1f} s "
+        f"{len(report.empty)} without data, from {report.scenes} scene(s) "
+        f"in {report.seconds:.1f} s "
         f"→ {store}"
     )
 
@@ -291,19 +339,35 @@ def info_cmd(store: str, as_json: bool) -> None:
         return
     g = info["grid"]
     click.echo(f"store        {info['path']}")
-    click.echo(f"grid         EPSG:4326, {g['resolution']}° px, cells {g['cell_size']}°, chunks {g['chunk_size']} px")
+    click.echo(
+        f"grid         EPSG:4326, {g['resolution']}° px, cells {g['cell_size']}°, "
+        f"chunks {g['chunk_size']} px"
+    )
     click.echo(f"bands        {', '.join(info['bands'])}")
     click.echo(f"cells done   {info['cells_done']}")
-    click.echo(f"coverage     {100 * info['composited_fraction']:.2f} % of pixels in finished cells have a clear observation")
+    click.echo(
+        f"coverage     {100 * info['composited_fraction']:.2f} % of pixels in finished cells "
+        "have a clear observation"
+    )
     click.echo(f"dates        {info['date_min']} .. {info['date_max']}")
     click.echo(f"scenes       {info['scenes']} in the scene table")
     for cell, metrics in info.get("metrics", {}).items():
-        click.echo(f"metrics      {cell}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        click.echo(
+            f"metrics      {cell}: "
+            + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+            )
+        )
 
 
 @main.command("demo")
-@click.option("--out", default="s2cube-demo", type=click.Path(), show_default=True,
-              help="Directory for the sample catalog, the store and the quick-look PNG.")  # fmt: skip
+@click.option(
+    "--out",
+    default="s2cube-demo",
+    type=click.Path(),
+    show_default=True,
+    help="Directory for the sample catalog, the store and the quick-look PNG.",
+)
 @click.option("--workers", type=int, default=2, show_default=True, help="Local dask workers.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample catalog seed.")
 def demo_cmd(out: str, workers: int, seed: int) -> None:

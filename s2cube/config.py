@@ -54,7 +54,7 @@ MODEL_BANDS = frozenset({"blue", "green", "red", "nir"})
 
 
 def check_bands(bands: Any) -> tuple[str, ...]:
-    """Bands as a tuple of canonical names; raise :class:`InputError` for unknown or repeated ones."""
+    """Bands as a tuple of canonical names; :class:`InputError` for unknown or repeated ones."""
     if isinstance(bands, str):
         bands = tuple(b.strip() for b in bands.split(",") if b.strip())
     from .search import REFLECTANCE_BANDS

@@ -53,9 +53,14 @@ def find_items(
     """Normalised items of a catalog (searched) or of a list of items (normalised)."""
     if isinstance(catalog, str | os.PathLike):
         return search(
-            catalog, bbox=bbox, start=start, end=end, max_cloud=max_cloud, bands=bands,
+            catalog,
+            bbox=bbox,
+            start=start,
+            end=end,
+            max_cloud=max_cloud,
+            bands=bands,
             **dict(search_kwargs or {}),
-        )  # fmt: skip
+        )
     items = normalised(catalog, bands)
     if not items:
         raise EmptySearchError("no usable item was given; nothing to composite")
@@ -143,33 +148,57 @@ def mosaic(
     if grid is None:
         grid = zs.store_grid(store) if zs.is_store(store) else DEFAULT_GRID
 
-    items = find_items(catalog, bbox=bbox_t, start=start, end=end, max_cloud=max_cloud,
-                       bands=config.bands, search_kwargs=search_kwargs)  # fmt: skip
+    items = find_items(
+        catalog,
+        bbox=bbox_t,
+        start=start,
+        end=end,
+        max_cloud=max_cloud,
+        bands=config.bands,
+        search_kwargs=search_kwargs,
+    )
     cells = grid.cells_in_bbox(bbox_t)
     zs.create_store(store, grid=grid, bands=config.bands)
     done = set(zs.read_manifest(store)) if not overwrite else set()
     todo = [c for c in cells if c.name not in done]
-    report = MosaicReport(store=str(store), cells=[c.name for c in cells], scenes=len(items),
-                          skipped=[c.name for c in cells if c.name in done])  # fmt: skip
+    report = MosaicReport(
+        store=str(store),
+        cells=[c.name for c in cells],
+        scenes=len(items),
+        skipped=[c.name for c in cells if c.name in done],
+    )
     scene_index = zs.register_scenes(store, items)
     if execution.overviews:
         from .overviews import prepare_overviews
 
         prepare_overviews(store)
     client = get_client(scheduler, client=client)
-    run = plan_cells(items, todo, grid=grid, config=config, execution=execution,
-                     scene_index=scene_index, known=zs.scene_params(store), client=client)  # fmt: skip
+    run = plan_cells(
+        items,
+        todo,
+        grid=grid,
+        config=config,
+        execution=execution,
+        scene_index=scene_index,
+        known=zs.scene_params(store),
+        client=client,
+    )
     zs.update_scene_params(store, {k: p.to_record() for k, p in run.scene_params.items()})
     for cell in todo:
         zs.forget_cell(store, cell)
     run_record = {
         "config": config.to_record(),
         "execution": execution.to_record(),
-        "query": {"bbox": list(bbox_t), "start": str(start), "end": str(end),
-                  "max_cloud": max_cloud},
-    }  # fmt: skip
-    tasks = cell_tasks(str(store), todo, run.cells, run_record=run_record,
-                       overviews=execution.overviews)  # fmt: skip
+        "query": {
+            "bbox": list(bbox_t),
+            "start": str(start),
+            "end": str(end),
+            "max_cloud": max_cloud,
+        },
+    }
+    tasks = cell_tasks(
+        str(store), todo, run.cells, run_record=run_record, overviews=execution.overviews
+    )
     report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     run_tasks(tasks, report, client=client, progress=progress)
     if execution.overviews:
@@ -213,8 +242,15 @@ def composite_cell(
     if store is not None:
         known = zs.scene_params(store)
         scene_index = scene_index or zs.scene_indices(store)
-    run = plan_cells(items, [cell], grid=grid, config=config, execution=execution,
-                     scene_index=scene_index, known=known)  # fmt: skip
+    run = plan_cells(
+        items,
+        [cell],
+        grid=grid,
+        config=config,
+        execution=execution,
+        scene_index=scene_index,
+        known=known,
+    )
     if cell.name not in run.cells:
         raise InputError(f"no item has data in {cell}; nothing to composite")
     planned = run.cells[cell.name]

@@ -60,8 +60,14 @@ __all__ = [
 ]
 
 NODATA, CLEAR, CLOUD, SHADOW, CIRRUS, SNOW = 0, 1, 2, 3, 4, 5
-MASK_CODES = {"nodata": NODATA, "clear": CLEAR, "cloud": CLOUD, "shadow": SHADOW,
-              "cirrus": CIRRUS, "snow": SNOW}  # fmt: skip
+MASK_CODES = {
+    "nodata": NODATA,
+    "clear": CLEAR,
+    "cloud": CLOUD,
+    "shadow": SHADOW,
+    "cirrus": CIRRUS,
+    "snow": SNOW,
+}
 
 #: default SCL class → mask code lookup (index = SCL value)
 SCL_TO_MASK = np.array(
@@ -293,13 +299,20 @@ def mask(
         if lazy:
             data = data.rechunk({1: -1})
             raw = da.map_blocks(
-                _mask_block, data, drop_axis=1, dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
-                n_refl=n_refl, table=table, cloud=0, shadow=0,
-            )  # fmt: skip
+                _mask_block,
+                data,
+                drop_axis=1,
+                dtype="uint8",
+                meta=np.empty((0, 0, 0), "uint8"),
+                n_refl=n_refl,
+                table=table,
+                cloud=0,
+                shadow=0,
+            )
         else:
             raw = _mask_block(np.asarray(data), n_refl=n_refl, table=table, cloud=0, shadow=0)
     else:
-        kwargs_m = dict(model_kwargs or {})
+        kwargs_m: dict[str, Any] = dict(model_kwargs or {})
         factor = kwargs_m.pop("factor", None)
         learned = learned_codes(ordered, method=method, model=model, factor=factor, **kwargs_m)
         raw = learned.data
@@ -311,11 +324,19 @@ def mask(
     if isinstance(raw, da.Array):
         # the halo is as deep as the dilation, so chunk edges never change the result
         out = (
-            da.map_overlap(dilate_mask, raw, depth={0: 0, 1: depth, 2: depth}, boundary="none",
-                           dtype="uint8", meta=np.empty((0, 0, 0), "uint8"),
-                           cloud=d_cloud, shadow=d_shadow)
-            if depth else raw
-        )  # fmt: skip
+            da.map_overlap(
+                dilate_mask,
+                raw,
+                depth={0: 0, 1: depth, 2: depth},
+                boundary="none",
+                dtype="uint8",
+                meta=np.empty((0, 0, 0), "uint8"),
+                cloud=d_cloud,
+                shadow=d_shadow,
+            )
+            if depth
+            else raw
+        )
     else:
         out = dilate_mask(np.asarray(raw, "uint8"), cloud=d_cloud, shadow=d_shadow)
     result = xr.DataArray(

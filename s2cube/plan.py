@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pystac
@@ -186,6 +184,7 @@ def read_coarse_look(
     cloud_dilation: int = 0,
     shadow_dilation: int = 0,
     bands: Sequence[str] | None = LOOK_BANDS,
+    strict: bool = False,
 ) -> CoarseLook:
     """Read one scene's coarse look onto an EPSG:4326 window.
 
@@ -194,35 +193,22 @@ def read_coarse_look(
     (``OVERVIEW_LEVEL=NONE``), masked and dilated exactly as the composite does, then reduced to
     the coarse shape with :func:`reduce_codes`.  The reflectance bands are read at the coarse
     shape directly and may come from overviews (they only feed statistics).  The BOA offset is
-    removed as in :func:`s2cube.load`.
+    removed as in :func:`s2cube.load`.  The reads go through :func:`s2cube.reader.read_warped`:
+    a transient failure gives a nodata look and a ``ReadFailureWarning`` (an error with
+    ``strict=True``).
     """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.transform import from_bounds
-    from rasterio.vrt import WarpedVRT
+    from .reader import lonlat_geobox, read_warped
 
     h, w = shape
-    west, south, east, north = bounds
     offset = int(item.properties.get("s2cube:boa_offset", 0))
 
     def read(href: str, overviews: bool, out_h: int, out_w: int) -> np.ndarray:
-        transform = from_bounds(west, south, east, north, out_w, out_h)
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
-            if overviews:
-                # a warped VRT does not pick source overviews by itself: open the coarsest
-                # overview that is still at least as fine as the look
-                with rasterio.open(href) as src:
-                    factors = src.overviews(1)
-                    src_m = abs(src.res[0]) if src.crs and src.crs.is_projected else abs(src.res[0]) * 111_320
-                look_m = (east - west) / out_w * 111_320 * math.cos(math.radians((south + north) / 2))
-                fine_enough = [k for k, f in enumerate(factors) if f * src_m <= look_m]
-                opts = {"OVERVIEW_LEVEL": fine_enough[-1]} if fine_enough else {}
-            with rasterio.open(href, **opts) as src, WarpedVRT(
-                src, crs="EPSG:4326", transform=transform, width=out_w, height=out_h,
-                resampling=Resampling.nearest, src_nodata=0, nodata=0,
-            ) as vrt:  # fmt: skip
-                return vrt.read(1)
+        # the look's own geometry (pixel size = span / count), not the grid's window
+        target = lonlat_geobox(bounds, (out_h, out_w))
+        # bands may come from an overview (statistics only); SCL never: its overviews invent
+        # classes
+        overview = "auto" if overviews else None
+        return read_warped(href, target, overview=overview, strict=strict)
 
     arrays = []
     for band in bands or ():
@@ -232,7 +218,9 @@ def read_coarse_look(
             small = read(item.assets[band].href, True, bh, bw).astype("uint16")
             dn = np.repeat(np.repeat(small, -(-h // bh), axis=0), -(-w // bw), axis=1)[:h, :w]
             if offset:
-                dn = np.where(dn == 0, 0, np.maximum(dn.astype("int32") - offset, 1)).astype("uint16")
+                dn = np.where(dn == 0, 0, np.maximum(dn.astype("int32") - offset, 1)).astype(
+                    "uint16"
+                )
             arrays.append(dn)
         else:
             arrays.append(np.zeros(shape, "uint16"))
@@ -277,10 +265,17 @@ def survey_cell(
     bounds, shape = coarse_window(grid, cell, halo, factor)
     if looks is None:
         looks = [
-            read_coarse_look(it, bounds, shape, factor=factor, cloud_dilation=cloud_dilation,
-                             shadow_dilation=shadow_dilation, bands=LOOK_BANDS if with_bands else None)
+            read_coarse_look(
+                it,
+                bounds,
+                shape,
+                factor=factor,
+                cloud_dilation=cloud_dilation,
+                shadow_dilation=shadow_dilation,
+                bands=LOOK_BANDS if with_bands else None,
+            )
             for it in items
-        ]  # fmt: skip
+        ]
     codes = np.stack([lk.codes for lk in looks]) if looks else np.zeros((0, *shape), "uint8")
     bands = np.stack([lk.bands for lk in looks]) if looks else np.zeros((0, 4, *shape), "uint16")
     clear = codes == CLEAR
@@ -306,7 +301,11 @@ def survey_cell(
         good = np.isfinite(r).all(axis=0)
         pairs[it.id] = np.stack([b[:, good].astype("float64"), r[:, good]])
     # a fixed sample of pixel locations seen by every scene, for colour-consistency metrics
-    flat = np.flatnonzero((codes == CLEAR).sum(axis=0).ravel() >= 2) if len(codes) else np.array([], int)
+    flat = (
+        np.flatnonzero((codes == CLEAR).sum(axis=0).ravel() >= 2)
+        if len(codes)
+        else np.array([], int)
+    )
     if flat.size > n_samples:
         flat = np.array(sorted(rng.sample(list(flat), n_samples)))
     sample = ColourSample(
@@ -343,8 +342,13 @@ def plan_blocks(
 
     has_data = np.stack([binary_dilation(d, iterations=1) for d in data]) if len(data) else data
     need = prefix_lengths(ordered)
-    cp = CellPlan(cell=cell, candidates=[candidates[i] for i in order], block=block,
-                  coarse_factor=factor, has_data=has_data)  # fmt: skip
+    cp = CellPlan(
+        cell=cell,
+        candidates=[candidates[i] for i in order],
+        block=block,
+        coarse_factor=factor,
+        has_data=has_data,
+    )
     n_blocks = math.ceil(n_px / block)
     for bi in range(n_blocks):
         for bj in range(n_blocks):

@@ -80,9 +80,7 @@ def candidates_for(
     return [touching[i] for i in order]
 
 
-def _look_task(
-    item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig
-) -> CoarseLook:
+def _look_task(item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig) -> CoarseLook:
     """One scene's coarse look over one cell (one task per scene, so looks run in parallel)."""
     from .plan import read_coarse_look
 
@@ -91,9 +89,14 @@ def _look_task(
     # band looks only feed harmonization and the haze score
     with_bands = config.harmonize != "none" or config.haze_threshold is not None
     return read_coarse_look(
-        item, bounds, shape, factor=f, cloud_dilation=config.cloud_dilation,
-        shadow_dilation=config.shadow_dilation, bands=LOOK_BANDS if with_bands else None,
-    )  # fmt: skip
+        item,
+        bounds,
+        shape,
+        factor=f,
+        cloud_dilation=config.cloud_dilation,
+        shadow_dilation=config.shadow_dilation,
+        bands=LOOK_BANDS if with_bands else None,
+    )
 
 
 def _survey_task(
@@ -109,9 +112,15 @@ def _survey_task(
 
     f = plan_factor(grid, config.plan_factor)
     return survey_cell(
-        candidates, cell, grid=grid, halo=config.halo, factor=f, reference=reference,
-        reference_scene=reference_scene, looks=looks,
-    )  # fmt: skip
+        candidates,
+        cell,
+        grid=grid,
+        halo=config.halo,
+        factor=f,
+        reference=reference,
+        reference_scene=reference_scene,
+        looks=looks,
+    )
 
 
 def _reference_from_store(
@@ -155,7 +164,9 @@ def _survey(
         ref = None
         if config.reference_store is not None:
             ref = _reference_from_store(config.reference_store, grid, c, config)
-        looks = [dask.delayed(_look_task, pure=True)(it, c, grid, config) for it in candidates[c.name]]
+        looks = [
+            dask.delayed(_look_task, pure=True)(it, c, grid, config) for it in candidates[c.name]
+        ]
         tasks[c.name] = dask.delayed(_survey_task, pure=True)(
             candidates[c.name], c, grid, config, best, ref, looks
         )
@@ -185,7 +196,9 @@ def plan_cells(
     """
     execution = execution or ExecutionOptions()
     config = config.for_grid(grid)
-    index = dict(scene_index) if scene_index is not None else {it.id: i for i, it in enumerate(items)}
+    index = (
+        dict(scene_index) if scene_index is not None else {it.id: i for i, it in enumerate(items)}
+    )
     by_id = {it.id: it for it in items}
     cands = {c.name: candidates_for(items, c, grid=grid, config=config) for c in cells}
     surveys = _survey(items, cells, cands, grid=grid, config=config, client=client)
@@ -204,15 +217,28 @@ def plan_cells(
         ids = [it.id for it in cands[c.name]]
         order = demote_hazy(ids, haze, config.haze_threshold)
         plan = plan_blocks(
-            sv.codes, grid=grid, cell=c, candidates=ids, order=order, block=block,
-            halo=spec.blend_halo + 1, factor=f, plan=execution.plan,
-        )  # fmt: skip
+            sv.codes,
+            grid=grid,
+            cell=c,
+            candidates=ids,
+            order=order,
+            block=block,
+            halo=spec.blend_halo + 1,
+            factor=f,
+            plan=execution.plan,
+        )
         if not any(b.candidates_with_data for b in plan.blocks):
             continue
         ds, stats = cell_composite(
-            by_id, plan, grid=grid, spec=spec, knots=knots, scene_index=index,
-            scene_dates=dates, strict=execution.strict,
-        )  # fmt: skip
+            by_id,
+            plan,
+            grid=grid,
+            spec=spec,
+            knots=knots,
+            scene_index=index,
+            scene_dates=dates,
+            strict=execution.strict,
+        )
         threshold = config.haze_threshold if config.haze_threshold is not None else np.inf
         record = {
             "scenes_considered": len(ids),

@@ -47,8 +47,20 @@ def test_every_option_has_a_case():
 
 
 def _mosaic(catalog, store, *extra):
-    args = ["mosaic", "--catalog", str(catalog), "--bbox", *ONE_CELL, "--store", str(store),
-            "--workers", "0", "--no-progress", *GRID_ARGS, *extra]  # fmt: skip
+    args = [
+        "mosaic",
+        "--catalog",
+        str(catalog),
+        "--bbox",
+        *ONE_CELL,
+        "--store",
+        str(store),
+        "--workers",
+        "0",
+        "--no-progress",
+        *GRID_ARGS,
+        *extra,
+    ]
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
@@ -99,9 +111,19 @@ def test_reference_store_and_config_file(sample_catalog, tmp_path):
 def test_bad_options_exit_2_before_anything_starts(sample_catalog, tmp_path, extra, message):
     store = tmp_path / "m.zarr"
     res = CliRunner().invoke(
-        main, ["mosaic", "--catalog", str(sample_catalog), "--bbox", *ONE_CELL, "--store",
-               str(store), *GRID_ARGS, *extra],  # no --workers 0: a cluster would start
-    )  # fmt: skip
+        main,
+        [
+            "mosaic",
+            "--catalog",
+            str(sample_catalog),
+            "--bbox",
+            *ONE_CELL,
+            "--store",
+            str(store),
+            *GRID_ARGS,
+            *extra,
+        ],  # no --workers 0: a cluster would start
+    )
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert "dask dashboard" not in res.output and not store.exists()

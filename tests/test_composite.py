@@ -21,9 +21,13 @@ PLAIN = {"harmonize": "none", "blend": "none", "haze_threshold": None}
 def test_kernel_takes_first_clear_then_snow_else_nodata():
     refl = np.arange(1, 1 + 3 * 1 * 1 * 4, dtype="uint16").reshape(3, 1, 1, 4)
     codes = np.array(
-        [[[CLOUD, CLOUD, SNOW, NODATA]],
-         [[CLEAR, SHADOW, CLOUD, CLOUD]],
-         [[CLEAR, SNOW, CLEAR, SHADOW]]], dtype="uint8")  # fmt: skip
+        [
+            [[CLOUD, CLOUD, SNOW, NODATA]],
+            [[CLEAR, SHADOW, CLOUD, CLOUD]],
+            [[CLEAR, SNOW, CLEAR, SHADOW]],
+        ],
+        dtype="uint8",
+    )
     out, source, count = priority_composite(refl, codes)
     assert source.tolist() == [[1, 2, 2, -1]]
     assert out[0].tolist() == [[refl[1, 0, 0, 0], refl[2, 0, 0, 1], refl[2, 0, 0, 2], 0]]
@@ -33,7 +37,11 @@ def test_kernel_takes_first_clear_then_snow_else_nodata():
 def test_priority_orders():
     times = pd.to_datetime(["2023-08-10", "2023-08-20", "2023-08-15"]).values
     assert priority_order(times).tolist() == [1, 2, 0]
-    assert priority_order(times, priority="cloud", cloud_cover=[5.0, 50.0, 1.0]).tolist() == [2, 0, 1]
+    assert priority_order(times, priority="cloud", cloud_cover=[5.0, 50.0, 1.0]).tolist() == [
+        2,
+        0,
+        1,
+    ]
     assert priority_order(times, priority="target:2023-08-14").tolist() == [2, 0, 1]
     with pytest.raises(InputError, match="choose 'recent'"):
         priority_order(times, priority="median")
@@ -45,12 +53,19 @@ def _cube_and_mask(refl, codes, chunks):
     t = refl.shape[0]
     times = pd.date_range("2023-08-01", periods=t, freq="2D").values
     cube = xr.DataArray(
-        da.from_array(np.concatenate([refl, np.zeros_like(refl[:, :1])], axis=1), chunks=(1, 1, *chunks)),
+        da.from_array(
+            np.concatenate([refl, np.zeros_like(refl[:, :1])], axis=1), chunks=(1, 1, *chunks)
+        ),
         dims=("time", "band", "latitude", "longitude"),
-        coords={"time": times, "band": ["red", "green", "scl"][: refl.shape[1]] + ["scl"],
-                "id": ("time", [f"S{i}" for i in range(t)])},
-    )  # fmt: skip
-    m = xr.DataArray(da.from_array(codes, chunks=(1, *chunks)), dims=("time", "latitude", "longitude"))
+        coords={
+            "time": times,
+            "band": ["red", "green", "scl"][: refl.shape[1]] + ["scl"],
+            "id": ("time", [f"S{i}" for i in range(t)]),
+        },
+    )
+    m = xr.DataArray(
+        da.from_array(codes, chunks=(1, *chunks)), dims=("time", "latitude", "longitude")
+    )
     return cube, m
 
 
@@ -79,7 +94,9 @@ def test_dask_composite_equals_numpy_kernel(t, ny, nx, cy, cx, seed, priority):
     np.testing.assert_array_equal(got.clear_count.values, count)
     exp_scene = np.where(source >= 0, (np.arange(t) + 100)[order][np.clip(source, 0, None)], -1)
     np.testing.assert_array_equal(got.scene.values, exp_scene)
-    exp_date = np.where(source >= 0, cube.time.values[order][np.clip(source, 0, None)], np.datetime64("NaT"))
+    exp_date = np.where(
+        source >= 0, cube.time.values[order][np.clip(source, 0, None)], np.datetime64("NaT")
+    )
     np.testing.assert_array_equal(got.date.values, exp_date.astype("datetime64[ns]"))
     # numpy-backed inputs give the same
     npds = composite(

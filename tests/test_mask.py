@@ -10,14 +10,40 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s2cube.errors import InputError
-from s2cube.mask import CIRRUS, CLEAR, CLOUD, NODATA, SHADOW, SNOW, _disk, dilate_disk, dilate_mask, mask, scl_to_mask
+from s2cube.mask import (
+    CIRRUS,
+    CLEAR,
+    CLOUD,
+    NODATA,
+    SHADOW,
+    SNOW,
+    _disk,
+    dilate_disk,
+    dilate_mask,
+    mask,
+    scl_to_mask,
+)
 
 
 def test_scl_table_and_invalid_values():
     scl = np.arange(0, 14, dtype="uint8")
     codes = scl_to_mask(scl)
-    expected = [NODATA, NODATA, CLEAR, SHADOW, CLEAR, CLEAR, CLEAR, CLEAR, CLOUD, CLOUD, CIRRUS,
-                SNOW, NODATA, NODATA]  # fmt: skip
+    expected = [
+        NODATA,
+        NODATA,
+        CLEAR,
+        SHADOW,
+        CLEAR,
+        CLEAR,
+        CLEAR,
+        CLEAR,
+        CLOUD,
+        CLOUD,
+        CIRRUS,
+        SNOW,
+        NODATA,
+        NODATA,
+    ]
     assert codes.tolist() == expected
 
 
@@ -41,7 +67,7 @@ def test_dilation_grows_cloud_over_shadow_and_never_into_nodata():
     seed=st.integers(0, 2**31 - 1),
 )
 def test_dilate_disk_equals_scipy(shape, radius, density, seed):
-    """The separable disk dilation equals scipy's binary_dilation plane by plane (edges included)."""
+    """The separable disk dilation equals scipy's binary_dilation plane by plane, edges included."""
     from scipy.ndimage import binary_dilation
 
     m = np.random.default_rng(seed).random(shape) < density
@@ -57,8 +83,7 @@ def _cube(scl: np.ndarray, refl: np.ndarray, chunks) -> xr.DataArray:
     arr = da.from_array(data, chunks=(1, 1, *chunks))
     names = [f"b{i}" for i in range(b - 1)]
     names = (["red", "green", "blue", "nir"] + names)[: b - 1] + ["scl"]
-    return xr.DataArray(arr, dims=("time", "band", "latitude", "longitude"),
-                        coords={"band": names})  # fmt: skip
+    return xr.DataArray(arr, dims=("time", "band", "latitude", "longitude"), coords={"band": names})
 
 
 @settings(max_examples=25, deadline=None)
@@ -84,7 +109,9 @@ def test_dask_mask_equals_numpy(t, ny, nx, cy, cx, d_cloud, d_shadow, seed):
     assert isinstance(got.data, da.Array)
     np.testing.assert_array_equal(got.values, expected)
     # numpy-backed input takes the same path result
-    np.testing.assert_array_equal(mask(cube.compute(), dilation={"cloud": d_cloud, "shadow": d_shadow}).values, expected)
+    np.testing.assert_array_equal(
+        mask(cube.compute(), dilation={"cloud": d_cloud, "shadow": d_shadow}).values, expected
+    )
 
 
 def test_mask_argument_errors():
@@ -123,6 +150,7 @@ def test_model_and_combined_masks_on_real_data(real_catalog):
     agree = (model[valid] == CLEAR) == (scl[valid] == CLEAR)
     assert agree.mean() > 0.7  # 280 m pixels, far from the model's 30 m: 0.79 measured
     # and the production engine accepts it
-    ds = s2cube.composite_cell(items, cell, grid=grid, config=s2cube.MosaicConfig(
-        mask_method="combined", model_context=32)).compute()
+    ds = s2cube.composite_cell(
+        items, cell, grid=grid, config=s2cube.MosaicConfig(mask_method="combined", model_context=32)
+    ).compute()
     assert float((ds.scene >= 0).mean()) > 0.5

@@ -27,15 +27,17 @@ def real_items(real_catalog):
 
 def _store_and_notebook(real_catalog, real_items, tmp_path, config, execution):
     store = tmp_path / "m.zarr"
-    s2cube.mosaic(real_catalog, store=store, bbox=BBOX, grid=GRID, config=config,
-                  execution=execution)  # fmt: skip
+    s2cube.mosaic(
+        real_catalog, store=store, bbox=BBOX, grid=GRID, config=config, execution=execution
+    )
     assert len(s2cube.read_manifest(store)) == 1
     stored = s2cube.open_store(store, cell=CELL, chunks=False).load()
     # the notebook path: load the cell with the config's halo, composite, crop the halo
     cube = s2cube.load(real_items, CELL, grid=GRID, halo=config.halo)
     index = s2cube.store.scene_indices(store)
-    ds = s2cube.composite(cube, config=config, scene_params=s2cube.scene_params(store),
-                          scene_index=index)  # fmt: skip
+    ds = s2cube.composite(
+        cube, config=config, scene_params=s2cube.scene_params(store), scene_index=index
+    )
     h = config.halo
     ds = ds.isel(latitude=slice(h, -h), longitude=slice(h, -h)).compute()
     return stored, ds

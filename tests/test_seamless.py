@@ -18,17 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import s2cube
-from s2cube.composite.engine import block_kernel
-from s2cube.config import CompositeSpec, ExecutionOptions, MosaicConfig
-from s2cube.grid import GlobalGrid
 from s2cube.composite import blend_composite
-from s2cube.harmonize import apply_knots, fit_histogram, fit_linear, seam_metric
-from s2cube.config import blend_halo
-from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
-from s2cube.planner import plan_cells
+from s2cube.composite.engine import block_kernel
 from s2cube.composite.order import demote_hazy
+from s2cube.config import CompositeSpec, ExecutionOptions, MosaicConfig, blend_halo
+from s2cube.grid import GlobalGrid
+from s2cube.harmonize import apply_knots, fit_histogram, fit_linear, seam_metric
+from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
 from s2cube.plan import haze_optimized_transform, prefix_lengths, reduce_codes
-
+from s2cube.planner import plan_cells
 
 warnings.filterwarnings("ignore")
 VARS = ("red", "green", "blue", "nir", "scene", "date")
@@ -46,9 +44,14 @@ def test_reduce_codes_is_conservative():
 
 
 def test_prefix_lengths():
-    codes = np.array([[[CLOUD, NODATA, CLOUD, NODATA]],
-                      [[CLEAR, NODATA, CLOUD, SHADOW]],
-                      [[CLEAR, NODATA, CLEAR, NODATA]]], "uint8")  # fmt: skip
+    codes = np.array(
+        [
+            [[CLOUD, NODATA, CLOUD, NODATA]],
+            [[CLEAR, NODATA, CLOUD, SHADOW]],
+            [[CLEAR, NODATA, CLEAR, NODATA]],
+        ],
+        "uint8",
+    )
     assert prefix_lengths(codes).tolist() == [[2, 0, 3, 2]]
 
 
@@ -82,7 +85,11 @@ def test_apply_knots_lookup_table_equals_interpolation():
     big[:5] = 0
     ref = rng.integers(200, 4000, 5000).astype("float64")
     scene = np.rint((ref - 80) / 1.1).astype("uint16")
-    for knots in (fit_linear(scene, ref), fit_histogram(scene, ref), ((0.0, 10000.0), (0.0, 10000.0))):
+    for knots in (
+        fit_linear(scene, ref),
+        fit_histogram(scene, ref),
+        ((0.0, 10000.0), (0.0, 10000.0)),
+    ):
         np.testing.assert_array_equal(apply_knots(big, knots), _apply_knots(big, knots))
         assert (apply_knots(big, knots)[:5] == 0).all()
 
@@ -100,9 +107,15 @@ def _random_inputs(rng, t, ny, nx):
 
 
 @settings(max_examples=20, deadline=None)
-@given(t=st.integers(2, 4), ny=st.integers(20, 48), nx=st.integers(20, 48),
-       block=st.integers(7, 25), width=st.integers(0, 8),
-       method=st.sampled_from(["feather", "multiband"]), seed=st.integers(0, 2**16))  # fmt: skip
+@given(
+    t=st.integers(2, 4),
+    ny=st.integers(20, 48),
+    nx=st.integers(20, 48),
+    block=st.integers(7, 25),
+    width=st.integers(0, 8),
+    method=st.sampled_from(["feather", "multiband"]),
+    seed=st.integers(0, 2**16),
+)
 def test_blended_blocks_equal_the_whole(t, ny, nx, block, width, method, seed):
     """A block computed with blend_halo() context equals the same pixels computed whole."""
     rng = np.random.default_rng(seed)
@@ -114,17 +127,26 @@ def test_blended_blocks_equal_the_whole(t, ny, nx, block, width, method, seed):
             y1, x1 = min(y0 + block, ny), min(x0 + block, nx)
             wy0, wx0 = max(y0 - h, 0), max(x0 - h, 0)
             wy1, wx1 = min(y1 + h, ny), min(x1 + h, nx)
-            out, src, cnt = blend_composite(refl[:, :, wy0:wy1, wx0:wx1], codes[:, wy0:wy1, wx0:wx1],
-                                            width=width, method=method)  # fmt: skip
+            out, src, cnt = blend_composite(
+                refl[:, :, wy0:wy1, wx0:wx1], codes[:, wy0:wy1, wx0:wx1], width=width, method=method
+            )
             core = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
             np.testing.assert_array_equal(out[(slice(None), *core)], whole[:, y0:y1, x0:x1])
             np.testing.assert_array_equal(src[core], src_w[y0:y1, x0:x1])
 
 
 @settings(max_examples=40, deadline=None)
-@given(ny=st.integers(1, 40), nx=st.integers(1, 40), n=st.integers(1, 4), width=st.integers(1, 12),
-       blobs=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
-def test_feather_weights_on_cropped_boxes_equal_whole_array_distances(ny, nx, n, width, blobs, seed):
+@given(
+    ny=st.integers(1, 40),
+    nx=st.integers(1, 40),
+    n=st.integers(1, 4),
+    width=st.integers(1, 12),
+    blobs=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_feather_weights_on_cropped_boxes_equal_whole_array_distances(
+    ny, nx, n, width, blobs, seed
+):
     """The cropped distance transforms give exactly the weights of whole-array transforms."""
     from scipy.ndimage import distance_transform_edt
 
@@ -146,7 +168,11 @@ def test_feather_weights_on_cropped_boxes_equal_whole_array_distances(ny, nx, n,
         if region.all():
             d = np.full(region.shape, np.inf)
         else:
-            d = np.where(region, distance_transform_edt(region) - 0.5, -(distance_transform_edt(~region) - 0.5))
+            d = np.where(
+                region,
+                distance_transform_edt(region) - 0.5,
+                -(distance_transform_edt(~region) - 0.5),
+            )
         want = np.where(usable[s], np.clip(0.5 + d / width, 0.0, 1.0), 0.0).astype("float32")
         np.testing.assert_array_equal(got[k], want)
 
@@ -177,17 +203,25 @@ def test_block_kernel_halo_contract(seed, dil, width):
     rng = np.random.default_rng(seed)
     t, ny, nx = 3, 40, 44
     refl = rng.integers(1, 3000, size=(t, 2, ny, nx)).astype("uint16")
-    scl = rng.choice([4, 5, 8, 9, 3, 0, 11], size=(t, ny, nx), p=[.4, .2, .15, .1, .05, .05, .05])
+    scl = rng.choice(
+        [4, 5, 8, 9, 3, 0, 11], size=(t, ny, nx), p=[0.4, 0.2, 0.15, 0.1, 0.05, 0.05, 0.05]
+    )
     data = np.concatenate([refl, scl[:, None].astype("uint16")], axis=1)
-    spec = CompositeSpec(bands=("red", "nir"), cloud_dilation=dil, shadow_dilation=dil, blend_width=width)
+    spec = CompositeSpec(
+        bands=("red", "nir"), cloud_dilation=dil, shadow_dilation=dil, blend_width=width
+    )
     knots = [[((0.0, 10000.0), (10.0, 10500.0))] * 2] * t
     whole = block_kernel(data, knots, spec)
     H = spec.halo
     part = block_kernel(data[:, :, 5:35, 4:30], knots, spec)
     ys = slice(5 + H, 35 - H)
     xs = slice(4 + H, 30 - H)
-    np.testing.assert_array_equal(part[0], whole[0][:, ys.start - H: ys.stop - H, xs.start - H: xs.stop - H])
-    np.testing.assert_array_equal(part[1], whole[1][ys.start - H: ys.stop - H, xs.start - H: xs.stop - H])
+    np.testing.assert_array_equal(
+        part[0], whole[0][:, ys.start - H : ys.stop - H, xs.start - H : xs.stop - H]
+    )
+    np.testing.assert_array_equal(
+        part[1], whole[1][ys.start - H : ys.stop - H, xs.start - H : xs.stop - H]
+    )
 
 
 # --------------------------------------------------------------------------- real data
@@ -208,9 +242,12 @@ def _compute(run, name):
 def test_planned_equals_reading_everything(real_items):
     cfg = MosaicConfig()
     cells = [BIG.cell_of(15.9, 46.1), BIG.cell_of(15.9, 45.9)]
-    planned = plan_cells(real_items, cells, grid=BIG, config=cfg, execution=ExecutionOptions(block=100))
-    full = plan_cells(real_items, cells, grid=BIG, config=cfg,
-                      execution=ExecutionOptions(block=100, plan=False))
+    planned = plan_cells(
+        real_items, cells, grid=BIG, config=cfg, execution=ExecutionOptions(block=100)
+    )
+    full = plan_cells(
+        real_items, cells, grid=BIG, config=cfg, execution=ExecutionOptions(block=100, plan=False)
+    )
     read_fracs = []
     for name in planned.cells:
         a, b = _compute(planned, name), _compute(full, name)
@@ -224,8 +261,9 @@ def test_planned_equals_reading_everything(real_items):
 def test_adjacent_cells_meet_exactly_as_if_computed_at_once(real_items):
     """Four 1/4° cells computed one by one == the 1/2° cell containing them, pixel for pixel."""
     cfg = MosaicConfig(blend="feather", blend_width=8)
-    _assert_quarters_equal_whole(real_items, BIG, GRID, BIG.cell_of(15.9, 46.1), cfg,
-                                 ExecutionOptions(block=50))
+    _assert_quarters_equal_whole(
+        real_items, BIG, GRID, BIG.cell_of(15.9, 46.1), cfg, ExecutionOptions(block=50)
+    )
 
 
 def _assert_quarters_equal_whole(items, big_grid, small_grid, big, cfg, execution=None):
@@ -236,8 +274,9 @@ def _assert_quarters_equal_whole(items, big_grid, small_grid, big, cfg, executio
     small = small_grid.cells_in_bbox(big_grid.cell_bounds(big))
     assert len(small) == 4
     for c in small:
-        apart = plan_cells(items, [c], grid=small_grid, config=cfg, execution=execution,
-                           known=params)
+        apart = plan_cells(
+            items, [c], grid=small_grid, config=cfg, execution=execution, known=params
+        )
         part = _compute(apart, c.name)
         sub = whole.sel(latitude=part.latitude, longitude=part.longitude)
         for v in VARS:
@@ -251,7 +290,9 @@ def fine_items(tmp_path_factory):
     warping differences between read windows)."""
     from s2cube.testing import make_sample_catalog
 
-    cat = make_sample_catalog(tmp_path_factory.mktemp("fine"), seed=2, n_dates=4, size=1200, pixel_size=10.0)
+    cat = make_sample_catalog(
+        tmp_path_factory.mktemp("fine"), seed=2, n_dates=4, size=1200, pixel_size=10.0
+    )
     return s2cube.search(cat)
 
 
@@ -265,22 +306,27 @@ def test_adjacent_cells_meet_exactly_at_full_resolution(fine_items):
     big_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 20))
     small_grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 40))
     cfg = MosaicConfig(blend="feather", blend_width=8)
-    whole = _assert_quarters_equal_whole(fine_items, big_grid, small_grid, big_grid.cell_of(12.01, 46.06), cfg)
+    whole = _assert_quarters_equal_whole(
+        fine_items, big_grid, small_grid, big_grid.cell_of(12.01, 46.06), cfg
+    )
     assert (whole["red"].values > 0).mean() > 0.5 and len(np.unique(whole["scene"].values)) >= 3
 
 
 def test_harmonization_and_blending_reduce_seams_and_colour_differences(real_items):
     cell = BIG.cell_of(15.9, 46.1)
-    plain = plan_cells(real_items, [cell], grid=BIG,
-                       config=MosaicConfig(blend="none", harmonize="none"))
+    plain = plan_cells(
+        real_items, [cell], grid=BIG, config=MosaicConfig(blend="none", harmonize="none")
+    )
     best = plan_cells(real_items, [cell], grid=BIG, config=MosaicConfig())
     a, b = _compute(plain, cell.name), _compute(best, cell.name)
     bands = ("red", "green", "blue", "nir")
     seam_plain = seam_metric(np.stack([a[x].values for x in bands]), a.scene.values)
     seam_best = seam_metric(np.stack([b[x].values for x in bands]), b.scene.values)
     m = best.cells[cell.name].record["metrics"]
-    print(f"seam {seam_plain:.3f} -> {seam_best:.3f}; colour difference "
-          f"{m['colour_diff_raw']:.1f} -> {m['colour_diff_harmonized']:.1f} DN")  # fmt: skip
+    print(
+        f"seam {seam_plain:.3f} -> {seam_best:.3f}; colour difference "
+        f"{m['colour_diff_raw']:.1f} -> {m['colour_diff_harmonized']:.1f} DN"
+    )
     assert seam_best < seam_plain - 0.1
     assert m["colour_diff_harmonized"] < 0.85 * m["colour_diff_raw"]
 
@@ -290,15 +336,26 @@ def test_store_records_metrics_and_info_shows_them(real_catalog, tmp_path):
     import sys
 
     store = tmp_path / "m.zarr"
-    s2cube.mosaic(real_catalog, store=store, bbox=(15.6, 45.9, 16.2, 46.2), grid=BIG,
-                  execution=ExecutionOptions(overviews=False))
+    s2cube.mosaic(
+        real_catalog,
+        store=store,
+        bbox=(15.6, 45.9, 16.2, 46.2),
+        grid=BIG,
+        execution=ExecutionOptions(overviews=False),
+    )
     recs = s2cube.read_manifest(store)
     written = [r for r in recs.values() if not r.get("empty")]
-    assert written and all("seam" in r["metrics"] and "read_fraction" in r["metrics"] for r in written)
+    assert written and all(
+        "seam" in r["metrics"] and "read_fraction" in r["metrics"] for r in written
+    )
     table = s2cube.scene_table(store)
     assert "knots" in table and table["knots"].notna().all()
-    res = subprocess.run([sys.executable, "-m", "s2cube.cli", "info", str(store)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "s2cube.cli", "info", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0 and "seam=" in res.stdout and "colour_diff_harmonized=" in res.stdout
     assert math.isfinite(written[0]["metrics"]["seam"])
 
@@ -306,14 +363,15 @@ def test_store_records_metrics_and_info_shows_them(real_catalog, tmp_path):
 def test_every_pixel_comes_from_its_labelled_scene(real_items):
     """Provenance is right everywhere, also in blocks where stackstac drops a planned scene whose
     footprint misses the block window (cell chosen where 33TWL's northern edge passes close by)."""
-    from pyproj import Transformer
     import rasterio
+    from pyproj import Transformer
 
     grid = GlobalGrid(resolution=Fraction(1, 1000), cell_size=Fraction(1, 4))
     cell = grid.cell_of(15.65, 46.1)
     cfg = MosaicConfig(harmonize="none", blend="none")
-    prepared = plan_cells(real_items, [cell], grid=grid, config=cfg,
-                          execution=ExecutionOptions(block=64))
+    prepared = plan_cells(
+        real_items, [cell], grid=grid, config=cfg, execution=ExecutionOptions(block=64)
+    )
     ds = _compute(prepared, cell.name)
     by_index = {i: it for i, it in enumerate(real_items)}
     lat2d, lon2d = np.meshgrid(ds.latitude.values, ds.longitude.values, indexing="ij")
@@ -323,7 +381,8 @@ def test_every_pixel_comes_from_its_labelled_scene(real_items):
         item = by_index[int(s)]
         sel = scene == s
         x, y = Transformer.from_crs(4326, item.properties["proj:epsg"], always_xy=True).transform(
-            lon2d[sel], lat2d[sel])  # fmt: skip
+            lon2d[sel], lat2d[sel]
+        )
         with rasterio.open(item.assets["red"].href) as src:
             arr = np.pad(src.read(1), 1)
             r, c = rasterio.transform.rowcol(src.transform, x, y)

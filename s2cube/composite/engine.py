@@ -41,7 +41,7 @@ READ_BLOCKS = 2
 def block_kernel(
     data: np.ndarray, knots: Sequence[Sequence[Knots]], spec: CompositeSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Composite of one window: ``data`` is ``(time, band+scl, y, x)`` uint16, time in priority order.
+    """Composite of one window: ``data`` is ``(time, band+scl, y, x)`` uint16, in priority order.
 
     Masking (:func:`s2cube.mask.window_codes`), then the compositing kernel
     (:func:`composite_window`), the same two steps as :func:`s2cube.mask` +
@@ -100,10 +100,16 @@ class FallbackRead:
 
         w = self.cell_window
         cube = load_window(
-            list(self.items), w.rows, w.cols, grid=w.grid, bands=spec.bands,
-            resampling=spec.resampling, strict=self.strict, chunksize=self.chunks,
+            list(self.items),
+            w.rows,
+            w.cols,
+            grid=w.grid,
+            bands=spec.bands,
+            resampling=spec.resampling,
+            strict=self.strict,
+            chunksize=self.chunks,
             align=VRT_ALIGN,
-        )  # fmt: skip
+        )
         full = cube.data[:, :, self.rows, self.cols].compute(scheduler="sync")
         # the cube holds the items whose footprint touches the window, in order
         return full, [str(i) for i in cube.coords["id"].values]
@@ -145,8 +151,14 @@ class BlockTask:
 
 
 def _window_pieces(
-    chunk_keys: list[Any], row_edges: np.ndarray, col_edges: np.ndarray, tsel: Sequence[int],
-    ry: int, rx: int, h: int, w: int,
+    chunk_keys: list[Any],
+    row_edges: np.ndarray,
+    col_edges: np.ndarray,
+    tsel: Sequence[int],
+    ry: int,
+    rx: int,
+    h: int,
+    w: int,
 ) -> tuple[list[Any], tuple[int, int]]:
     """Keys of the read chunks covering window rows ``ry:ry+h``, cols ``rx:rx+w`` for ``tsel``
     (nested ``[time][band][row][col]``), and where the window sits in their mosaic."""
@@ -155,26 +167,32 @@ def _window_pieces(
     j0 = int(np.searchsorted(col_edges, rx, side="right") - 1)
     j1 = int(np.searchsorted(col_edges, rx + w, side="left"))
     pieces = [
-        [[[chunk_keys[t][b][i][j] for j in range(j0, j1)] for i in range(i0, i1)]
-         for b in range(len(chunk_keys[t]))]
+        [
+            [[chunk_keys[t][b][i][j] for j in range(j0, j1)] for i in range(i0, i1)]
+            for b in range(len(chunk_keys[t]))
+        ]
         for t in tsel
-    ]  # fmt: skip
+    ]
     return pieces, (int(ry - row_edges[i0]), int(rx - col_edges[j0]))
 
 
 def _assemble(pieces: list[Any], y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    """Numpy window ``(time, band, y, x)`` from computed read chunks (see :func:`_window_pieces`)."""
+    """Numpy window ``(time, band, y, x)`` from computed read chunks (:func:`_window_pieces`)."""
     out = []
     for per_t in pieces:
         bands = []
         for rows in per_t:
-            full = np.concatenate([np.concatenate([np.asarray(c)[0, 0] for c in row], axis=1) for row in rows], axis=0)
+            full = np.concatenate(
+                [np.concatenate([np.asarray(c)[0, 0] for c in row], axis=1) for row in rows], axis=0
+            )
             bands.append(full[y0 : y0 + h, x0 : x0 + w])
         out.append(np.stack(bands))
     return np.stack(out)
 
 
-def read_chunk_sizes(n_px: int, block: int, halo: int, per: int, *, origin: int = 0, lattice: int = 1) -> tuple[int, ...]:
+def read_chunk_sizes(
+    n_px: int, block: int, halo: int, per: int, *, origin: int = 0, lattice: int = 1
+) -> tuple[int, ...]:
     """Read-chunk sizes along one axis of a cell cube (``n_px`` + ``halo`` on both sides).
 
     Chunks hold about ``per`` blocks; their inner boundaries are snapped to the nearest
@@ -245,10 +263,16 @@ def cell_composite(
     col_sizes = read_chunk_sizes(n_px, B, halo, per, origin=window.col0, lattice=VRT_ALIGN[1])
     if needed:
         cube = load_window(
-            [items[plan.candidates[k]] for k in needed], window.rows, window.cols, grid=grid,
-            bands=spec.bands, resampling=spec.resampling, strict=strict,
-            chunksize=(row_sizes, col_sizes), align=VRT_ALIGN,
-        )  # fmt: skip
+            [items[plan.candidates[k]] for k in needed],
+            window.rows,
+            window.cols,
+            grid=grid,
+            bands=spec.bands,
+            resampling=spec.resampling,
+            strict=strict,
+            chunksize=(row_sizes, col_sizes),
+            align=VRT_ALIGN,
+        )
         in_cube = {str(i): t for t, i in enumerate(cube.coords["id"].values)}
         # every read chunk is its own task, shared by the blocks that need it (handing dask
         # slices of the array to each block would let dask inline the reads into every block
@@ -259,11 +283,14 @@ def cell_composite(
         row_edges = np.concatenate([[0], np.cumsum(cube.data.chunks[2])])
         col_edges = np.concatenate([[0], np.cumsum(cube.data.chunks[3])])
     token = tokenize(
-        cube.data.name if cube is not None else (cell.name, n_px), spec, plan.block, strict,
+        cube.data.name if cube is not None else (cell.name, n_px),
+        spec,
+        plan.block,
+        strict,
         [(bp.row, bp.col, bp.scenes, bp.candidates_with_data) for bp in plan.blocks],
         sorted((i, tuple(map(tuple, k))) for i, k in knots.items() if i in plan.candidates),
         sorted((i, scene_index[i]) for i in plan.candidates if i in scene_index),
-    )  # fmt: skip
+    )
     raw_name, packed_name, stats_name = (
         f"s2cube-{what}-{token}" for what in ("block", "packed", "stats")
     )
@@ -284,9 +311,15 @@ def cell_composite(
             continue
         assert cube is not None
         pieces, (y0, x0) = _window_pieces(
-            chunk_keys, row_edges, col_edges, tsel, block_rows.start, block_cols.start,
-            ny + 2 * halo, nx + 2 * halo,
-        )  # fmt: skip
+            chunk_keys,
+            row_edges,
+            col_edges,
+            tsel,
+            block_rows.start,
+            block_cols.start,
+            ny + 2 * halo,
+            nx + 2 * halo,
+        )
         read_chunks.update(
             (k[0], k[1], k[3], k[4]) for per_t in pieces for rows_ in per_t[0] for k in rows_
         )
@@ -330,11 +363,14 @@ def cell_composite(
     deps = [cube.data] if cube is not None else []
     hlg = HighLevelGraph.from_collections(packed_name, layer, dependencies=deps)
     sizes_px = tuple(min(B, n_px - i * B) for i in range(n_blocks))
-    packed_all = da.Array(
-        hlg, packed_name, chunks=((n_b + 2,), sizes_px, sizes_px), dtype="int32"
-    )
+    packed_all = da.Array(hlg, packed_name, chunks=((n_b + 2,), sizes_px, sizes_px), dtype="int32")
     stats_graph = HighLevelGraph.merge(
-        hlg, HighLevelGraph.from_collections(stats_name, stats_layer, dependencies=[packed_all])
+        hlg,
+        HighLevelGraph.from_collections(
+            stats_name,
+            stats_layer,
+            dependencies=[packed_all],  # type: ignore[list-item]
+        ),
     )
     stats = [Delayed(k, stats_graph, layer=stats_name) for k in stats_layer]
     ds = xr.Dataset(

@@ -49,7 +49,7 @@ Knots = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def select_sources(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the first clear (else snow) observation per pixel (-1 none), and the usable count."""
+    """Index of the first clear (else snow) observation per pixel (-1 none) and the usable count."""
     clear = codes == CLEAR
     snow = codes == SNOW
     count = (clear | snow).sum(axis=0, dtype="uint16")

@@ -60,18 +60,15 @@ def priority_order(
             target = target.tz_convert("UTC").tz_localize(None)
         key = np.abs(ns - target.value).astype("float64")
     else:
-        raise InputError(
-            f"priority={priority!r}; choose 'recent', 'cloud' or 'target:YYYY-MM-DD'"
-        )
+        raise InputError(f"priority={priority!r}; choose 'recent', 'cloud' or 'target:YYYY-MM-DD'")
     order = sorted(pos, key=lambda i: (key[i], str(tie[i]), i))
     return np.asarray(order, dtype="intp")
-
 
 
 def demote_hazy(
     candidates: Sequence[str], haze_scores: Mapping[str, float], threshold: float | None
 ) -> list[int]:
-    """Priority order with hazy scenes (score > threshold) moved to the end, order otherwise kept."""
+    """Priority order with hazy scenes (score > threshold) moved to the end, otherwise kept."""
     idx = list(range(len(candidates)))
     if threshold is None:
         return idx

@@ -152,9 +152,15 @@ def composite(
         else:
             ys, xs = data.chunks[2], data.chunks[3]
         packed = da.map_blocks(
-            _composite_chunk, data, drop_axis=0, chunks=((len(bands) + 2,), ys, xs),
-            dtype="int32", meta=np.empty((0, 0, 0), "int32"), depth=depth, **kwargs,
-        )  # fmt: skip
+            _composite_chunk,
+            data,
+            drop_axis=0,
+            chunks=((len(bands) + 2,), ys, xs),
+            dtype="int32",
+            meta=np.empty((0, 0, 0), "int32"),
+            depth=depth,
+            **kwargs,
+        )
     else:
         data = np.concatenate([np.asarray(a) for a in stacked], axis=1)
         packed = _composite_chunk(data, depth=0, **kwargs)
@@ -176,9 +182,12 @@ def _codes(cube: xr.DataArray, config: MosaicConfig) -> xr.DataArray:
 
     model_kwargs = {"factor": config.model_factor} if config.model_factor else None
     return mask(
-        cube, method=config.mask_method, model=config.model, model_kwargs=model_kwargs,
+        cube,
+        method=config.mask_method,
+        model=config.model,
+        model_kwargs=model_kwargs,
         dilation={"cloud": config.cloud_dilation, "shadow": config.shadow_dilation},
-    )  # fmt: skip
+    )
 
 
 def _scene_numbers(scene_index: Sequence[int] | Mapping[str, int] | None, ids: list[str]) -> Any:

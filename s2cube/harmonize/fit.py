@@ -99,7 +99,11 @@ def fit_scene_params(
     out: dict[str, SceneParams] = {}
     for sid in sorted(set(haze_samples) | set(known)):
         old = known.get(sid)
-        haze = old.haze if old is not None and old.haze is not None else _haze(haze_samples.get(sid, []))
+        haze = (
+            old.haze
+            if old is not None and old.haze is not None
+            else _haze(haze_samples.get(sid, []))
+        )
         if old is not None and old.harmonize == config.harmonize:
             out[sid] = SceneParams(haze, old.knots, old.bands, config.harmonize)
             continue
