@@ -1,23 +1,34 @@
-"""Accuracy reports of the learned masks on the real data in ``../shared/data`` (I/O edge).
+"""Accuracy report of the learned cloud masks (csmask) on the real test data.
 
-``python -m s2cube.models.report [DATA_DIR]`` prints the tables of ``docs/models.md``:
+``python scripts/csmask_report.py [DATA_DIR]`` prints the tables of ``docs/models.md``:
 
 * the 33TWL/33TWM fixture (10 L2A scenes at 120 m) against SCL (weak reference), with the
   model run at 120 m and, on a central crop, at its nominal ~30 m (4× nearest upsampling);
 * the eo-learn L1C reference scenes (5 dates, 10 m) against the s2cloudless mask (CLM).
+
+A script, not part of the package: it reads fixtures that only a checkout has.  ``DATA_DIR``
+defaults to ``$S2CUBE_SHARED_DATA`` or ``../shared/data`` beside the repository; each fixture
+can be pointed at on its own (``--fixture``, ``--eolearn``).  See ``--help``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from s2cube.models.evaluate import IGNORE, Scores, confusion, scl_to_codes, scores
+from s2cube.models.evaluate import Scores, confusion, scl_to_codes, scores
 
-__all__ = ["eolearn_report", "fixture_report"]
+__all__ = ["eolearn_report", "fixture_report", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("S2CUBE_SHARED_DATA", REPO.parent / "shared" / "data"))
+FIXTURE = "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m"
+EOLEARN = "eolearn_testeopatch_slovenia_33N"
 
 _L2A = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
 _CLASS = {1: "clear", 2: "cloud", 3: "shadow"}
@@ -57,13 +68,16 @@ def _table(title: str, s: Scores) -> str:
 
 
 def fixture_report(
-    data: Path, *, model_name: str = "csmask-l2a-4b", precision: str = "fp32", crop: int = 229
+    fixture: Path, *, model_name: str = "csmask-l2a-4b", precision: str = "fp32", crop: int = 229
 ) -> str:
-    """Scores against SCL over the 10 fixture scenes (120 m) and a central crop at 30 m."""
+    """Scores against SCL over the 10 fixture scenes (120 m) and a central crop at 30 m.
+
+    ``fixture`` is the directory of the 33TWL/33TWM fixture (holding ``sentinel-2-l2a/``).
+    """
     from s2cube.models.registry import load_model
 
     model = load_model(model_name)
-    root = data / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "sentinel-2-l2a"
+    root = fixture / "sentinel-2-l2a"
     labels = (1, 2, 3)
     cm120 = np.zeros((3, 3), np.int64)
     cm_crop120 = np.zeros((3, 3), np.int64)
@@ -96,13 +110,16 @@ def fixture_report(
 
 
 def eolearn_report(
-    data: Path, *, model_name: str = "csmask-l1c-6b", precision: str = "fp32"
+    root: Path, *, model_name: str = "csmask-l1c-6b", precision: str = "fp32"
 ) -> str:
-    """Cloud vs not-cloud against s2cloudless (CLM) on the 5 eo-learn L1C reference scenes."""
+    """Cloud vs not-cloud against s2cloudless (CLM) on the 5 eo-learn L1C reference scenes.
+
+    ``root`` is the eo-learn fixture directory (``clm_s2cloudless_mask_68dates.tif`` and
+    ``reference_scenes_l1c_13band/``).
+    """
     from s2cube.models.registry import load_model
 
     model = load_model(model_name)
-    root = data / "eolearn_testeopatch_slovenia_33N"
     clm = _read(root / "clm_s2cloudless_mask_68dates.tif")
     scenes = sorted((root / "reference_scenes_l1c_13band").glob("*.tif"))
     bands = [1, 2, 3, 7, 11, 12][: len(model.card.input_bands)]  # B02 B03 B04 B08 B11 B12
@@ -135,9 +152,20 @@ def eolearn_report(
     return "\n".join(out)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/data")
-    print(eolearn_report(data_dir))
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the eo-learn report, then the fixture report (the order of ``docs/models.md``)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "data", nargs="?", type=Path, default=DATA, help=f"shared test data (default {DATA})"
+    )
+    ap.add_argument("--fixture", type=Path, help=f"the {FIXTURE} directory (default DATA/...)")
+    ap.add_argument("--eolearn", type=Path, help=f"the {EOLEARN} directory (default DATA/...)")
+    ap.add_argument("--precision", default="fp32", help="model precision (default fp32)")
+    args = ap.parse_args(argv)
+    print(eolearn_report(args.eolearn or args.data / EOLEARN, precision=args.precision))
     print()
-    print(fixture_report(data_dir))
-    _ = IGNORE
+    print(fixture_report(args.fixture or args.data / FIXTURE, precision=args.precision))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
