@@ -20,7 +20,6 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .errors import InputError, require
@@ -57,7 +56,7 @@ def check_bands(bands: Any) -> tuple[str, ...]:
     """Bands as a tuple of canonical names; :class:`InputError` for unknown or repeated ones."""
     if isinstance(bands, str):
         bands = tuple(b.strip() for b in bands.split(",") if b.strip())
-    from .search import REFLECTANCE_BANDS
+    from .items import REFLECTANCE_BANDS
 
     bands = tuple(bands)
     if not bands:
@@ -185,13 +184,6 @@ class MosaicConfig:
             )
         if self.mask_method != "scl":
             require("torch", "ml")
-            from .models.registry import REGISTRY
-
-            if self.model not in REGISTRY and not Path(self.model).exists():
-                raise InputError(
-                    f"model={self.model!r} is neither a registry model "
-                    f"({', '.join(sorted(REGISTRY))}) nor the path of a saved model"
-                )
             missing = MODEL_BANDS - set(self.bands)
             if missing:
                 raise InputError(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pystac
@@ -75,9 +76,18 @@ def normalised(items: Sequence[pystac.Item], bands: Sequence[str]) -> list[pysta
 
 
 def check_reference(config: MosaicConfig) -> None:
-    """A reference store must exist before anything is read or written."""
+    """What a config names must exist before anything is read or written: the reference
+    store, and the learned mask model when the mask uses one."""
     from .store import is_store
 
+    if config.mask_method != "scl":
+        from .models.registry import REGISTRY
+
+        if config.model not in REGISTRY and not Path(config.model).exists():
+            raise InputError(
+                f"model={config.model!r} is neither a registry model "
+                f"({', '.join(sorted(REGISTRY))}) nor the path of a saved model"
+            )
     ref = config.reference_store
     if ref is not None and not is_store(ref):
         raise InputError(

@@ -35,6 +35,7 @@ import numpy as np
 import pystac
 
 from .grid import Cell, GlobalGrid
+from .harmonize.haze import haze_optimized_transform, haze_score
 from .mask import CLEAR, CLOUD, NODATA, dilate_mask, scl_to_mask
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "plan_blocks",
 ]
 
-HOT_OFFSET = 0.08
 #: the band looks (haze score, harmonization samples) are this many times coarser than the SCL look
 BAND_LOOK_FACTOR = 4
 #: coarse code for "has data but may not be clear at full resolution" (a cloud code, so not clear)
@@ -126,11 +126,6 @@ class CellPlan:
 
 
 # --------------------------------------------------------------------------- kernels
-def haze_optimized_transform(blue: np.ndarray, red: np.ndarray) -> np.ndarray:
-    """HOT = blue − 0.5·red − 0.08 in reflectance units (inputs in DN = reflectance × 10000)."""
-    return blue.astype("float64") / 1e4 - 0.5 * red.astype("float64") / 1e4 - HOT_OFFSET
-
-
 def prefix_lengths(codes: np.ndarray) -> np.ndarray:
     """Per coarse pixel: how many candidates (a priority prefix) it needs.
 
@@ -367,15 +362,6 @@ def plan_blocks(
                 scenes = with_data
             cp.blocks.append(BlockPlan(bi, bj, scenes, with_data))
     return cp
-
-
-def haze_score(samples: Sequence[np.ndarray]) -> float:
-    """Median HOT over all samples of a scene (NaN if none)."""
-    vals = np.concatenate([np.asarray(s, "float64") for s in samples]) if samples else np.array([])
-    if vals.size == 0:
-        return float("nan")
-    with np.errstate(invalid="ignore"):
-        return float(np.median(vals))
 
 
 __all__ += ["prefix_lengths", "reduce_codes", "haze_score"]

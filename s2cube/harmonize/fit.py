@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..mask import CLEAR
+from .haze import haze_optimized_transform, haze_score
 from .radiometry import IDENTITY, apply_knots, fit_transfer, reference_composite
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ def _as_knots(k: Sequence[Sequence[float]]) -> Knots:
 
 
 def _haze(samples: Sequence[np.ndarray]) -> float | None:
-    from ..plan import haze_score
-
     score = haze_score(samples)
     return score if np.isfinite(score) else None
 
@@ -127,8 +126,6 @@ def fit_cube_params(
     """Scene parameters fitted on a cube alone (what :func:`s2cube.composite` uses when it is
     given none): the same fit as the survey's, on the cube decimated by ``config.plan_factor``.
     """
-    from ..plan import haze_optimized_transform
-
     f = config.plan_factor
     bands = [b for b in LOOK_BANDS if b in cube.band.values]
     ids = [str(i) for i in cube.coords["id"].values] if "id" in cube.coords else None
