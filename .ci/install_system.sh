@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system services s2cube's tests need on a fresh Debian 12 (bookworm) machine.
 #
-#   * PostgreSQL + PostGIS (for s2cube.testing.stac_api: a throwaway pgstac STAC API)
+#   * PostgreSQL + PostGIS (for tests/support/stac_api.py: a throwaway pgstac STAC API)
 #   * chromium + chromium-driver (web-map tests; optional, a failure here does not abort)
 #
 # Idempotent: when everything is already installed it does no apt work at all.

@@ -382,22 +382,26 @@ def demo_cmd(out: str, workers: int, seed: int) -> None:
 #: commands of optional extras, registered explicitly and imported when used: a command whose
 #: dependency is missing says which extra to install; any other import error surfaces as is
 OPTIONAL_COMMANDS = {
-    "train": ("s2cube.models.cli", "train", "ml"),
-    "serve": ("s2cube.serve.cli", "serve", "serve"),
-    "overviews": ("s2cube.serve.cli", "overviews", "serve"),
-    "chips": ("s2cube.chips", "chips_command", "all"),
-    "figures": ("s2cube.tools.figures", "figures", "all"),
+    "train": ("s2cube.models.cli", "train", "ml", "Train the cloud U-net or the haze CNN."),
+    "serve": ("s2cube.serve.cli", "serve", "serve", "Serve a store over WMTS/XYZ + a web map."),
+    "overviews": ("s2cube.serve.cli", "overviews", "serve", "(Re)build a store's overviews."),
+    "chips": ("s2cube.chips", "chips_command", "all", "Cut 256x256 GeoTIFF chips + an index."),
+    "figures": ("s2cube.tools.figures", "figures", "all", "Side-by-side PNGs: blending, tones."),
 }
 
 
 class _LazyCommand(click.Command):
     """Stands for an optional command until it is run (its module is imported then)."""
 
-    def __init__(self, name: str, module: str, attr: str, extra: str) -> None:
-        super().__init__(name, help=f"(from {module}; run `s2cube {name} --help`)")
+    def __init__(self, name: str, module: str, attr: str, extra: str, summary: str) -> None:
+        # --help and every other argument go to the real command once it is loaded
+        super().__init__(
+            name,
+            help=summary,
+            add_help_option=False,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )
         self.target = (module, attr, extra)
-        self.context_settings = {"ignore_unknown_options": True, "allow_extra_args": True}
-        self.params = []
 
     def load(self) -> click.Command:
         import importlib
@@ -424,8 +428,8 @@ class _LazyCommand(click.Command):
             return cmd.invoke(sub)
 
 
-for _name, (_module, _attr, _extra) in OPTIONAL_COMMANDS.items():
-    main.add_command(_LazyCommand(_name, _module, _attr, _extra))
+for _name, (_module, _attr, _extra, _summary) in OPTIONAL_COMMANDS.items():
+    main.add_command(_LazyCommand(_name, _module, _attr, _extra, _summary))
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import s2cube
-from s2cube.cli import main
+from s2cube.cli import OPTIONAL_COMMANDS, _LazyCommand, main
 from s2cube.config import ExecutionOptions, MosaicConfig
 
 # the demo grid (1/2000°, 0.1° cells of 200 px) and one cell of the sample catalog
@@ -134,3 +134,25 @@ def test_bad_config_file_names_the_option(sample_catalog, tmp_path):
     toml.write_text("blend_widht = 3\n")
     res = _mosaic(sample_catalog, tmp_path / "m.zarr", "--config", str(toml))
     assert res.exit_code == 2 and "blend_widht" in res.output and "blend_width" in res.output
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL_COMMANDS))
+def test_optional_commands_load_and_show_their_own_help(name):
+    """Registered explicitly: each loads (an import error would surface here) and --help reaches
+    the real command."""
+    res = CliRunner().invoke(main, [name, "--help"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output and "--" in res.output
+
+
+def test_a_missing_extra_names_the_extra_to_install(tmp_path, monkeypatch):
+    (tmp_path / "s2cube_fake_tool.py").write_text("import no_such_package_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cmd = _LazyCommand("fake", "s2cube_fake_tool", "cmd", "serve", "A fake tool.")
+    main.add_command(cmd)
+    try:
+        res = CliRunner().invoke(main, ["fake", "--flag"])
+    finally:
+        main.commands.pop("fake")
+    assert res.exit_code == 2
+    assert "no_such_package_xyz" in res.output and "pip install 's2cube[serve]'" in res.output
