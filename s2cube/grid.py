@@ -18,10 +18,10 @@ floating point only appears when converting to degrees.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def _as_fraction(value: float | str | Fraction, name: str) -> Fraction:
     return frac
 
 
-def validate_bbox(bbox: tuple[float, float, float, float] | list[float]) -> tuple[float, ...]:
+def validate_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
     """Check a lon/lat bbox ``(west, south, east, north)`` and return it as floats.
 
     Raises
@@ -84,7 +84,7 @@ def validate_bbox(bbox: tuple[float, float, float, float] | list[float]) -> tupl
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One cell of a :class:`GlobalGrid`, addressed by row (from the north) and column (from -180°)."""
+    """One cell of a :class:`GlobalGrid`: row (counted from the north), column (from -180°)."""
 
     row: int
     col: int
@@ -182,8 +182,7 @@ class GlobalGrid:
     @property
     def transform(self) -> tuple[float, float, float, float, float, float]:
         """Global affine (GDAL order: x0, dx, 0, y0, 0, -dy)."""
-        r = float(self.resolution)
-        return (-180.0, r, 0.0, 90.0, 0.0, -r)
+        return self.window().geotransform
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -196,23 +195,23 @@ class GlobalGrid:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> GlobalGrid:
+    def from_dict(cls, d: Mapping[str, Any]) -> GlobalGrid:
         return cls(
             resolution=Fraction(str(d["resolution"])),
             cell_size=Fraction(str(d["cell_size"])),
-            chunk_size=int(d.get("chunk_size", 600)),  # type: ignore[arg-type]
+            chunk_size=int(d.get("chunk_size", 600)),
         )
 
     # ------------------------------------------------------------------ coordinates
     def latitudes(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Pixel-centre latitudes of global rows ``start:stop`` (north to south)."""
         stop = self.shape[0] if stop is None else stop
-        return 90.0 - (np.arange(start, stop, dtype="float64") + 0.5) * float(self.resolution)
+        return Window(self, start, 0, max(stop - start, 0), 0).latitudes()
 
     def longitudes(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Pixel-centre longitudes of global columns ``start:stop`` (west to east)."""
         stop = self.shape[1] if stop is None else stop
-        return -180.0 + (np.arange(start, stop, dtype="float64") + 0.5) * float(self.resolution)
+        return Window(self, 0, start, 0, max(stop - start, 0)).longitudes()
 
     # ------------------------------------------------------------------ cells
     def cell_of(self, lon: float, lat: float) -> Cell:
@@ -222,7 +221,7 @@ class GlobalGrid:
         n_rows, n_cols = self.n_cells
         return Cell(min(max(row, 0), n_rows - 1), min(max(col, 0), n_cols - 1))
 
-    def cells_in_bbox(self, bbox: tuple[float, float, float, float]) -> list[Cell]:
+    def cells_in_bbox(self, bbox: Sequence[float]) -> list[Cell]:
         """Every cell that intersects the lon/lat ``bbox`` (west, south, east, north)."""
         west, south, east, north = validate_bbox(bbox)
         cs = self.cell_size
@@ -237,28 +236,26 @@ class GlobalGrid:
             for c in range(max(col0, 0), min(max(col1, col0 + 1), n_cols))
         ]
 
-    def iter_cells(self, bbox: tuple[float, float, float, float]) -> Iterator[Cell]:
+    def iter_cells(self, bbox: Sequence[float]) -> Iterator[Cell]:
         yield from self.cells_in_bbox(bbox)
 
     def cell_bounds(self, cell: Cell, halo: int = 0) -> tuple[float, float, float, float]:
         """Lon/lat bounds (west, south, east, north) of a cell, grown by ``halo`` pixels."""
-        self._check_cell(cell)
-        h = halo * self.resolution
-        west = -180 + cell.col * self.cell_size - h
-        east = west + self.cell_size + 2 * h
-        north = 90 - cell.row * self.cell_size + h
-        south = north - self.cell_size - 2 * h
-        return (float(west), float(south), float(east), float(north))
+        return self.cell_window(cell, halo).bounds
 
     def cell_region(self, cell: Cell, halo: int = 0) -> tuple[slice, slice]:
-        """Global (row, col) pixel slices of a cell, grown by ``halo`` pixels (may exceed the globe)."""
-        self._check_cell(cell)
-        n = self.cell_pixels
-        r0, c0 = cell.row * n - halo, cell.col * n - halo
-        return (slice(r0, r0 + n + 2 * halo), slice(c0, c0 + n + 2 * halo))
+        """Global (row, col) pixel slices of a cell grown by ``halo`` px (may exceed the globe)."""
+        w = self.cell_window(cell, halo)
+        return (w.rows, w.cols)
 
     def cell_window(self, cell: Cell, halo: int = 0) -> Window:
-        """The :class:`Window` of a cell grown by ``halo`` pixels (may extend past the globe)."""
+        """The :class:`Window` of a cell grown by ``halo`` pixels (may extend past the globe).
+
+        Examples
+        --------
+        >>> GlobalGrid(resolution="1/100").cell_window(Cell(43, 195), halo=2).rows
+        slice(4298, 4402, None)
+        """
         self._check_cell(cell)
         n = self.cell_pixels
         return Window(self, cell.row * n, cell.col * n, n, n).pad(halo)
@@ -267,15 +264,48 @@ class GlobalGrid:
         """The whole globe as a :class:`Window` at zoom-out ``factor`` (1: full resolution)."""
         return Window(self, 0, 0, *self.shape).zoom_out(factor)
 
-    def window_of_bbox(self, bbox: tuple[float, float, float, float] | Sequence[float]) -> Window:
-        """The smallest full-resolution window covering a lon/lat ``bbox`` (clipped to the globe)."""
-        west, south, east, north = validate_bbox(tuple(bbox))  # type: ignore[arg-type]
+    def window_of_bbox(
+        self,
+        bbox: Sequence[float],
+        *,
+        pixels: Literal["cover", "centres"] = "cover",
+    ) -> Window:
+        """The full-resolution window of a lon/lat ``bbox`` (west, south, east, north) on the globe.
+
+        Parameters
+        ----------
+        bbox
+            Lon/lat bounds in degrees (checked with :func:`validate_bbox`).
+        pixels
+            ``"cover"``: the smallest window covering the bbox (every pixel that overlaps it,
+            at least one).  ``"centres"``: the pixels whose centres lie inside the bbox, edges
+            included, i.e. what label selection on the pixel-centre coordinates returns
+            (``ds.sel(latitude=slice(north, south), longitude=slice(west, east))``); it may be
+            empty.
+
+        Examples
+        --------
+        >>> grid = GlobalGrid(resolution="1/1000", cell_size="1/2")
+        >>> grid.window_of_bbox((15.5, 46.0, 16.0, 46.5)).shape
+        (500, 500)
+        >>> grid.window_of_bbox((15.5007, 46.0, 16.0, 46.5), pixels="centres").cols
+        slice(195501, 196000, None)
+        """
+        west, south, east, north = validate_bbox(bbox)
         res = self.resolution
-        r0 = math.floor((90 - _degrees(north)) / res)
-        r1 = math.ceil((90 - _degrees(south)) / res)
-        c0 = math.floor((_degrees(west) + 180) / res)
-        c1 = math.ceil((_degrees(east) + 180) / res)
-        return Window(self, r0, c0, max(r1 - r0, 1), max(c1 - c0, 1)).clip()
+        top, bottom = (90 - _degrees(north)) / res, (90 - _degrees(south)) / res
+        left, right = (_degrees(west) + 180) / res, (_degrees(east) + 180) / res
+        if pixels == "cover":
+            r0, r1 = math.floor(top), max(math.ceil(bottom), math.floor(top) + 1)
+            c0, c1 = math.floor(left), max(math.ceil(right), math.floor(left) + 1)
+        elif pixels == "centres":
+            # pixel i has its centre at i + 1/2 in these (exact) pixel units
+            half = Fraction(1, 2)
+            r0, r1 = math.ceil(top - half), math.floor(bottom - half) + 1
+            c0, c1 = math.ceil(left - half), math.floor(right - half) + 1
+        else:
+            raise InputError(f"pixels={pixels!r} must be 'cover' or 'centres'")
+        return Window(self, r0, c0, max(r1 - r0, 0), max(c1 - c0, 0)).clip()
 
     def _check_cell(self, cell: Cell) -> None:
         n_rows, n_cols = self.n_cells
@@ -297,7 +327,8 @@ class Window:
     resolution).  Rows count from the north (90°), columns from the antimeridian (−180°), so
     ``row0``/``col0`` may be negative or run past the globe (a halo at the poles); use
     :meth:`clip` for the part on the globe.  The grid's exact fractions are the source of
-    truth: degrees are derived from them, never the other way round.
+    truth: degrees are derived from them, never the other way round.  Windows are frozen and
+    hash by value, so they can travel in task keys.
 
     Examples
     --------
@@ -306,7 +337,9 @@ class Window:
     >>> w.shape, w.bounds
     ((1200, 1200), (15.0, 46.0, 16.0, 47.0))
     >>> w.pad(2).zoom_out(4).shape
-    (301, 301)
+    (302, 302)
+    >>> w[:600, 600:].bounds
+    (15.5, 46.5, 16.0, 47.0)
     """
 
     grid: GlobalGrid
@@ -318,13 +351,17 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.height < 0 or self.width < 0:
-            raise InputError(f"window size {self.height}×{self.width} must be >= 0 pixels")
+            raise InputError(
+                f"window size {self.height}×{self.width} must be >= 0 pixels; "
+                "use clip() or intersection() for the overlap of windows"
+            )
         if self.factor < 1:
-            raise InputError(f"window factor={self.factor} must be >= 1")
+            raise InputError(f"window factor={self.factor} must be >= 1 (1: full resolution)")
 
     # ------------------------------------------------------------------ sizes
     @property
     def shape(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels of this window's level."""
         return (self.height, self.width)
 
     @property
@@ -355,16 +392,23 @@ class Window:
         r = self.resolution
         west = -180 + self.col0 * r
         north = 90 - self.row0 * r
-        return (float(west), float(north - self.height * r), float(west + self.width * r), float(north))
+        south = north - self.height * r
+        east = west + self.width * r
+        return (float(west), float(south), float(east), float(north))
+
+    @property
+    def geotransform(self) -> tuple[float, float, float, float, float, float]:
+        """The affine transform in GDAL order ``(west, dx, 0, north, 0, -dy)``."""
+        r = float(self.resolution)
+        west, _, _, north = self.bounds
+        return (west, r, 0.0, north, 0.0, -r)
 
     @property
     def transform(self) -> Any:
         """The window's affine transform (``affine.Affine``, EPSG:4326, north-up)."""
         from affine import Affine
 
-        r = float(self.resolution)
-        west, _, _, north = self.bounds
-        return Affine(r, 0.0, west, 0.0, -r, north)
+        return Affine.from_gdal(*self.geotransform)
 
     @property
     def geobox(self) -> Any:
@@ -384,7 +428,16 @@ class Window:
         return -180.0 + (cols + 0.5) * float(self.resolution)
 
     def index_of(self, lon: np.ndarray | float, lat: np.ndarray | float) -> tuple[Any, Any]:
-        """Row and column (in this window, may fall outside it) of the pixels holding points."""
+        """Row and column (relative to this window; may fall outside it) of the pixels holding
+        lon/lat points; a point on a pixel edge belongs to the pixel east/south of it.
+
+        Examples
+        --------
+        >>> w = GlobalGrid(resolution="1/10").window()
+        >>> [int(i) for i in w.index_of(-179.95, 89.95)]
+        [0, 0]
+        """
+        # float division on purpose: tiles sample millions of points per second
         r = float(self.resolution)
         row = np.floor((90.0 - np.asarray(lat, "float64")) / r).astype("int64") - self.row0
         col = np.floor((np.asarray(lon, "float64") + 180.0) / r).astype("int64") - self.col0
@@ -393,8 +446,13 @@ class Window:
     # ------------------------------------------------------------------ derived windows
     def pad(self, n: int) -> Window:
         """The window grown by ``n`` pixels on every side (shrunk for negative ``n``)."""
-        return replace(self, row0=self.row0 - n, col0=self.col0 - n,
-                       height=max(self.height + 2 * n, 0), width=max(self.width + 2 * n, 0))
+        return replace(
+            self,
+            row0=self.row0 - n,
+            col0=self.col0 - n,
+            height=max(self.height + 2 * n, 0),
+            width=max(self.width + 2 * n, 0),
+        )
 
     def zoom_out(self, factor: int) -> Window:
         """The window at a level ``factor`` times coarser, covering at least the same area."""
@@ -410,34 +468,71 @@ class Window:
     def zoom_in(self, factor: int) -> Window:
         """The same area at a level ``factor`` times finer (exact)."""
         if factor < 1 or self.factor % factor:
-            raise InputError(f"zoom_in factor={factor} must divide the window's factor {self.factor}")
-        return Window(self.grid, self.row0 * factor, self.col0 * factor,
-                      self.height * factor, self.width * factor, self.factor // factor)
+            raise InputError(
+                f"zoom_in factor={factor} must divide the window's factor {self.factor}"
+            )
+        return Window(
+            self.grid,
+            self.row0 * factor,
+            self.col0 * factor,
+            self.height * factor,
+            self.width * factor,
+            self.factor // factor,
+        )
 
     def __getitem__(self, key: tuple[slice, slice]) -> Window:
-        """Sub-window by slices relative to this window (``w[10:20, 0:5]``; no steps)."""
+        """Sub-window by slices relative to this window (``w[10:20, 0:5]``), clamped to it."""
         rs, cs = key
+        if rs.step not in (None, 1) or cs.step not in (None, 1):
+            raise InputError(f"window[{rs}, {cs}]: slices with a step are not windows")
         r0, r1, _ = rs.indices(self.height)
         c0, c1, _ = cs.indices(self.width)
-        return Window(self.grid, self.row0 + r0, self.col0 + c0, max(r1 - r0, 0), max(c1 - c0, 0),
-                      self.factor)
+        return Window(
+            self.grid,
+            self.row0 + r0,
+            self.col0 + c0,
+            max(r1 - r0, 0),
+            max(c1 - c0, 0),
+            self.factor,
+        )
+
+    def _check_same_level(self, other: Window) -> None:
+        if other.grid != self.grid or other.factor != self.factor:
+            raise InputError(
+                f"windows on different grids or levels (factor {self.factor} vs {other.factor}); "
+                "zoom_in/zoom_out one of them first"
+            )
 
     def offset_in(self, outer: Window) -> tuple[int, int]:
         """Row/column of this window's first pixel inside ``outer`` (same grid and level)."""
-        if outer.factor != self.factor:
-            raise InputError(f"windows at different levels ({self.factor} vs {outer.factor})")
+        self._check_same_level(outer)
         return (self.row0 - outer.row0, self.col0 - outer.col0)
+
+    def intersection(self, other: Window) -> Window:
+        """The pixels in both windows, axis by axis (an axis without overlap has size 0)."""
+        self._check_same_level(other)
+        r0, c0 = max(self.row0, other.row0), max(self.col0, other.col0)
+        r1 = min(self.row0 + self.height, other.row0 + other.height)
+        c1 = min(self.col0 + self.width, other.col0 + other.width)
+        return Window(self.grid, r0, c0, max(r1 - r0, 0), max(c1 - c0, 0), self.factor)
+
+    def union(self, other: Window) -> Window:
+        """The smallest window containing both windows."""
+        self._check_same_level(other)
+        r0, c0 = min(self.row0, other.row0), min(self.col0, other.col0)
+        r1 = max(self.row0 + self.height, other.row0 + other.height)
+        c1 = max(self.col0 + self.width, other.col0 + other.width)
+        return Window(self.grid, r0, c0, r1 - r0, c1 - c0, self.factor)
 
     def clip(self) -> Window:
         """The part of the window that lies on the globe (may be empty)."""
         n_lat, n_lon = self.level_shape
-        r0, c0 = max(self.row0, 0), max(self.col0, 0)
-        r1 = min(self.row0 + self.height, n_lat)
-        c1 = min(self.col0 + self.width, n_lon)
-        return Window(self.grid, r0, c0, max(r1 - r0, 0), max(c1 - c0, 0), self.factor)
+        return self.intersection(Window(self.grid, 0, 0, n_lat, n_lon, self.factor))
 
     def align(self, rows: int, cols: int) -> Window:
-        """The smallest window containing this one whose edges are multiples of ``rows``/``cols``."""
+        """The smallest window holding this one with edges on multiples of ``rows``/``cols``."""
+        if rows < 1 or cols < 1:
+            raise InputError(f"align({rows}, {cols}): the lattice must be >= 1 pixel")
         r0 = (self.row0 // rows) * rows
         c0 = (self.col0 // cols) * cols
         r1 = -(-(self.row0 + self.height) // rows) * rows

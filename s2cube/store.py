@@ -34,7 +34,7 @@ import pystac
 import xarray as xr
 
 from .errors import InputError, StoreError
-from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
+from .grid import DEFAULT_GRID, Cell, GlobalGrid
 
 __all__ = [
     "FORMAT",
@@ -76,7 +76,11 @@ def is_store(path: str | os.PathLike[str]) -> bool:
 def _require_store(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not is_store(p):
-        what = "does not exist" if not p.exists() else "is not an s2cube store (no s2cube metadata in zarr.json)"
+        what = (
+            "does not exist"
+            if not p.exists()
+            else "is not an s2cube store (no s2cube metadata in zarr.json)"
+        )
         raise StoreError(
             f"{str(p)!r} {what}; create one with `s2cube mosaic --store {p}` or "
             "s2cube.create_store()"
@@ -113,7 +117,7 @@ def store_grid(path: str | os.PathLike[str]) -> GlobalGrid:
 
 # --------------------------------------------------------------------------- template
 def _encodings(grid: GlobalGrid, bands: Sequence[str]) -> dict[str, dict[str, Any]]:
-    import zarr
+    import zarr.codecs
 
     chunks = (grid.chunk_size, grid.chunk_size)
     shards = grid.cell_shape
@@ -121,15 +125,36 @@ def _encodings(grid: GlobalGrid, bands: Sequence[str]) -> dict[str, dict[str, An
     enc: dict[str, dict[str, Any]] = {}
     for band in bands:
         # zarr fill_value (not CF _FillValue): reflectance opens as uint16, not masked float
-        enc[band] = {"chunks": chunks, "shards": shards, "compressors": comp,
-                     "dtype": "uint16", "fill_value": np.uint16(0)}  # fmt: skip
-    enc["date"] = {"chunks": chunks, "shards": shards, "compressors": comp, "dtype": "uint16",
-                   "_FillValue": np.uint16(0), "units": f"days since {DATE_EPOCH}",
-                   "calendar": "proleptic_gregorian"}  # fmt: skip
-    enc["scene"] = {"chunks": chunks, "shards": shards, "compressors": comp,
-                    "dtype": "int32", "fill_value": np.int32(-1)}  # fmt: skip
-    enc["clear_count"] = {"chunks": chunks, "shards": shards, "compressors": comp,
-                          "dtype": "uint16", "fill_value": np.uint16(0)}  # fmt: skip
+        enc[band] = {
+            "chunks": chunks,
+            "shards": shards,
+            "compressors": comp,
+            "dtype": "uint16",
+            "fill_value": np.uint16(0),
+        }
+    enc["date"] = {
+        "chunks": chunks,
+        "shards": shards,
+        "compressors": comp,
+        "dtype": "uint16",
+        "_FillValue": np.uint16(0),
+        "units": f"days since {DATE_EPOCH}",
+        "calendar": "proleptic_gregorian",
+    }
+    enc["scene"] = {
+        "chunks": chunks,
+        "shards": shards,
+        "compressors": comp,
+        "dtype": "int32",
+        "fill_value": np.int32(-1),
+    }
+    enc["clear_count"] = {
+        "chunks": chunks,
+        "shards": shards,
+        "compressors": comp,
+        "dtype": "uint16",
+        "fill_value": np.uint16(0),
+    }
     coord_chunk = max(grid.cell_pixels, 2**16 // grid.cell_pixels * grid.cell_pixels)
     enc["latitude"] = {"chunks": (min(coord_chunk, grid.shape[0]),)}
     enc["longitude"] = {"chunks": (min(coord_chunk, grid.shape[1]),)}
@@ -172,8 +197,8 @@ def create_store(
             if GlobalGrid.from_dict(meta["grid"]) != grid or list(meta["bands"]) != list(bands):
                 raise StoreError(
                     f"store {str(p)!r} exists with grid {meta['grid']} and bands {meta['bands']}, "
-                    f"which differ from the requested grid {grid.to_dict()} and bands {list(bands)}; "
-                    "use another store path or the store's grid"
+                    f"which differ from the requested grid {grid.to_dict()} and bands "
+                    f"{list(bands)}; use another store path or the store's grid"
                 )
             if not exist_ok:
                 raise StoreError(f"store {str(p)!r} exists already")
@@ -190,31 +215,56 @@ def create_store(
     dims = ("latitude", "longitude")
     data_vars: dict[str, Any] = {}
     for band in bands:
-        data_vars[band] = (dims, da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
-                           {"long_name": f"{band} surface reflectance", "units": "1e-4",
-                            "nodata": 0, "grid_mapping": "spatial_ref"})  # fmt: skip
-    data_vars["date"] = (dims, da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
-                         {"long_name": "acquisition date of the chosen observation",
-                          "grid_mapping": "spatial_ref"})  # fmt: skip
-    data_vars["scene"] = (dims, da.zeros((n_lat, n_lon), dtype="int32", chunks=big),
-                          {"long_name": "index of the source scene in attrs['s2cube']['scenes']",
-                           "nodata": -1, "grid_mapping": "spatial_ref"})  # fmt: skip
-    data_vars["clear_count"] = (dims, da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
-                                {"long_name": "number of clear observations",
-                                 "grid_mapping": "spatial_ref"})  # fmt: skip
+        data_vars[band] = (
+            dims,
+            da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
+            {
+                "long_name": f"{band} surface reflectance",
+                "units": "1e-4",
+                "nodata": 0,
+                "grid_mapping": "spatial_ref",
+            },
+        )
+    data_vars["date"] = (
+        dims,
+        da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
+        {"long_name": "acquisition date of the chosen observation", "grid_mapping": "spatial_ref"},
+    )
+    data_vars["scene"] = (
+        dims,
+        da.zeros((n_lat, n_lon), dtype="int32", chunks=big),
+        {
+            "long_name": "index of the source scene in attrs['s2cube']['scenes']",
+            "nodata": -1,
+            "grid_mapping": "spatial_ref",
+        },
+    )
+    data_vars["clear_count"] = (
+        dims,
+        da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
+        {"long_name": "number of clear observations", "grid_mapping": "spatial_ref"},
+    )
     ds = xr.Dataset(
         data_vars,
         coords={
-            "latitude": ("latitude", grid.latitudes(), {"standard_name": "latitude",
-                         "units": "degrees_north", "axis": "Y"}),
-            "longitude": ("longitude", grid.longitudes(), {"standard_name": "longitude",
-                          "units": "degrees_east", "axis": "X"}),
+            "latitude": (
+                "latitude",
+                grid.latitudes(),
+                {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+            ),
+            "longitude": (
+                "longitude",
+                grid.longitudes(),
+                {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+            ),
             "spatial_ref": _spatial_ref(),
         },
-    )  # fmt: skip
+    )
     ds["spatial_ref"].attrs["GeoTransform"] = " ".join(str(v) for v in grid.transform)
     # date is stored encoded (uint16 days); declare it so xarray decodes to datetime64
-    ds["date"].attrs.update({"units": f"days since {DATE_EPOCH}", "calendar": "proleptic_gregorian"})
+    ds["date"].attrs.update(
+        {"units": f"days since {DATE_EPOCH}", "calendar": "proleptic_gregorian"}
+    )
     enc = _encodings(grid, bands)
     enc["date"].pop("units")
     enc["date"].pop("calendar")
@@ -265,16 +315,18 @@ def register_scenes(path: str | os.PathLike[str], items: Iterable[pystac.Item]) 
             continue
         idx = len(table)
         when = it.datetime
-        table.append({
-            "index": idx,
-            "id": it.id,
-            "datetime": when.isoformat() if when else None,
-            "mgrs_tile": it.properties.get("s2cube:mgrs_tile"),
-            "eo:cloud_cover": it.properties.get("eo:cloud_cover"),
-            "processing_baseline": it.properties.get("s2:processing_baseline"),
-            "boa_offset_removed": it.properties.get("s2cube:boa_offset", 0),
-            "platform": it.properties.get("platform"),
-        })  # fmt: skip
+        table.append(
+            {
+                "index": idx,
+                "id": it.id,
+                "datetime": when.isoformat() if when else None,
+                "mgrs_tile": it.properties.get("s2cube:mgrs_tile"),
+                "eo:cloud_cover": it.properties.get("eo:cloud_cover"),
+                "processing_baseline": it.properties.get("s2:processing_baseline"),
+                "boa_offset_removed": it.properties.get("s2cube:boa_offset", 0),
+                "platform": it.properties.get("platform"),
+            }
+        )
         index[it.id] = idx
         added = True
     if added:
@@ -397,23 +449,30 @@ def write_cell(
     meta = store_metadata(p)
     grid = GlobalGrid.from_dict(meta["grid"])
     bands = list(meta["bands"])
-    rows, cols = grid.cell_region(cell)
-    shape = (rows.stop - rows.start, cols.stop - cols.start)
-    if (ds.sizes.get("latitude"), ds.sizes.get("longitude")) != shape:
+    window = grid.cell_window(cell)
+    got = (ds.sizes.get("latitude"), ds.sizes.get("longitude"))
+    if got != window.shape:
         raise InputError(
-            f"composite for {cell} has shape {(ds.sizes.get('latitude'), ds.sizes.get('longitude'))}"
-            f", expected {shape}; crop the halo before writing"
+            f"composite for {cell} has shape {got}, expected {window.shape}; "
+            "crop the halo before writing"
         )
-    lat0 = float(ds.latitude.values[0])
-    lon0 = float(ds.longitude.values[0])
-    if not (np.isclose(lat0, grid.latitudes(rows.start, rows.start + 1)[0])
-            and np.isclose(lon0, grid.longitudes(cols.start, cols.start + 1)[0])):
-        raise InputError(f"composite for {cell} is not aligned with the store's grid")  # fmt: skip
+    # the first pixel's centre decides: a shifted composite would land on other pixels
+    first = window[:1, :1]
+    if not (
+        np.isclose(float(ds.latitude.values[0]), first.latitudes()[0])
+        and np.isclose(float(ds.longitude.values[0]), first.longitudes()[0])
+    ):
+        raise InputError(
+            f"composite for {cell} is not aligned with the store's grid: its first pixel centre "
+            f"is ({float(ds.longitude.values[0])}, {float(ds.latitude.values[0])}), expected "
+            f"({first.longitudes()[0]}, {first.latitudes()[0]}); build it with grid.cell_window"
+        )
     encoded = _encode_cell(ds, bands)
     forget_cell(p, cell)
     group = zarr.open_group(str(p), mode="r+", zarr_format=3)
     for name, arr in encoded.items():
-        group[name][rows, cols] = arr
+        target: Any = group[name]  # an array (zarr types members as array-or-group)
+        target[window.rows, window.cols] = arr
     valid = encoded["scene"] >= 0
     has_data = encoded[bands[0]] > 0
     days = encoded["date"][valid]
@@ -439,7 +498,7 @@ def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
         "cell": cell.name,
         "row": cell.row,
         "col": cell.col,
-        "bounds": list(grid.cell_bounds(cell)),
+        "bounds": list(grid.cell_window(cell).bounds),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -483,9 +542,10 @@ def open_store(
     path
         The store.
     bbox
-        Optional lon/lat subset ``(west, south, east, north)``.
+        Optional lon/lat subset ``(west, south, east, north)``: the pixels whose centres lie
+        inside it, edges included (``GlobalGrid.window_of_bbox(bbox, pixels="centres")``).
     cell
-        Optional cell (or cell name) subset.
+        Optional cell (or cell name) subset; with ``bbox`` too, the pixels in both.
     chunks
         Dask chunks of the result (default: ~2048 px multiples of the store's chunks for a
         subset, one chunk per cell for the whole globe); ``False`` for no dask.
@@ -493,7 +553,7 @@ def open_store(
     Examples
     --------
     >>> ds = s2cube.open_store("mosaic.zarr", bbox=(15.5, 46.0, 16.0, 46.5))  # doctest: +SKIP
-    >>> ds.rio.crs
+    >>> ds.rio.crs  # doctest: +SKIP
     CRS.from_epsg(4326)
     """
     import rioxarray  # noqa: F401  (registers .rio)
@@ -504,13 +564,17 @@ def open_store(
     # all of them makes every later subset crawl; subset lazily, then chunk what is left
     ds = xr.open_zarr(str(p), decode_coords="all", chunks=None, zarr_format=3)
     grid = GlobalGrid.from_dict(meta["grid"])
+    window = grid.window()
     if cell is not None:
-        c = Cell.from_name(cell) if isinstance(cell, str) else cell
-        rows, cols = grid.cell_region(c)
-        ds = ds.isel(latitude=rows, longitude=cols)
+        window = window.intersection(
+            grid.cell_window(Cell.from_name(cell) if isinstance(cell, str) else cell)
+        )
     if bbox is not None:
-        west, south, east, north = validate_bbox(bbox)
-        ds = ds.sel(latitude=slice(north, south), longitude=slice(west, east))
+        # the pixels whose centres lie in the bbox, as a label selection on the coordinates
+        # would pick, but computed exactly on the grid instead of on float coordinates
+        window = window.intersection(grid.window_of_bbox(bbox, pixels="centres"))
+    if cell is not None or bbox is not None:
+        ds = ds.isel(latitude=window.rows, longitude=window.cols)
     if chunks is None:
         subset = cell is not None or bbox is not None
         edge = grid.chunk_size * max(1, 2048 // grid.chunk_size) if subset else grid.cell_pixels

@@ -16,6 +16,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from .. import render
 from ..errors import InputError
-from ..grid import Cell, GlobalGrid
+from ..grid import Cell, GlobalGrid, Window
 from ..overviews import Level, has_overviews, overview_status, pyramid
 from ..store import DATE_EPOCH, _require_store, read_manifest, store_metadata
 
@@ -36,9 +37,13 @@ class TileRequestError(InputError):
     """A tile request that cannot be served; carries the HTTP status and the OGC exception code."""
 
     def __init__(
-        self, message: str, *, status: int = 400, code: str = "InvalidParameterValue",
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "InvalidParameterValue",
         locator: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -59,18 +64,44 @@ class LayerSpec:
 LAYERS: dict[str, LayerSpec] = {
     spec.id: spec
     for spec in (
-        LayerSpec("true-color", "True colour", ("red", "green", "blue"), "tone",
-                  "Red, green, blue through the fixed global s2cube log tone curve"),
-        LayerSpec("false-color", "False colour (NIR, red, green)", ("nir", "red", "green"), "tone",
-                  "Near-infrared, red, green through the global tone curve; vegetation is red"),
-        LayerSpec("true-color-tci", "True colour (ESA TCI rule)", ("red", "green", "blue"), "tci",
-                  "Red, green, blue with the ESA TCI rule: reflectance 0-0.2 linearly to 0-255"),
-        LayerSpec("provenance", "Provenance (acquisition date)", ("date",), "date",
-                  "Acquisition date of every pixel, viridis from the store's first to last date"),
+        LayerSpec(
+            "true-color",
+            "True colour",
+            ("red", "green", "blue"),
+            "tone",
+            "Red, green, blue through the fixed global s2cube log tone curve",
+        ),
+        LayerSpec(
+            "false-color",
+            "False colour (NIR, red, green)",
+            ("nir", "red", "green"),
+            "tone",
+            "Near-infrared, red, green through the global tone curve; vegetation is red",
+        ),
+        LayerSpec(
+            "true-color-tci",
+            "True colour (ESA TCI rule)",
+            ("red", "green", "blue"),
+            "tci",
+            "Red, green, blue with the ESA TCI rule: reflectance 0-0.2 linearly to 0-255",
+        ),
+        LayerSpec(
+            "provenance",
+            "Provenance (acquisition date)",
+            ("date",),
+            "date",
+            "Acquisition date of every pixel, viridis from the store's first to last date",
+        ),
     )
-}  # fmt: skip
+}
 
 TMS_IDS = ("WebMercatorQuad", "WorldCRS84Quad")
+
+
+def _stored_days(iso_date: str) -> int:
+    """A date as the store encodes it: days since :data:`~s2cube.store.DATE_EPOCH`."""
+    day = np.datetime64(iso_date, "D").astype("int64")
+    return int(day - np.datetime64(DATE_EPOCH, "D").astype("int64"))
 
 
 def get_tms(tms_id: str) -> Any:
@@ -127,28 +158,15 @@ class TileSource:
         """Re-read the manifest (finished cells, data bounds, date range)."""
         manifest = read_manifest(self.path)
         self.cells = sorted(manifest)
-        rows, cols = [], []
-        for name in self.cells:
-            c = Cell.from_name(name)
-            r, k = self.grid.cell_region(c)
-            rows += [r.start, r.stop]
-            cols += [k.start, k.stop]
-        # data window in level-0 pixels (row0, row1, col0, col1); None = empty store
-        self.data_window = (min(rows), max(rows), min(cols), max(cols)) if rows else None
-        res = float(self.grid.resolution)
-        if self.data_window:
-            r0, r1, c0, c1 = self.data_window
-            self.bounds = (-180 + c0 * res, 90 - r1 * res, -180 + c1 * res, 90 - r0 * res)
-        else:
-            self.bounds = (-180.0, -90.0, 180.0, 90.0)
-        epoch = np.datetime64(DATE_EPOCH, "D")
+        windows = [self.grid.cell_window(Cell.from_name(name)) for name in self.cells]
+        # the level-0 window of the finished cells (None: empty store); no pixel outside it
+        # holds data, so reads clip to it
+        self.data_window: Window | None = reduce(Window.union, windows) if windows else None
+        self.bounds = self.data_window.bounds if self.data_window else (-180.0, -90.0, 180.0, 90.0)
         dmin = [r["date_min"] for r in manifest.values() if r.get("date_min")]
         dmax = [r["date_max"] for r in manifest.values() if r.get("date_max")]
-        self.date_range = (
-            (int((np.datetime64(min(dmin), "D") - epoch).astype(int)),
-             int((np.datetime64(max(dmax), "D") - epoch).astype(int)))
-            if dmin else (1, 2)
-        )  # fmt: skip
+        # stored date encoding (days since DATE_EPOCH); (1, 2) keeps the colour ramp defined
+        self.date_range = (_stored_days(min(dmin)), _stored_days(max(dmax))) if dmin else (1, 2)
         self.overview_state = overview_status(self.path) if self.overviews else {}
 
     def date_range_iso(self) -> tuple[str, str]:
@@ -163,8 +181,9 @@ class TileSource:
 
             with self._lock:
                 path = self.levels[level].path
-                arr = zarr.open_array(str(self.path), path=f"{path}/{name}" if path else name,
-                                      mode="r", zarr_format=3)  # fmt: skip
+                arr = zarr.open_array(
+                    str(self.path), path=f"{path}/{name}" if path else name, mode="r", zarr_format=3
+                )
                 self._arrays[key] = arr
         return arr
 
@@ -235,22 +254,20 @@ class TileSource:
         n = self.tile_size
         pixel_deg = abs(float(lon[-1] - lon[0])) / max(n - 1, 1)
         lv = self.level_for(pixel_deg)
-        res = float(lv.resolution)
-        cols = np.floor((lon + 180.0) / res).astype("int64")
-        rows = np.floor((90.0 - lat) / res).astype("int64")
         out = {v: np.full((n, n), self._fill(v), dtype=self._dtype(v)) for v in spec.variables}
         if self.data_window is None:
             return out
         # only the finished cells' window can hold data: clip to it before reading
-        r0, r1, c0, c1 = self.data_window
-        f = lv.factor
-        ok_r = (rows >= r0 // f) & (rows < -(-r1 // f)) & (rows < lv.shape[0])
-        ok_c = (cols >= c0 // f) & (cols < -(-c1 // f)) & (cols < lv.shape[1])
+        data = self.data_window.zoom_out(lv.factor).clip()
+        rows, cols = data.index_of(lon, lat)
+        ok_r = (rows >= 0) & (rows < data.height)
+        ok_c = (cols >= 0) & (cols < data.width)
         if not ok_r.any() or not ok_c.any():
             return out
         rmin, rmax = int(rows[ok_r].min()), int(rows[ok_r].max())
         cmin, cmax = int(cols[ok_c].min()), int(cols[ok_c].max())
-        n_read = (rmax - rmin + 1) * (cmax - cmin + 1)
+        read = data[rmin : rmax + 1, cmin : cmax + 1]
+        n_read = read.height * read.width
         if n_read > self.max_read_pixels:
             raise TileRequestError(
                 f"tile {tms_id}/{z}/{x}/{y} would read {n_read} source pixels at level {lv.index} "
@@ -264,8 +281,8 @@ class TileSource:
         ci = np.flatnonzero(ok_c)
         sel = np.ix_(rows[ri] - rmin, cols[ci] - cmin)
         for v in spec.variables:
-            window = np.asarray(self._array(lv.index, v)[rmin : rmax + 1, cmin : cmax + 1])
-            out[v][np.ix_(ri, ci)] = window[sel]
+            block = np.asarray(self._array(lv.index, v)[read.rows, read.cols])
+            out[v][np.ix_(ri, ci)] = block[sel]
         return out
 
     def tile(self, layer: str, tms_id: str, z: int, x: int, y: int) -> np.ndarray:
@@ -282,22 +299,29 @@ class TileSource:
     def point(self, lon: float, lat: float) -> dict[str, Any]:
         """Full-resolution values and provenance of the pixel containing (lon, lat)."""
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise TileRequestError(f"lon={lon}, lat={lat} is outside -180..180, -90..90",
-                                   locator="lon/lat")  # fmt: skip
-        res = float(self.grid.resolution)
-        row = min(int(math.floor((90.0 - lat) / res)), self.grid.shape[0] - 1)
-        col = min(int(math.floor((lon + 180.0) / res)), self.grid.shape[1] - 1)
-        vals = {v: self._array(0, v)[row, col].item() for v in [*self.bands, "date", "scene",
-                                                               "clear_count"]}  # fmt: skip
+            raise TileRequestError(
+                f"lon={lon}, lat={lat} is outside -180..180, -90..90", locator="lon/lat"
+            )
+        i, j = self.grid.window().index_of(lon, lat)
+        # the south pole and the antimeridian at +180° lie on the last pixel's outer edge
+        row = min(int(i), self.grid.shape[0] - 1)
+        col = min(int(j), self.grid.shape[1] - 1)
+        vals = {
+            v: self._array(0, v)[row, col].item()
+            for v in [*self.bands, "date", "scene", "clear_count"]
+        }
         days = int(vals.pop("date"))
         scene = int(vals["scene"])
         return {
-            "lon": lon, "lat": lat, "row": row, "col": col,
+            "lon": lon,
+            "lat": lat,
+            "row": row,
+            "col": col,
             "cell": self.grid.cell_of(lon, lat).name,
             "date": str(np.datetime64(DATE_EPOCH, "D") + days) if days > 0 else None,
             "scene_id": self.scene_ids.get(scene) if scene >= 0 else None,
             **{k: int(v) for k, v in vals.items()},
-        }  # fmt: skip
+        }
 
     # ------------------------------------------------------------------ helpers
     def layer(self, layer: str) -> LayerSpec:
