@@ -127,7 +127,8 @@ def cloud_mask(
     """
     import xarray as xr
 
-    from s2cube.models.engine import _as_model, predict
+    from s2cube.models.engine import predict
+    from s2cube.models.runtime import as_model
 
     if not isinstance(data, xr.DataArray):
         raise InputError(f"data is a {type(data).__name__}; expected an xarray.DataArray cube")
@@ -136,7 +137,7 @@ def cloud_mask(
             f"data has dtype {data.dtype}; expected integer L2A DN (uint16, 1 = 0.0001 "
             "reflectance). For reflectance use s2cube.models.predict"
         )
-    loaded = _as_model(model)
+    loaded = as_model(model)
     card = loaded.card
     lut_check = _lut(card.classes)  # validate before building the graph
     del lut_check

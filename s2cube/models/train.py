@@ -2,19 +2,18 @@
 
 Labels are SCL used as weak labels (cloud 8/9/10, shadow 3, clear 2/4/5/6/7/11, ignore 0,
 1 and > 11) or user-supplied masks in s2cube codes (0 ignore, 1 clear, 2 cloud, 3 shadow; for
-haze 0 clear, 1 haze, 255 ignore). The loop is reproducible: a seed fixes the split, the
-initial weights, the shuffling and the augmentation, and torch runs deterministic kernels.
-Each epoch writes a checkpoint with its model card; the best epoch by validation loss is
-saved as ``model.pt`` (+ ``model.json``) and ``history.json`` records the curves.
+haze 0 clear, 1 haze, 255 ignore).
 
-Layers: :func:`extract_patches` and :func:`fit` are numpy/torch kernels; :func:`train_cloud`
-and :func:`train_haze` take xarray cubes; :mod:`s2cube.models.cli` reads catalogs.
+This module owns the xarray side of training: it reads reflectance and labels from a
+``(time, band, y, x)`` DN cube, derives the per-pixel or per-patch targets, and writes the
+model card of the run.  Layers: :mod:`s2cube.models.patches` (patch kernels) and
+:mod:`s2cube.models.fitting` (the torch loop, :func:`fit`) below it; :mod:`s2cube.models.cli`
+reads catalogs above it.  :class:`TrainConfig`, :class:`TrainResult`, :func:`extract_patches`
+and :func:`fit` are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,9 @@ import numpy as np
 
 from s2cube.errors import InputError, require
 from s2cube.models.card import ModelCard
-from s2cube.models.evaluate import IGNORE, confusion, scl_to_codes, scores
+from s2cube.models.evaluate import IGNORE, scl_to_codes
+from s2cube.models.fitting import TrainConfig, TrainResult, fit
+from s2cube.models.patches import extract_patches, standardise
 
 __all__ = ["TrainConfig", "TrainResult", "extract_patches", "fit", "train_cloud", "train_haze"]
 
@@ -31,197 +32,6 @@ HAZE_CLASSES = ("clear", "haze")
 DEFAULT_BANDS = ("blue", "green", "red", "nir")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (all defaults small enough for a laptop CPU)."""
-
-    patch: int = 64
-    stride: int | None = None
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.2
-    seed: int = 0
-    width: int = 16
-    depth: int = 3
-    min_labelled: float = 0.5
-    max_patches: int | None = None
-    augment: bool = True
-
-    def __post_init__(self) -> None:
-        if self.patch < 8 or self.epochs < 1 or self.batch_size < 1:
-            raise InputError(
-                f"patch={self.patch}, epochs={self.epochs}, batch_size="
-                f"{self.batch_size}; expected patch >= 8 and positive epochs/batch"
-            )
-        if not 0 < self.val_fraction < 1:
-            raise InputError(f"val_fraction={self.val_fraction}; expected 0 < val_fraction < 1")
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    path: Path
-    card: ModelCard
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-
-
-# -- kernels -----------------------------------------------------------------------------------
-def extract_patches(
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    patch: int,
-    stride: int | None = None,
-    min_labelled: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut ``(time, band, y, x)`` images and ``(time, y, x)`` labels into square patches.
-
-    Patches with less than ``min_labelled`` labelled (≠ 255) pixels are dropped.
-
-    Examples
-    --------
-    >>> x, y = extract_patches(np.zeros((1, 2, 8, 8)), np.zeros((1, 8, 8), np.uint8), patch=4)
-    >>> x.shape, y.shape
-    ((4, 2, 4, 4), (4, 4, 4))
-    """
-    if images.ndim != 4 or labels.shape != (images.shape[0],) + images.shape[2:]:
-        raise InputError(
-            f"images {images.shape} and labels {labels.shape}: expected "
-            "(time, band, y, x) and (time, y, x) on the same grid"
-        )
-    stride = stride or patch
-    xs, ys = [], []
-    for t in range(images.shape[0]):
-        for y0 in range(0, images.shape[2] - patch + 1, stride):
-            for x0 in range(0, images.shape[3] - patch + 1, stride):
-                lab = labels[t, y0 : y0 + patch, x0 : x0 + patch]
-                if (lab != IGNORE).mean() >= min_labelled:
-                    xs.append(images[t, :, y0 : y0 + patch, x0 : x0 + patch])
-                    ys.append(lab)
-    if not xs:
-        raise InputError(
-            f"no {patch} px patch has {min_labelled:.0%} labelled pixels; use smaller "
-            "patches, a lower min_labelled, or more data"
-        )
-    return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.uint8)
-
-
-def _augment(torch: Any, x: Any, y: Any, gen: Any) -> tuple[Any, Any]:
-    """Random flips and 90° rotations, identical for image and label (seeded)."""
-    k = int(torch.randint(0, 4, (1,), generator=gen))
-    flip = bool(torch.randint(0, 2, (1,), generator=gen))
-    dims = (-2, -1)
-    x, y = torch.rot90(x, k, dims), torch.rot90(y, k, dims)
-    if flip:
-        x, y = torch.flip(x, (-1,)), torch.flip(y, (-1,))
-    return x, y
-
-
-def fit(
-    net: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    card: ModelCard,
-    config: TrainConfig,
-    out_dir: str | Path,
-    task: str = "segmentation",
-) -> TrainResult:
-    """Train ``net`` on standardised patches; checkpoint every epoch, keep the best.
-
-    ``y`` is ``(n, p, p)`` class indices (255 ignored) for ``task="segmentation"`` and ``(n,)``
-    for ``task="classification"`` (the net must have ``classify``).
-    """
-    torch: Any = require("torch", "ml")
-    from s2cube.models.registry import LoadedModel, save_model
-
-    out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(x))
-    if config.max_patches:
-        order = order[: config.max_patches]
-    n_val = max(1, int(round(len(order) * config.val_fraction)))
-    if len(order) - n_val < 1:
-        raise InputError(
-            f"only {len(order)} patches: too few to split into training and validation"
-        )
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    n_class = len(card.classes)
-    weights = None
-    if task == "segmentation":
-        counts = np.bincount(y[train_idx][y[train_idx] != IGNORE].ravel(), minlength=n_class)
-    else:
-        counts = np.bincount(y[train_idx][y[train_idx] != IGNORE], minlength=n_class)
-    if (counts == 0).any():
-        missing = [c for c, n in zip(card.classes, counts, strict=True) if n == 0]
-        raise InputError(f"classes {missing} have no training examples; add data that has them")
-    # inverse-sqrt frequency weights: rare shadow/haze pixels still count
-    weights = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
-    weights = weights / weights.mean()
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    gen = torch.Generator().manual_seed(config.seed)
-
-    def forward(batch: Any) -> Any:
-        return net.classify(batch) if task == "classification" else net(batch)
-
-    history: list[dict[str, Any]] = []
-    best = (float("inf"), 0)
-    for epoch in range(1, config.epochs + 1):
-        net.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
-        total, seen = 0.0, 0
-        for b in range(0, len(perm), config.batch_size):
-            idx = torch.from_numpy(perm[b : b + config.batch_size])
-            xb, yb = xt[idx], yt[idx]
-            if config.augment and task == "segmentation":
-                xb, yb = _augment(torch, xb, yb, gen)
-            elif config.augment:
-                xb, _ = _augment(torch, xb, xb[:, 0], gen)
-            opt.zero_grad()
-            loss = loss_fn(forward(xb), yb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        net.eval()
-        with torch.no_grad():
-            vx, vy = xt[torch.from_numpy(val_idx)], yt[torch.from_numpy(val_idx)]
-            logits = torch.cat([forward(vx[i : i + 64]) for i in range(0, len(vx), 64)])
-            val_loss = float(loss_fn(logits, vy))
-            pred = logits.argmax(1).numpy()
-        labels = tuple(range(n_class))
-        s = scores(confusion(pred, vy.numpy().astype(np.uint8), labels), labels)
-        record = {
-            "epoch": epoch,
-            "train_loss": total / max(seen, 1),
-            "val_loss": val_loss,
-            "val_accuracy": s.accuracy,
-            "val_f1": dict(zip(card.classes, s.f1, strict=True)),
-        }
-        history.append(record)
-        epoch_card = replace(card, metrics={**record, "n_train": len(train_idx), "n_val": n_val})
-        save_model(LoadedModel(net, epoch_card), out / "checkpoints" / f"epoch-{epoch:03d}.pt")
-        if val_loss < best[0]:
-            best = (val_loss, epoch)
-            save_model(LoadedModel(net, epoch_card), out / "model.pt")
-    (out / "history.json").write_text(
-        json.dumps({"config": asdict(config), "history": history, "best_epoch": best[1]}, indent=2)
-        + "\n"
-    )
-    final_card = ModelCard.from_json(out / "model.json")
-    return TrainResult(out / "model.pt", final_card, history, best[1])
-
-
-# -- cube wrappers -----------------------------------------------------------------------------
 def _cube_inputs(
     cube: Any, bands: tuple[str, ...], labels: Any, scl_band: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -253,16 +63,6 @@ def _cube_inputs(
                 f"labels have shape {source.shape}; expected {valid.shape} (time, y, x)"
             )
     return dn.astype(np.float32) * np.float32(1e-4), valid, source
-
-
-def _standardise(x: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3)) + 1e-6
-    return (
-        ((x - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32),
-        mean.tolist(),
-        std.tolist(),
-    )
 
 
 def train_cloud(
@@ -306,7 +106,7 @@ def train_cloud(
         stride=config.stride,
         min_labelled=config.min_labelled,
     )
-    px, mean, std = _standardise(px)
+    px, mean, std = standardise(px)
     kwargs = {
         "in_channels": len(bands),
         "n_classes": 3,
@@ -314,11 +114,19 @@ def train_cloud(
         "depth": config.depth,
     }
     card = _card(
-        "cloud-unet", out_dir, bands, CLOUD_CLASSES, mean, std,
-        resolution_m or _resolution(cube), kwargs, config.patch,
-        training_data or ("SCL weak labels" if labels is None else "user masks")
+        "cloud-unet",
+        out_dir,
+        bands,
+        CLOUD_CLASSES,
+        mean,
+        std,
+        resolution_m or _resolution(cube),
+        kwargs,
+        config.patch,
+        training_data
+        or ("SCL weak labels" if labels is None else "user masks")
         + f", {cube.sizes['time']} scenes, {len(px)} patches of {config.patch} px",
-    )  # fmt: skip
+    )
     torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
     return fit(CloudUNet(**kwargs), px, py, card=card, config=config, out_dir=out_dir)
@@ -372,14 +180,22 @@ def train_haze(
             f"only {len(px)} patches are clearly haze or clear; lower haze_fraction/"
             "clear_fraction or use more data"
         )
-    px, mean, std = _standardise(px)
+    px, mean, std = standardise(px)
     kwargs = {"in_channels": len(bands), "n_classes": 2, "width": config.width}
     card = _card(
-        "haze-net", out_dir, bands, HAZE_CLASSES, mean, std,
-        resolution_m or _resolution(cube), kwargs, config.patch,
-        training_data or ("SCL weak labels (10 = haze)" if labels is None else "user masks")
+        "haze-net",
+        out_dir,
+        bands,
+        HAZE_CLASSES,
+        mean,
+        std,
+        resolution_m or _resolution(cube),
+        kwargs,
+        config.patch,
+        training_data
+        or ("SCL weak labels (10 = haze)" if labels is None else "user masks")
         + f", {len(px)} patches of {config.patch} px",
-    )  # fmt: skip
+    )
     torch: Any = require("torch", "ml")
     torch.manual_seed(config.seed)
     return fit(
@@ -388,8 +204,16 @@ def train_haze(
 
 
 def _card(
-    architecture: str, out_dir: str | Path, bands: tuple[str, ...], classes: Any, mean: Any,
-    std: Any, resolution_m: float, arch_kwargs: dict[str, Any], patch: int, training_data: str,
+    architecture: str,
+    out_dir: str | Path,
+    bands: tuple[str, ...],
+    classes: Any,
+    mean: Any,
+    std: Any,
+    resolution_m: float,
+    arch_kwargs: dict[str, Any],
+    patch: int,
+    training_data: str,
 ) -> ModelCard:
     """The model card of a net trained here (standardised inputs, softmax output)."""
     return ModelCard(
@@ -404,10 +228,11 @@ def _card(
         output="softmax",
         licence="Apache-2.0",
         training_data=training_data,
-    )  # fmt: skip
+    )
 
 
 def _resolution(cube: Any) -> float:
+    # the x spacing of the cube; 10 m (Sentinel-2's finest) when it cannot be read
     try:
         return float(abs(cube["x"].values[1] - cube["x"].values[0]))
     except (KeyError, IndexError, TypeError):

@@ -133,7 +133,7 @@ def test_distributed_workers_load_the_model_once(small_net) -> None:
         ).compute()
     np.testing.assert_allclose(out, ref, atol=2e-6)
     cached = [
-        k for k in __import__("s2cube.models.engine", fromlist=["_CACHE"])._CACHE if k[0] == token
+        k for k in __import__("s2cube.models.runtime", fromlist=["_CACHE"])._CACHE if k[0] == token
     ]
     assert cached == [(token, "cpu")]
 
@@ -157,7 +157,7 @@ def test_worker_processes_receive_the_model(small_net) -> None:
             small_net, da.from_array(x, chunks=(1, 3, 16, 16)), window=16, overlap=4
         ).compute()
         loaded = client.run(
-            lambda: len(__import__("s2cube.models.engine", fromlist=["_CACHE"])._CACHE)
+            lambda: len(__import__("s2cube.models.runtime", fromlist=["_CACHE"])._CACHE)
         )
     np.testing.assert_allclose(out, ref, atol=2e-6)
     assert list(loaded.values()) == [1]  # one instance in the worker process
