@@ -28,21 +28,34 @@ def run_demo(out: str | os.PathLike[str], *, workers: int = 2, seed: int = 0) ->
     out_p.mkdir(parents=True, exist_ok=True)
     catalog = make_sample_catalog(out_p / "catalog", seed=seed)
     store = out_p / "mosaic.zarr"
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
-                      processes=True) as cluster, Client(cluster) as client:  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, dashboard_address=":0", processes=True
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         print(f"dask dashboard: {client.dashboard_link}")
         report = mosaic(
-            catalog, store=store, bbox=SAMPLE_BBOX, start=SAMPLE_DATES[0], end=SAMPLE_DATES[1],
-            grid=DEMO_GRID, client=client, progress=True,
-        )  # fmt: skip
+            catalog,
+            store=store,
+            bbox=SAMPLE_BBOX,
+            start=SAMPLE_DATES[0],
+            end=SAMPLE_DATES[1],
+            grid=DEMO_GRID,
+            client=client,
+            progress=True,
+        )
     ds = open_store(store, bbox=SAMPLE_BBOX).load()
     png = write_png(ds, out_p / "quicklook.png")
     info = store_info(store)
+    cells = (
+        f"{len(report.written)} written, {len(report.skipped)} resumed, {len(report.empty)} empty"
+    )
     return {
         "catalog": str(catalog),
         "store": str(store),
         "quicklook": str(png),
-        "cells": f"{len(report.written)} written, {len(report.skipped)} resumed, {len(report.empty)} empty",
+        "cells": cells,
         "coverage": f"{100 * info['composited_fraction']:.2f} %",
         "dates": f"{info['date_min']} .. {info['date_max']}",
         "seconds": report.seconds,

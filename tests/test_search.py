@@ -20,6 +20,14 @@ from s2cube.search import (
     search,
 )
 
+# one real item of each provider, and an Earth Search v1 FeatureCollection (under shared_data)
+PC_2019 = (
+    "stac_items/planetary_computer/S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json"
+)
+ES_V1 = "stac_items/earth_search_v1/S2A_13TDE_20231008_0_L2A.json"
+ES_V0 = "stac_items/earth_search_v0_legacy/S2A_28QCH_20200714_0_L2A.json"
+ES_V1_COLLECTION = "stac_items/earth_search_v1/es_v1_items_2025-07-31_6tiles_20EPT_24M.geojson"
+
 
 def _real_item_files(shared_data: Path) -> list[Path]:
     root = shared_data / "stac_items"
@@ -61,9 +69,9 @@ def test_all_real_items_normalise_to_one_model(shared_data):
 
 
 def test_asset_hrefs_map_to_the_same_band_across_providers(shared_data):
-    pc = normalize_item(_items_from(shared_data / "stac_items/planetary_computer/S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json")[0])
-    es = normalize_item(_items_from(shared_data / "stac_items/earth_search_v1/S2A_13TDE_20231008_0_L2A.json")[0])
-    v0 = normalize_item(_items_from(shared_data / "stac_items/earth_search_v0_legacy/S2A_28QCH_20200714_0_L2A.json")[0])
+    pc = normalize_item(_items_from(shared_data / PC_2019)[0])
+    es = normalize_item(_items_from(shared_data / ES_V1)[0])
+    v0 = normalize_item(_items_from(shared_data / ES_V0)[0])
     assert "B04" in pc.assets["red"].href and "B04" in v0.assets["red"].href
     assert es.assets["red"].href.endswith("B04.tif")
     assert "SCL" in pc.assets["scl"].href and es.assets["scl"].href.endswith("SCL.tif")
@@ -73,7 +81,7 @@ def test_asset_hrefs_map_to_the_same_band_across_providers(shared_data):
 
 
 def test_boa_offset_rules(shared_data):
-    es = _items_from(shared_data / "stac_items/earth_search_v1/S2A_13TDE_20231008_0_L2A.json")[0]
+    es = _items_from(shared_data / ES_V1)[0]
     # Earth Search v1: baseline 05.09 with boa_offset_applied=true: already removed
     assert es["properties"]["earthsearch:boa_offset_applied"] is True
     assert normalize_item(es).properties["s2cube:boa_offset"] == 0
@@ -86,7 +94,7 @@ def test_boa_offset_rules(shared_data):
     flag_false["properties"]["earthsearch:boa_offset_applied"] = False
     assert normalize_item(flag_false).properties["s2cube:boa_offset"] == 1000
     # baseline 02.12 (Planetary Computer 2019): no offset whatever the flag
-    pc = _items_from(shared_data / "stac_items/planetary_computer/S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json")[0]
+    pc = _items_from(shared_data / PC_2019)[0]
     assert normalize_item(pc).properties["s2cube:boa_offset"] == 0
     # no baseline at all: the date decides (2022-01-25)
     nob = copy.deepcopy(pc_like)
@@ -99,10 +107,15 @@ def test_boa_offset_rules(shared_data):
 
 
 def test_unusable_items_are_skipped_with_a_named_warning(shared_data):
-    raws = _items_from(shared_data / "stac_items/earth_search_v1/es_v1_items_2025-07-31_6tiles_20EPT_24M.geojson")
-    bad_scl = copy.deepcopy(raws[0]); bad_scl["id"] = "NO-SCL"; del bad_scl["assets"]["scl"]
-    bad_cc = copy.deepcopy(raws[1]); bad_cc["id"] = "NAN-CLOUD"; bad_cc["properties"]["eo:cloud_cover"] = float("nan")
-    bad_crs = copy.deepcopy(raws[2]); bad_crs["id"] = "NO-CRS"
+    raws = _items_from(shared_data / ES_V1_COLLECTION)
+    bad_scl = copy.deepcopy(raws[0])
+    bad_scl["id"] = "NO-SCL"
+    del bad_scl["assets"]["scl"]
+    bad_cc = copy.deepcopy(raws[1])
+    bad_cc["id"] = "NAN-CLOUD"
+    bad_cc["properties"]["eo:cloud_cover"] = float("nan")
+    bad_crs = copy.deepcopy(raws[2])
+    bad_crs["id"] = "NO-CRS"
     for key in ("proj:epsg", "proj:code"):
         bad_crs["properties"].pop(key, None)
         for a in bad_crs["assets"].values():

@@ -60,9 +60,14 @@ def seam_metric(bands: np.ndarray, source: np.ndarray) -> float:
     return float((num / n_t) / (den / n_i))
 
 
-def edge_seam_metric(bands: np.ndarray, rows: Sequence[int] = (), cols: Sequence[int] = ()) -> float:
-    """Gradient across the given row/column edges (between ``r-1`` and ``r``) relative to all others."""
-    valid = (bands > 0).all(axis=0)
+def edge_seam_metric(
+    bands: np.ndarray, rows: Sequence[int] = (), cols: Sequence[int] = ()
+) -> float:
+    """Gradient across the given row/column edges relative to all other neighbour pairs.
+
+    Edge ``r`` of ``rows`` lies between rows ``r-1`` and ``r`` (``cols`` likewise).
+    """
+    valid = np.asarray((bands > 0).all(axis=0))  # an array, for the typing of the slices
     g_edge: list[np.ndarray] = []
     g_all: list[np.ndarray] = []
     for b in range(bands.shape[0]):
@@ -88,7 +93,9 @@ def edge_seam_metric(bands: np.ndarray, rows: Sequence[int] = (), cols: Sequence
     return float(e.mean() / a.mean())
 
 
-def colour_difference(a: np.ndarray, b: np.ndarray, clear_a: np.ndarray, clear_b: np.ndarray) -> dict[str, float]:
+def colour_difference(
+    a: np.ndarray, b: np.ndarray, clear_a: np.ndarray, clear_b: np.ndarray
+) -> dict[str, float]:
     """Difference between two co-registered observations ``(band, y, x)`` on shared clear pixels.
 
     Returns ``{"mad": mean |a-b| in DN, "relative": mad / mean reflectance, "n": pixels}``.

@@ -128,9 +128,10 @@ def fit_transfer(
 
 
 def reference_composite(refl: np.ndarray, clear: np.ndarray) -> np.ndarray:
-    """Per-pixel median of the clear observations: ``(t, b, y, x)`` → ``(b, y, x)`` float, NaN if none.
+    """Per-pixel median of the clear observations, NaN where there is none.
 
-    The coarse *reference palette*: robust to any single scene's haze or calibration.
+    ``(t, b, y, x)`` → ``(b, y, x)`` float.  The coarse *reference palette*: robust to any single
+    scene's haze or calibration.
     """
     data = np.where(clear[:, None] & (refl > 0), refl.astype("float64"), np.nan)
     import warnings

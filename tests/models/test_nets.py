@@ -20,7 +20,8 @@ def test_vgg16_unet_has_the_tasar_layout() -> None:
     assert len(convs(net.decoder)) == 13
     assert net(torch.zeros(1, 4, 64, 64)).shape == (1, 6, 64, 64)
     full = VGG16UNet(3, 6)  # VGG16 widths: 64 ... 512
-    assert [b[0].out_channels for b in full.encoder] == [64, 128, 256, 512, 512]
+    # the first conv of each encoder block (a ModuleList holds plain Modules, not Sequentials)
+    assert [next(b.children()).out_channels for b in full.encoder] == [64, 128, 256, 512, 512]
 
 
 def test_haze_net_has_three_conv_layers() -> None:

@@ -64,8 +64,15 @@ def test_pointwise_model_is_exact_whatever_the_tiling() -> None:
 def _whole_image(net, x: np.ndarray) -> np.ndarray:
     """predict_region over all of ``x`` (one slab, 32 px windows, 8 px overlap)."""
     h, w = x.shape[-2:]
-    return predict_region(_run(net), x, slab_origin=(0, 0), image_shape=(h, w), core=(0, h, 0, w),
-                          layout=TileLayout(32, 8, 4), n_out=2)  # fmt: skip
+    return predict_region(
+        _run(net),
+        x,
+        slab_origin=(0, 0),
+        image_shape=(h, w),
+        core=(0, h, 0, w),
+        layout=TileLayout(32, 8, 4),
+        n_out=2,
+    )
 
 
 def test_single_window_equals_one_forward_pass(small_net) -> None:

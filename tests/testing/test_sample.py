@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import json
 import pathlib
@@ -30,17 +31,44 @@ from s2cube.testing import (
     sample_truth,
 )
 
-FILES = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11",
-         "swir22": "B12", "scl": "SCL"}
+FILES = {
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "nir": "B08",
+    "swir16": "B11",
+    "swir22": "B12",
+    "scl": "SCL",
+}
 ID_RE = re.compile(r"^S2[AB]_(\d{2})([C-X])([A-Z]{2})_(\d{8})_0_L2A$")
 REQUIRED_PROPS = [
-    "datetime", "platform", "constellation", "instruments", "eo:cloud_cover", "proj:code",
-    "mgrs:utm_zone", "mgrs:latitude_band", "mgrs:grid_square", "grid:code",
-    "view:sun_azimuth", "view:sun_elevation", "s2:mean_solar_azimuth", "s2:mean_solar_zenith",
-    "s2:processing_baseline", "s2:product_type", "s2:product_uri", "s2:nodata_pixel_percentage",
-    "s2:cloud_shadow_percentage", "s2:vegetation_percentage", "s2:water_percentage",
-    "s2:medium_proba_clouds_percentage", "s2:high_proba_clouds_percentage",
-    "s2:thin_cirrus_percentage", "s2:snow_ice_percentage", "s2:granule_id", "s2:datatake_id",
+    "datetime",
+    "platform",
+    "constellation",
+    "instruments",
+    "eo:cloud_cover",
+    "proj:code",
+    "mgrs:utm_zone",
+    "mgrs:latitude_band",
+    "mgrs:grid_square",
+    "grid:code",
+    "view:sun_azimuth",
+    "view:sun_elevation",
+    "s2:mean_solar_azimuth",
+    "s2:mean_solar_zenith",
+    "s2:processing_baseline",
+    "s2:product_type",
+    "s2:product_uri",
+    "s2:nodata_pixel_percentage",
+    "s2:cloud_shadow_percentage",
+    "s2:vegetation_percentage",
+    "s2:water_percentage",
+    "s2:medium_proba_clouds_percentage",
+    "s2:high_proba_clouds_percentage",
+    "s2:thin_cirrus_percentage",
+    "s2:snow_ice_percentage",
+    "s2:granule_id",
+    "s2:datatake_id",
 ]
 
 
@@ -97,24 +125,40 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
         assert m, item.id
         day = f"{m[4][:4]}-{m[4][4:6]}-{m[4][6:]}"
         items[(by_date[day], f"{m[1]}{m[2]}{m[3]}")] = item
-        raw[item.id] = json.loads(pathlib.Path(item.get_self_href()).read_text())
+        raw[item.id] = json.loads(self_path(item).read_text())
     return Sample(catalog_json, seconds, meta, items, raw)
 
 
-def lonlat_of_pixels(tile: dict[str, Any], rows: np.ndarray, cols: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def self_path(obj: pystac.STACObject) -> pathlib.Path:
+    """The file a STAC object was read from."""
+    href = obj.get_self_href()
+    assert href is not None, f"{obj.id} has no self href"
+    return pathlib.Path(href)
+
+
+def acquired(item: pystac.Item) -> dt.datetime:
+    """The acquisition time of an item (every sample item has one)."""
+    assert item.datetime is not None, f"{item.id} has no datetime"
+    return item.datetime
+
+
+def lonlat_of_pixels(
+    tile: dict[str, Any], rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     a, _, c, _, e, f = tile["transform"]
     x = c + (cols + 0.5) * a
     y = f + (rows + 0.5) * e
     return Transformer.from_crs(tile["epsg"], 4326, always_xy=True).transform(x, y)
 
 
-def pixel_of_lonlat(tile: dict[str, Any], lon: np.ndarray, lat: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def pixel_of_lonlat(
+    tile: dict[str, Any], lon: np.ndarray, lat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     a, _, c, _, e, f = tile["transform"]
     x, y = Transformer.from_crs(4326, tile["epsg"], always_xy=True).transform(lon, lat)
-    return np.floor((np.asarray(y) - f) / e).astype(int), np.floor(
-        (np.asarray(x) - c) / a).astype(int)
+    return np.floor((np.asarray(y) - f) / e).astype(int), np.floor((np.asarray(x) - c) / a).astype(
+        int
+    )
 
 
 def expected_dn(date: dict[str, Any], band: str, truth: np.ndarray) -> np.ndarray:
@@ -156,10 +200,17 @@ def test_overwrite_and_refusals(tmp_path: pathlib.Path) -> None:
     assert make_sample_catalog(empty, size=48, n_dates=1).is_file()
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"n_dates": 0}, {"size": 8}, {"pixel_size": -10.0}, {"seed": -1}, {"seed": 1.5},
-    {"size": 4096, "pixel_size": 100.0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_dates": 0},
+        {"size": 8},
+        {"pixel_size": -10.0},
+        {"seed": -1},
+        {"seed": 1.5},
+        {"size": 4096, "pixel_size": 100.0},
+    ],
+)
 def test_bad_arguments(tmp_path: pathlib.Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError):
         make_sample_catalog(tmp_path / "x", **kwargs)
@@ -167,7 +218,7 @@ def test_bad_arguments(tmp_path: pathlib.Path, kwargs: dict[str, Any]) -> None:
 
 
 def test_deterministic_per_seed(tmp_path: pathlib.Path) -> None:
-    kw = {"size": 96, "n_dates": 4}
+    kw: dict[str, Any] = {"size": 96, "n_dates": 4}
     a = pixel_hashes(make_sample_catalog(tmp_path / "a", seed=7, **kw))
     b = pixel_hashes(make_sample_catalog(tmp_path / "b", seed=7, **kw))
     c = pixel_hashes(make_sample_catalog(tmp_path / "c", seed=8, **kw))
@@ -184,19 +235,20 @@ def test_catalog_structure(sample: Sample) -> None:
     assert isinstance(collection, pystac.Collection)
     assert collection.id == "sentinel-2-l2a"
     assert "synthetic data generated by s2cube.testing; not copernicus data" in (
-        collection.description.lower())
-    coll_path = pathlib.Path(collection.get_self_href())
+        collection.description.lower()
+    )
+    coll_path = self_path(collection)
     assert coll_path == sample.catalog_json.parent / "sentinel-2-l2a" / "collection.json"
     items = list(collection.get_items())
     assert len(items) == 2 * 6 == len(sample.items)
-    times = [it.datetime for it in items]
+    times = [acquired(it) for it in items]
     interval = collection.extent.temporal.intervals[0]
     assert interval[0] == min(times) and interval[1] == max(times)
     start, end = SAMPLE_DATES
     assert all(start <= t.date().isoformat() <= end for t in times)
     cbox = box(*collection.extent.spatial.bboxes[0])
     for item in items:
-        path = pathlib.Path(item.get_self_href())
+        path = self_path(item)
         assert path == coll_path.parent / item.id / f"{item.id}.json"
         assert cbox.contains(shape(item.geometry))
         assert item.bbox == pytest.approx(list(shape(item.geometry).bounds))
@@ -248,7 +300,8 @@ def test_boa_offset_metadata(sample: Sample) -> None:
         date = sample.meta["dates"][i]
         assert p["s2:processing_baseline"] == date["processing_baseline"]
         assert p["s2:product_uri"].split("_")[3] == "N" + date["processing_baseline"].replace(
-            ".", "")
+            ".", ""
+        )
         if p["s2:processing_baseline"] < "04.00":
             assert "earthsearch:boa_offset_applied" not in p
             assert date["boa_add"] == 0
@@ -261,7 +314,7 @@ def test_boa_offset_metadata(sample: Sample) -> None:
 
 def test_rasters_match_metadata(sample: Sample) -> None:
     for item in sample.items.values():
-        for key, asset in item.assets.items():
+        for asset in item.assets.values():
             with rasterio.open(asset.get_absolute_href()) as ds:
                 assert ds.crs.to_epsg() == int(item.properties["proj:code"].split(":")[1])
                 assert list(ds.transform)[:6] == asset.extra_fields["proj:transform"]
@@ -294,7 +347,8 @@ def test_two_tiles_across_the_utm_zone_boundary(sample: Sample) -> None:
     assert SAMPLE_BBOX[0] < 12.0 < SAMPLE_BBOX[2]
     assert a.union(b).contains(bbox)
     assert bbox.intersection(a).area > 0.3 * bbox.area and bbox.intersection(b).area > (
-        0.3 * bbox.area)
+        0.3 * bbox.area
+    )
     assert bbox.buffer(1e-9).contains(a.intersection(b).intersection(box(-180, 46.0, 180, 46.1)))
 
 
@@ -309,9 +363,11 @@ def test_scl_classes_and_cloud_cover(sample: Sample) -> None:
         cc = 100.0 * np.isin(scl, (8, 9, 10)).sum() / valid.sum()
         assert item.properties["eo:cloud_cover"] == pytest.approx(cc, abs=1e-4)
         assert item.properties["s2:nodata_pixel_percentage"] == pytest.approx(
-            100.0 * (~valid).mean(), abs=1e-4)
+            100.0 * (~valid).mean(), abs=1e-4
+        )
         assert item.properties["s2:cloud_shadow_percentage"] == pytest.approx(
-            100.0 * (scl == 3).sum() / valid.sum(), abs=1e-4)
+            100.0 * (scl == 3).sum() / valid.sum(), abs=1e-4
+        )
         assert 0 < (scl == 7).sum() < 0.005 * valid.sum()  # unclassified: rare
         assert (scl == 4).any() and (scl[valid] != 4).any()
         cover[(i, tile)] = cc
@@ -329,8 +385,10 @@ def test_scl_classes_and_cloud_cover(sample: Sample) -> None:
 def test_clouds_are_bright_and_shadows_dark(sample: Sample) -> None:
     clear = sample.date(clear=True)
     tile = sample.tiles[0]["mgrs"]
-    base = {b: sample.read(clear["index"], tile, b).astype(float) - clear["boa_add"]
-            for b in ("red", "nir")}
+    base = {
+        b: sample.read(clear["index"], tile, b).astype(float) - clear["boa_add"]
+        for b in ("red", "nir")
+    }
     n_shadow = 0
     for date in sample.meta["dates"]:
         if date["cloud_fraction_target"] == 0:
@@ -397,8 +455,10 @@ def test_clear_date_matches_truth_and_tiles_agree(sample: Sample) -> None:
     values = {}
     for tile in (t32, t33):
         r, c = pixel_of_lonlat(tile, lon, lat)
-        values[tile["mgrs"]] = {b: sample.read(clear["index"], tile["mgrs"], b)[r, c].astype(float)
-                                for b in ("red", "nir", "scl")}
+        values[tile["mgrs"]] = {
+            b: sample.read(clear["index"], tile["mgrs"], b)[r, c].astype(float)
+            for b in ("red", "nir", "scl")
+        }
     va, vb = values[t32["mgrs"]], values[t33["mgrs"]]
     # pixel centres of the two grids differ by < 1 pixel: most samples fall on the same parcel
     same_class = va["scl"] == vb["scl"]
@@ -448,15 +508,18 @@ def test_swath_wedges_on_alternate_dates(sample: Sample) -> None:
         else:
             assert not nodata.any()
         assert item.properties["s2:nodata_pixel_percentage"] == pytest.approx(
-            100 * nodata.mean(), abs=1e-4)
+            100 * nodata.mean(), abs=1e-4
+        )
         for band in BANDS:
             data = sample.read(i, tile, band)
             assert ((data == 0) == nodata).all()
 
 
 def test_surface_truth_is_realistic() -> None:
-    lon, lat = np.meshgrid(np.linspace(SAMPLE_BBOX[0], SAMPLE_BBOX[2], 300),
-                           np.linspace(SAMPLE_BBOX[1], SAMPLE_BBOX[3], 100))
+    lon, lat = np.meshgrid(
+        np.linspace(SAMPLE_BBOX[0], SAMPLE_BBOX[2], 300),
+        np.linspace(SAMPLE_BBOX[1], SAMPLE_BBOX[3], 100),
+    )
     t = sample_truth(lon, lat)
     cls = t["scl"]
     for c in (2, 4, 5, 6):
@@ -483,9 +546,15 @@ def test_stackstac_reads_the_catalog(sample: Sample) -> None:
         items.append(item)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = stackstac.stack(items, assets=["red", "scl"], epsg=4326, resolution=0.001,
-                               bounds_latlon=SAMPLE_BBOX, rescale=False,
-                               fill_value=np.uint16(0)).compute()
+        data = stackstac.stack(
+            items,
+            assets=["red", "scl"],
+            epsg=4326,
+            resolution=0.001,
+            bounds_latlon=SAMPLE_BBOX,
+            rescale=False,
+            fill_value=np.uint16(0),
+        ).compute()
     assert data.shape == (12, 2, 100, 300)
     red = data.sel(band="red").values
     scl = data.sel(band="scl").values
