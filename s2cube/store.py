@@ -291,12 +291,23 @@ def create_store(
     )
     # array metadata never changes after creation: consolidate it once so that readers
     # (xr.open_zarr) open the store with one request
+    consolidate(p)
+    return p
+
+
+def consolidate(path: str | os.PathLike[str]) -> None:
+    """Consolidate a store's metadata (driver side only, never inside a task).
+
+    zarr warns on every call that consolidated metadata is not yet part of the Zarr v3
+    specification; that one notice is silenced by its message, nothing else.
+    """
     import warnings
 
+    import zarr
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(str(p), zarr_format=3)
-    return p
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(path), zarr_format=3)
 
 
 # --------------------------------------------------------------------------- scenes

@@ -133,9 +133,9 @@ def reference_composite(refl: np.ndarray, clear: np.ndarray) -> np.ndarray:
     ``(t, b, y, x)`` → ``(b, y, x)`` float.  The coarse *reference palette*: robust to any single
     scene's haze or calibration.
     """
-    data = np.where(clear[:, None] & (refl > 0), refl.astype("float64"), np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(data, axis=0)
+    valid = clear[:, None] & (refl > 0)
+    seen = valid.any(axis=0)
+    # pixels never seen clear get zeros instead of an all-NaN slice (nanmedian would warn,
+    # and silencing warnings inside a task is process-global), then NaN again
+    data = np.where(valid | ~seen[None], np.where(valid, refl, 0).astype("float64"), np.nan)
+    return np.where(seen, np.nanmedian(data, axis=0), np.nan)

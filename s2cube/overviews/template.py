@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..errors import StoreError
 from ..grid import GlobalGrid
-from ..store import DATE_EPOCH, _require_store, store_metadata
+from ..store import DATE_EPOCH, _require_store, consolidate, store_metadata
 from .levels import OVERVIEW_GROUP, Level, pyramid
 
 __all__ = ["has_overviews", "prepare_overviews"]
@@ -231,11 +231,7 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
     if created and had_consolidated:
         # the store consolidates its (never-changing) array metadata at the root: add the
         # overview levels to it, or readers that trust it would not see them
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(str(p), zarr_format=3)
+        consolidate(p)
     return levels
 
 
