@@ -139,6 +139,9 @@ def load(
         resampling=resampling,
         strict=strict,
         what=str(cell),
+        # read on the global VRT block lattice, as the compositing engine reads: the cube's
+        # pixels are the ones the store is built from
+        align=VRT_ALIGN,
     )
     stack.attrs["cell"] = cell.name
     stack.attrs["halo"] = halo

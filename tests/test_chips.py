@@ -43,9 +43,20 @@ def s2_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a = ((rows + cols) % 4000 + 1).astype("uint16")
     a[:, :300] = 0  # a swath edge
     path = tmp_path_factory.mktemp("s2") / "T33TWM_B04_10m.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=n, height=n, count=1, dtype="uint16",
-                       crs="EPSG:32633", transform=from_origin(499980, 5200020, 10, 10),
-                       nodata=0, tiled=True, compress="deflate") as dst:  # fmt: skip
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=n,
+        height=n,
+        count=1,
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=from_origin(499980, 5200020, 10, 10),
+        nodata=0,
+        tiled=True,
+        compress="deflate",
+    ) as dst:
         dst.write(a, 1)
     return path
 
@@ -94,9 +105,18 @@ def test_store_region_chips_and_labels(tmp_path: Path) -> None:
 
     lab = (np.arange(200)[:, None] // 10 % 6 + np.zeros((1, 200), int)).astype("uint8")
     lab_path = tmp_path / "labels.tif"
-    with rasterio.open(lab_path, "w", driver="GTiff", width=200, height=200, count=1,
-                       dtype="uint8", crs="EPSG:4326", transform=from_origin(west, north, 1 / 400, 1 / 400),
-                       nodata=255) as dst:  # fmt: skip
+    with rasterio.open(
+        lab_path,
+        "w",
+        driver="GTiff",
+        width=200,
+        height=200,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=from_origin(west, north, 1 / 400, 1 / 400),
+        nodata=255,
+    ) as dst:
         dst.write(lab, 1)
     df = make_chips(store, cell="r0087c0391", size=64, out=tmp_path / "c", labels=lab_path)
     assert len(df) == 16  # 200 px at 64: 4 × 4 with padding

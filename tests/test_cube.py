@@ -53,7 +53,9 @@ def test_cube_matches_the_source_rasters(real_catalog):
             r, c = np.asarray(r), np.asarray(c)
             got = values[k, bidx, iy, ix]
             inside = (r >= 0) & (r < arr.shape[0]) & (c >= 0) & (c < arr.shape[1])
-            exact = np.where(inside, arr[np.clip(r, 0, arr.shape[0] - 1), np.clip(c, 0, arr.shape[1] - 1)], 0)
+            exact = np.where(
+                inside, arr[np.clip(r, 0, arr.shape[0] - 1), np.clip(c, 0, arr.shape[1] - 1)], 0
+            )
             # GDAL's warper approximates the transform (error threshold 0.125 px), so a pixel
             # centre right at a source pixel edge may take the neighbour: most must be exact and
             # every one must come from the 3×3 neighbourhood of the true source pixel
@@ -94,15 +96,24 @@ def test_offset_removed_exactly_where_the_provider_did_not(sample_catalog):
     # on the global VRT block lattice (the window is aligned to it, then cropped)
     import stackstac
 
-    from s2cube.cube import VRT_ALIGN, _gdal_env
+    from s2cube.cube import VRT_ALIGN
+    from s2cube.reader import gdal_env
 
     window = grid.cell_window(cell)
     aligned = window.align(*VRT_ALIGN)
     dy, dx = window.offset_in(aligned)
     plain = stackstac.stack(
-        [i for i in with_offset], assets=["red"], epsg=4326, resolution=float(grid.resolution),
-        bounds=aligned.bounds, snap_bounds=False, rescale=False, gdal_env=_gdal_env(),
-        fill_value=np.uint16(0), dtype="uint16", sortby_date=False,
+        [i for i in with_offset],
+        assets=["red"],
+        epsg=4326,
+        resolution=float(grid.resolution),
+        bounds=aligned.bounds,
+        snap_bounds=False,
+        rescale=False,
+        gdal_env=gdal_env(),
+        fill_value=np.uint16(0),
+        dtype="uint16",
+        sortby_date=False,
     ).values[:, 0, dy : dy + window.height, dx : dx + window.width]
     got = cube.sel(band="red").values
     valid = plain > 0

@@ -23,15 +23,16 @@ def load_catalog_cube(
     bbox: tuple[float, float, float, float] | None = None,
     max_items: int | None = None,
 ) -> Any:
-    """A ``(time, band, y, x)`` uint16 cube from a static STAC catalog (stackstac).
+    """A ``(time, band, y, x)`` uint16 cube from a static STAC catalog.
 
     ``bbox`` is in the items' projected CRS. Items are normalised on a copy
-    (``proj:code`` → ``proj:epsg``, which stackstac 0.5 reads).
+    (``proj:code`` → ``proj:epsg``, which stackstac 0.5 reads), then read through
+    :func:`s2cube.reader.stack_projected` (a transient read failure: nodata and a warning).
     """
     import pystac
-    import stackstac
 
     from s2cube.errors import InputError
+    from s2cube.reader import stack_projected
 
     cat = pystac.Catalog.from_file(str(catalog))
     items = sorted(cat.get_items(recursive=True), key=lambda i: (i.datetime, i.id))
@@ -50,16 +51,8 @@ def load_catalog_cube(
         ):
             item.properties["proj:epsg"] = int(code.split(":")[1])
     epsg = items[0].properties.get("proj:epsg")
-    cube = stackstac.stack(
-        [i.to_dict() for i in items],
-        assets=assets,
-        resolution=resolution,
-        epsg=epsg,
-        bounds=bbox,
-        rescale=False,
-        fill_value=np.uint16(0),
-        dtype="uint16",
-        xy_coords="center",
+    cube = stack_projected(
+        [i.to_dict() for i in items], assets=assets, epsg=epsg, resolution=resolution, bounds=bbox
     )
     return cube.drop_vars([c for c in cube.coords if c not in ("time", "band", "y", "x")])
 
