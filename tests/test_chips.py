@@ -4,6 +4,7 @@ regions, label chips, and the index."""
 from __future__ import annotations
 
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def test_store_region_chips_and_labels(tmp_path: Path) -> None:
 
     import s2cube
 
-    grid = GlobalGrid(resolution=1 / 400, cell_size=0.5, chunk_size=50)
+    grid = GlobalGrid(resolution=Fraction(1, 400), cell_size=Fraction(1, 2), chunk_size=50)
     store = make_synthetic_store(tmp_path / "s.zarr", grid, [Cell(87, 391)])
     # an aligned label raster covering the cell, with a class per 10 px stripe
     ds = s2cube.open_store(store, cell="r0087c0391")
@@ -144,7 +145,7 @@ def test_store_region_chips_and_labels(tmp_path: Path) -> None:
 
 
 def test_errors(tmp_path: Path) -> None:
-    grid = GlobalGrid(resolution=1 / 400, cell_size=0.5, chunk_size=50)
+    grid = GlobalGrid(resolution=Fraction(1, 400), cell_size=Fraction(1, 2), chunk_size=50)
     store = make_synthetic_store(tmp_path / "s.zarr", grid, [Cell(87, 391)])
     with pytest.raises(InputError, match="exactly one of cell"):
         make_chips(store, out=tmp_path / "x")
