@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pystac
 
-from .grid import Cell, GlobalGrid
+from .grid import Cell, GlobalGrid, Window
 from .harmonize.haze import haze_optimized_transform, haze_score
 from .mask import CLEAR, CLOUD, NODATA, dilate_mask, scl_to_mask
 
@@ -143,14 +143,10 @@ def prefix_lengths(codes: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- I/O
-def coarse_window(
-    grid: GlobalGrid, cell: Cell, halo: int, factor: int
-) -> tuple[tuple[float, float, float, float], tuple[int, int]]:
-    """Bounds and (h, w) of the coarse look over a cell + halo (halo rounded up to the factor)."""
-    h_c = math.ceil(halo / factor)
-    bounds = grid.cell_bounds(cell, halo=h_c * factor)
-    n = grid.cell_pixels // factor + 2 * h_c
-    return bounds, (n, n)
+def coarse_window(grid: GlobalGrid, cell: Cell, halo: int, factor: int) -> Window:
+    """The coarse look's window: the cell + halo (rounded up to whole coarse pixels), zoomed
+    out by ``factor``."""
+    return grid.cell_window(cell).pad(math.ceil(halo / factor) * factor).zoom_out(factor)
 
 
 def reduce_codes(codes: np.ndarray, factor: int) -> np.ndarray:
@@ -172,8 +168,7 @@ def reduce_codes(codes: np.ndarray, factor: int) -> np.ndarray:
 
 def read_coarse_look(
     item: pystac.Item,
-    bounds: tuple[float, float, float, float],
-    shape: tuple[int, int],
+    window: Window,
     *,
     factor: int = 1,
     cloud_dilation: int = 0,
@@ -181,7 +176,7 @@ def read_coarse_look(
     bands: Sequence[str] | None = LOOK_BANDS,
     strict: bool = False,
 ) -> CoarseLook:
-    """Read one scene's coarse look onto an EPSG:4326 window.
+    """Read one scene's coarse look onto a coarse ``window`` (see :func:`coarse_window`).
 
     SCL is read with nearest resampling at ``factor`` × the coarse resolution (the grid's own
     resolution when ``factor`` is the plan factor) with overviews disabled
@@ -194,6 +189,7 @@ def read_coarse_look(
     """
     from .reader import lonlat_geobox, read_warped
 
+    bounds, shape = window.bounds, window.shape
     h, w = shape
     offset = int(item.properties.get("s2cube:boa_offset", 0))
 
@@ -257,13 +253,13 @@ def survey_cell(
     """
     from .harmonize.radiometry import reference_composite
 
-    bounds, shape = coarse_window(grid, cell, halo, factor)
+    window = coarse_window(grid, cell, halo, factor)
+    shape = window.shape
     if looks is None:
         looks = [
             read_coarse_look(
                 it,
-                bounds,
-                shape,
+                window,
                 factor=factor,
                 cloud_dilation=cloud_dilation,
                 shadow_dilation=shadow_dilation,

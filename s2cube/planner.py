@@ -80,22 +80,24 @@ def candidates_for(
     return [touching[i] for i in order]
 
 
-def _look_task(item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig) -> CoarseLook:
+def _look_task(
+    item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig, strict: bool
+) -> CoarseLook:
     """One scene's coarse look over one cell (one task per scene, so looks run in parallel)."""
     from .plan import read_coarse_look
 
     f = plan_factor(grid, config.plan_factor)
-    bounds, shape = coarse_window(grid, cell, config.halo, f)
+    window = coarse_window(grid, cell, config.halo, f)
     # band looks only feed harmonization and the haze score
     with_bands = config.harmonize != "none" or config.haze_threshold is not None
     return read_coarse_look(
         item,
-        bounds,
-        shape,
+        window,
         factor=f,
         cloud_dilation=config.cloud_dilation,
         shadow_dilation=config.shadow_dilation,
         bands=LOOK_BANDS if with_bands else None,
+        strict=strict,
     )
 
 
@@ -129,12 +131,10 @@ def _reference_from_store(
     """A reference store's bands sampled at the pixel centres of the cell's coarse look."""
     from .store import open_store
 
-    f = plan_factor(grid, config.plan_factor)
-    bounds, shape = coarse_window(grid, cell, config.halo, f)
-    ref = open_store(path, bbox=bounds, chunks=False)
+    look = coarse_window(grid, cell, config.halo, plan_factor(grid, config.plan_factor))
+    ref = open_store(path, bbox=look.bounds, chunks=False)
     if ref.sizes["latitude"] == 0 or ref.sizes["longitude"] == 0:
         return None
-    look = grid.cell_window(cell).pad(-(-config.halo // f) * f).zoom_out(f)
     sub = ref[list(LOOK_BANDS)].sel(
         latitude=look.latitudes(), longitude=look.longitudes(), method="nearest"
     )
@@ -149,6 +149,7 @@ def _survey(
     *,
     grid: GlobalGrid,
     config: MosaicConfig,
+    strict: bool,
     client: Any,
 ) -> dict[str, Survey]:
     """Survey every cell with candidates (looks in parallel on ``client`` or dask)."""
@@ -165,7 +166,8 @@ def _survey(
         if config.reference_store is not None:
             ref = _reference_from_store(config.reference_store, grid, c, config)
         looks = [
-            dask.delayed(_look_task, pure=True)(it, c, grid, config) for it in candidates[c.name]
+            dask.delayed(_look_task, pure=True)(it, c, grid, config, strict)
+            for it in candidates[c.name]
         ]
         tasks[c.name] = dask.delayed(_survey_task, pure=True)(
             candidates[c.name], c, grid, config, best, ref, looks
@@ -201,7 +203,9 @@ def plan_cells(
     )
     by_id = {it.id: it for it in items}
     cands = {c.name: candidates_for(items, c, grid=grid, config=config) for c in cells}
-    surveys = _survey(items, cells, cands, grid=grid, config=config, client=client)
+    surveys = _survey(
+        items, cells, cands, grid=grid, config=config, strict=execution.strict, client=client
+    )
     params = fit_scene_params(surveys, config, known)
     haze = {sid: p.haze for sid, p in params.items() if p.haze is not None}
     knots = {sid: p.knots_for(config.bands) for sid, p in params.items()}

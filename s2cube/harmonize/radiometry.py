@@ -134,7 +134,7 @@ def reference_composite(refl: np.ndarray, clear: np.ndarray) -> np.ndarray:
     scene's haze or calibration.
     """
     valid = clear[:, None] & (refl > 0)
-    seen = valid.any(axis=0)
+    seen = np.asarray(valid.any(axis=0))
     # pixels never seen clear get zeros instead of an all-NaN slice (nanmedian would warn,
     # and silencing warnings inside a task is process-global), then NaN again
     data = np.where(valid | ~seen[None], np.where(valid, refl, 0).astype("float64"), np.nan)
