@@ -46,17 +46,26 @@ def _naive_mean(a: np.ndarray) -> np.ndarray:
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays("uint16", st.tuples(st.integers(1, 9), st.integers(1, 9)),
-              elements=st.sampled_from([0, 0, 1, 7, 1000, 65535])))  # fmt: skip
+@given(
+    arrays(
+        "uint16",
+        st.tuples(st.integers(1, 9), st.integers(1, 9)),
+        elements=st.sampled_from([0, 0, 1, 7, 1000, 65535]),
+    )
+)
 def test_downsample_reflectance_matches_loop(a: np.ndarray) -> None:
     np.testing.assert_array_equal(downsample_reflectance(a), _naive_mean(a))
 
 
 def test_provenance_takes_one_consistent_child() -> None:
     scene = np.array([[-1, 4], [5, -1]], dtype="int32")
-    arrays = {"red": np.array([[0, 10], [20, 0]], "uint16"), "green": np.ones((2, 2), "uint16"),
-              "scene": scene, "date": np.array([[0, 40], [50, 0]], "uint16"),
-              "clear_count": np.array([[0, 2], [3, 0]], "uint16")}  # fmt: skip
+    arrays = {
+        "red": np.array([[0, 10], [20, 0]], "uint16"),
+        "green": np.ones((2, 2), "uint16"),
+        "scene": scene,
+        "date": np.array([[0, 40], [50, 0]], "uint16"),
+        "clear_count": np.array([[0, 2], [3, 0]], "uint16"),
+    }
     out = downsample_cell(arrays, ["red", "green"])
     assert first_valid_child(scene >= 0)[0, 0] == 1  # NE is the first valid child
     assert (out["scene"][0, 0], out["date"][0, 0], out["clear_count"][0, 0]) == (4, 40, 2)
@@ -144,8 +153,14 @@ def test_rerun_refreshes_only_the_rewritten_cell(store: Path) -> None:
     lv = pyramid(GRID)[4]
     ds = open_level(store, 4)
     rows, cols = _window(4)
-    sub = ds["scene"].isel(latitude=slice(rows.start // 16, rows.stop // 16),
-                           longitude=slice(cols.start // 16, cols.stop // 16)).values  # fmt: skip
+    sub = (
+        ds["scene"]
+        .isel(
+            latitude=slice(rows.start // 16, rows.stop // 16),
+            longitude=slice(cols.start // 16, cols.stop // 16),
+        )
+        .values
+    )
     np.testing.assert_array_equal(sub, expect[lv.index]["scene"])
     assert int(sub.max()) >= 15  # seed 5 scenes are 15..17
 

@@ -18,12 +18,11 @@ import pytest
 import rasterio
 import xarray as xr
 from pyproj import Transformer
+from realdata import REAL_BBOX
 
 import s2cube
 from s2cube.grid import GlobalGrid
 from s2cube.mask import CLEAR, SNOW, scl_to_mask
-
-from realdata import REAL_BBOX
 
 GRID = GlobalGrid(resolution=Fraction(1, 800), cell_size=Fraction(1, 2), chunk_size=100)
 
@@ -34,11 +33,17 @@ def real_store(stac_api, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = s2cube.mosaic(
-            stac_api, store=store, bbox=REAL_BBOX, start="2023-08-01", end="2023-08-31",
-            grid=GRID, config=s2cube.MosaicConfig(cloud_dilation=0, shadow_dilation=0, blend="none",
-                                                  harmonize="none"),
+            stac_api,
+            store=store,
+            bbox=REAL_BBOX,
+            start="2023-08-01",
+            end="2023-08-31",
+            grid=GRID,
+            config=s2cube.MosaicConfig(
+                cloud_dilation=0, shadow_dilation=0, blend="none", harmonize="none"
+            ),
             execution=s2cube.ExecutionOptions(overviews=False),
-        )  # fmt: skip
+        )
     return store, report
 
 
@@ -47,8 +52,12 @@ def test_search_over_http_matches_the_static_catalog(stac_api, real_catalog):
     local = s2cube.search(real_catalog)
     assert [i.id for i in over_http] == [i.id for i in local]
     assert all(Path(i.assets["red"].href).exists() for i in over_http)
-    cloudy_cut = s2cube.search(stac_api, bbox=REAL_BBOX, start="2023-08-01", end="2023-08-31", max_cloud=5)
-    assert {i.id for i in cloudy_cut} == {i.id for i in local if i.properties["eo:cloud_cover"] <= 5}
+    cloudy_cut = s2cube.search(
+        stac_api, bbox=REAL_BBOX, start="2023-08-01", end="2023-08-31", max_cloud=5
+    )
+    assert {i.id for i in cloudy_cut} == {
+        i.id for i in local if i.properties["eo:cloud_cover"] <= 5
+    }
 
 
 def test_store_reopens_with_crs_and_provenance(real_store):
@@ -68,12 +77,18 @@ def test_store_reopens_with_crs_and_provenance(real_store):
     assert len(table) == 10
     # provenance: the stored date is the chosen scene's acquisition date
     valid = sub.scene.values >= 0
-    chosen = table.loc[sub.scene.values[valid], "datetime"].dt.tz_localize(None).dt.normalize().values
-    np.testing.assert_array_equal(sub.date.values[valid].astype("datetime64[D]"), chosen.astype("datetime64[D]"))
+    chosen = (
+        table.loc[sub.scene.values[valid], "datetime"].dt.tz_localize(None).dt.normalize().values
+    )
+    np.testing.assert_array_equal(
+        sub.date.values[valid].astype("datetime64[D]"), chosen.astype("datetime64[D]")
+    )
     assert np.isnat(sub.date.values[~valid]).all()
 
 
-def _sample_source(href: str, lon: np.ndarray, lat: np.ndarray, epsg: int, hood: int = 0) -> np.ndarray:
+def _sample_source(
+    href: str, lon: np.ndarray, lat: np.ndarray, epsg: int, hood: int = 0
+) -> np.ndarray:
     """Source pixel values at lon/lat; with ``hood=1`` the (n, 9) 3×3 neighbourhoods."""
     to_utm = Transformer.from_crs(4326, epsg, always_xy=True)
     x, y = to_utm.transform(lon, lat)
@@ -106,8 +121,12 @@ def test_pixels_and_georeferencing_match_the_source_rasters(real_store, real_cat
         for s in np.unique(scenes):
             sel = picks[scenes == s]
             item = items[table.loc[s, "id"]]
-            args = (item.assets[band].href, lon2d[sel[:, 0], sel[:, 1]], lat2d[sel[:, 0], sel[:, 1]],
-                    item.properties["proj:epsg"])  # fmt: skip
+            args = (
+                item.assets[band].href,
+                lon2d[sel[:, 0], sel[:, 1]],
+                lat2d[sel[:, 0], sel[:, 1]],
+                item.properties["proj:epsg"],
+            )
             got = sub[band].values[sel[:, 0], sel[:, 1]]
             exact += int((got == _sample_source(*args)).sum())
             near += int((got[:, None] == _sample_source(*args, hood=1)).any(axis=1).sum())
@@ -126,10 +145,14 @@ def test_no_pixel_from_a_cloudy_observation_when_a_clear_one_exists(real_store, 
     lat2d, lon2d = np.meshgrid(sub.latitude.values, sub.longitude.values, indexing="ij")
     lon_f, lat_f = lon2d.ravel(), lat2d.ravel()
     # the SCL code of every observation at every composite pixel, read from the source files
-    codes = np.stack([
-        scl_to_mask(_sample_source(i.assets["scl"].href, lon_f, lat_f, i.properties["proj:epsg"]))
-        for i in items
-    ])  # fmt: skip
+    codes = np.stack(
+        [
+            scl_to_mask(
+                _sample_source(i.assets["scl"].href, lon_f, lat_f, i.properties["proj:epsg"])
+            )
+            for i in items
+        ]
+    )
     index = {row["id"]: k for k, row in enumerate(table.reset_index().to_dict("records"))}
     order = [index[i.id] for i in items]
     chosen = sub.scene.values.ravel()
@@ -165,7 +188,9 @@ def test_tile_overlap_is_continuous(real_store):
     assert valid[band].mean() >= valid[~band].mean() - 0.02
     # row-to-row differences across the overlap are like the interior's
     rows = np.where(valid.all(axis=1, keepdims=False) | (valid.mean(axis=1) > 0.9))[0]
-    diffs = np.nanmean(np.where(valid[1:] & valid[:-1], np.abs(np.diff(red, axis=0)), np.nan), axis=1)
+    diffs = np.nanmean(
+        np.where(valid[1:] & valid[:-1], np.abs(np.diff(red, axis=0)), np.nan), axis=1
+    )
     inside = diffs[np.where(band[1:])[0]]
     outside = diffs[np.where(~band[1:])[0]]
     assert np.nanmedian(inside) < 1.5 * np.nanmedian(outside)
@@ -176,6 +201,7 @@ def test_rerun_skips_finished_cells(real_store, stac_api):
     store, first = real_store
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        again = s2cube.mosaic(stac_api, store=store, bbox=REAL_BBOX, start="2023-08-01",
-                              end="2023-08-31", grid=GRID)  # fmt: skip
+        again = s2cube.mosaic(
+            stac_api, store=store, bbox=REAL_BBOX, start="2023-08-01", end="2023-08-31", grid=GRID
+        )
     assert sorted(again.skipped) == sorted(first.cells) and not again.written

@@ -30,8 +30,14 @@ def reference(sample_catalog, tmp_path_factory):
     store = tmp_path_factory.mktemp("ref") / "ref.zarr"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = s2cube.mosaic(sample_catalog, store=store, bbox=SAMPLE_BBOX, start=SAMPLE_DATES[0],
-                               end=SAMPLE_DATES[1], grid=GRID)  # fmt: skip
+        report = s2cube.mosaic(
+            sample_catalog,
+            store=store,
+            bbox=SAMPLE_BBOX,
+            start=SAMPLE_DATES[0],
+            end=SAMPLE_DATES[1],
+            grid=GRID,
+        )
     assert len(report.written) == len(report.cells) >= 10
     return store
 
@@ -56,8 +62,12 @@ def test_killed_worker_is_recovered(sample_catalog, reference, tmp_path):
 
     store = tmp_path / "m.zarr"
     killed: list[int] = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         pids = client.run(os.getpid)
 
         def kill_one_worker(cell: str, record: dict) -> None:
@@ -68,9 +78,16 @@ def test_killed_worker_is_recovered(sample_catalog, reference, tmp_path):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = s2cube.mosaic(sample_catalog, store=store, bbox=SAMPLE_BBOX, start=SAMPLE_DATES[0],
-                                   end=SAMPLE_DATES[1], grid=GRID, client=client,
-                                   progress=kill_one_worker)  # fmt: skip
+            report = s2cube.mosaic(
+                sample_catalog,
+                store=store,
+                bbox=SAMPLE_BBOX,
+                start=SAMPLE_DATES[0],
+                end=SAMPLE_DATES[1],
+                grid=GRID,
+                client=client,
+                progress=kill_one_worker,
+            )
     assert killed
     assert len(report.written) + len(report.empty) == len(report.cells)
     assert_same_store(store, reference)
@@ -80,13 +97,37 @@ def test_killed_run_resumes_to_an_identical_store(sample_catalog, reference, tmp
     from s2cube.testing import SAMPLE_BBOX, SAMPLE_DATES
 
     store = tmp_path / "m.zarr"
-    args = [sys.executable, "-m", "s2cube.cli", "mosaic", "--catalog", str(sample_catalog),
-            "--bbox", *map(str, SAMPLE_BBOX), "--start", SAMPLE_DATES[0], "--end", SAMPLE_DATES[1],
-            "--store", str(store), "--resolution", "1/4000", "--cell-size", "1/20",
-            "--chunk-size", "100", "--workers", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "s2cube.cli",
+        "mosaic",
+        "--catalog",
+        str(sample_catalog),
+        "--bbox",
+        *map(str, SAMPLE_BBOX),
+        "--start",
+        SAMPLE_DATES[0],
+        "--end",
+        SAMPLE_DATES[1],
+        "--store",
+        str(store),
+        "--resolution",
+        "1/4000",
+        "--cell-size",
+        "1/20",
+        "--chunk-size",
+        "100",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     manifest = store / "s2cube_manifest"
     deadline = time.monotonic() + 240
     n_done = 0

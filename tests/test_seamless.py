@@ -24,8 +24,8 @@ from s2cube.composite.order import demote_hazy
 from s2cube.config import CompositeSpec, ExecutionOptions, MosaicConfig, blend_halo
 from s2cube.grid import GlobalGrid
 from s2cube.harmonize import apply_knots, fit_histogram, fit_linear, seam_metric
-from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
 from s2cube.harmonize.haze import haze_optimized_transform
+from s2cube.mask import CLEAR, CLOUD, NODATA, SHADOW, SNOW
 from s2cube.plan import prefix_lengths, reduce_codes
 from s2cube.planner import plan_cells
 

@@ -86,8 +86,11 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
     out += [f"    <Format>{mime}</Format>" for mime in _MIME.values()]
     out.append("    <InfoFormat>application/json</InfoFormat>")
     for tms_id in TMS_IDS:
-        out += ["    <TileMatrixSetLink>", f"      <TileMatrixSet>{tms_id}</TileMatrixSet>",
-                "      <TileMatrixSetLimits>"]  # fmt: skip
+        out += [
+            "    <TileMatrixSetLink>",
+            f"      <TileMatrixSet>{tms_id}</TileMatrixSet>",
+            "      <TileMatrixSetLimits>",
+        ]
         for z in range(0, source.maxzoom(tms_id) + 1):
             r0, r1, c0, c1 = _tile_limits(source, tms_id, z)
             out += [
@@ -99,7 +102,10 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
             ]
         out += ["      </TileMatrixSetLimits>", "    </TileMatrixSetLink>"]
     for ext, mime in _MIME.items():
-        template = f"{base}/wmts/1.0.0/{layer_id}/{{Style}}/{{TileMatrixSet}}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.{ext}"
+        template = (
+            f"{base}/wmts/1.0.0/{layer_id}/{{Style}}/{{TileMatrixSet}}/"
+            f"{{TileMatrix}}/{{TileRow}}/{{TileCol}}.{ext}"
+        )
         out.append(
             f'    <ResourceURL format="{mime}" resourceType="tile" template={quoteattr(template)}/>'
         )
@@ -126,7 +132,8 @@ def capabilities_xml(source: TileSource, base: str, *, title: str = "s2cube mosa
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<Capabilities xmlns="http://www.opengis.net/wmts/1.0" '
         'xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:gml="http://www.opengis.net/gml" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xmlns:gml="http://www.opengis.net/gml" '
         'xsi:schemaLocation="http://www.opengis.net/wmts/1.0 '
         'http://schemas.opengis.net/wmts/1.0/wmtsGetCapabilities_response.xsd" version="1.0.0">',
         "  <ows:ServiceIdentification>",

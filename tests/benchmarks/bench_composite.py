@@ -1,7 +1,8 @@
 """s2cube's composites vs a stackstac + xarray masked-median composite, same cube, one process.
 
-For each case it prints wall time (untraced), peak traced memory (tracemalloc: numpy buffers and GDAL read
-buffers) and bytes read from files (``rchar`` of /proc/self/io: every byte the process read) of
+For each case it prints wall time (untraced), peak traced memory (tracemalloc: numpy buffers and
+GDAL read buffers) and bytes read from files (``rchar`` of /proc/self/io: every byte the process
+read) of
 
 * ``priority``: s2cube.load → s2cube.mask → s2cube.composite (reads every scene)
 * ``planned``:  the production engine (s2cube.composite_cell: coarse SCL look, then only the
@@ -30,7 +31,9 @@ import dask
 warnings.filterwarnings("ignore")
 
 REPO = Path(__file__).resolve().parents[2]
-REAL = REPO.parent / "shared" / "data" / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "catalog.json"
+REAL = (
+    REPO.parent / "shared" / "data" / "s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m" / "catalog.json"
+)
 
 
 def _rchar() -> int:
@@ -154,7 +157,11 @@ def run_case(name: str, items, grid, cell, repeat: int) -> dict[str, float]:
         cube = s2cube.load(items, cell, grid=grid, halo=2)
         codes = s2cube.mask(cube, dilation=2)
         plain = {"harmonize": "none", "blend": "none", "haze_threshold": None}
-        return s2cube.composite(cube, codes, **plain).isel(latitude=slice(2, -2), longitude=slice(2, -2)).compute()
+        return (
+            s2cube.composite(cube, codes, **plain)
+            .isel(latitude=slice(2, -2), longitude=slice(2, -2))
+            .compute()
+        )
 
     def planned(items=local):
         return s2cube.composite_cell(items, cell, grid=grid, config=cfg).compute()
@@ -177,22 +184,35 @@ def run_case(name: str, items, grid, cell, repeat: int) -> dict[str, float]:
     ds = res["planned"][3]
     px = ds.sizes["latitude"] * ds.sizes["longitude"]
     n = len(items)
-    print(f"\n[{name}] {n} scenes, {ds.sizes['latitude']}×{ds.sizes['longitude']} px "
-          f"({px / 1e6:.2f} Mpx), best of {repeat}")  # fmt: skip
+    print(
+        f"\n[{name}] {n} scenes, {ds.sizes['latitude']}×{ds.sizes['longitude']} px "
+        f"({px / 1e6:.2f} Mpx), best of {repeat}"
+    )
     for key in ("priority", "planned", "median"):
         t, m, b, out = res[key]
-        print(f"  {key:9s}: {t:7.2f} s  {px * n / t / 1e6:7.1f} Mpx·scene/s  peak {m:8.1f} MiB  "
-              f"raster bytes over HTTP {http[key]:7.1f} MiB  (rchar {b:6.1f} MiB)")  # fmt: skip
+        print(
+            f"  {key:9s}: {t:7.2f} s  {px * n / t / 1e6:7.1f} Mpx·scene/s  peak {m:8.1f} MiB  "
+            f"raster bytes over HTTP {http[key]:7.1f} MiB  (rchar {b:6.1f} MiB)"
+        )
     tm, mm, hm = res["median"][0], res["median"][1], http["median"]
     for key in ("priority", "planned"):
         t, m = res[key][:2]
         h = http[key]
-        print(f"  ratio median/{key:8s}: time ×{tm / t:.2f}   peak memory ×{mm / m:.2f}   "
-              f"raster bytes ×{hm / h if h else float('nan'):.2f}")  # fmt: skip
-    print(f"  planned: plan needs {ds.attrs.get('read_fraction', float('nan')):.3f} of the candidate "
-          f"scene-blocks; its read chunks warp {ds.attrs.get('read_fraction_pixels', float('nan')):.3f} "
-          "of all candidate pixels (survey included in its time and bytes)")  # fmt: skip
-    out = {f"{k}_{q}": v for k, r in res.items() for q, v in zip(("t", "m", "rchar"), r[:3], strict=True)}
+        print(
+            f"  ratio median/{key:8s}: time ×{tm / t:.2f}   peak memory ×{mm / m:.2f}   "
+            f"raster bytes ×{hm / h if h else float('nan'):.2f}"
+        )
+    print(
+        f"  planned: plan needs {ds.attrs.get('read_fraction', float('nan')):.3f} of the candidate "
+        f"scene-blocks; its read chunks warp "
+        f"{ds.attrs.get('read_fraction_pixels', float('nan')):.3f} "
+        "of all candidate pixels (survey included in its time and bytes)"
+    )
+    out = {
+        f"{k}_{q}": v
+        for k, r in res.items()
+        for q, v in zip(("t", "m", "rchar"), r[:3], strict=True)
+    }
     return {**out, **{f"{k}_b": v for k, v in http.items()}}
 
 
@@ -210,7 +230,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         res = Fraction(1, 400) if args.quick else Fraction(1, 1000)
         grid = GlobalGrid(resolution=res, cell_size=Fraction(1, 2))
         items = s2cube.search(REAL)
-        results["real"] = run_case("real 33TWL/33TWM, 10 scenes", items, grid, grid.cell_of(15.9, 46.1), repeat)
+        results["real"] = run_case(
+            "real 33TWL/33TWM, 10 scenes", items, grid, grid.cell_of(15.9, 46.1), repeat
+        )
     else:
         print(f"(real fixture not found at {REAL}; skipped)")
     from s2cube.testing import make_sample_catalog
@@ -220,12 +242,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         n_dates = 6 if args.quick else 16
         size = 300 if args.quick else 1200
         pixel = 60.0 if args.quick else 10.0
-        cat = make_sample_catalog(Path(tmp) / "cat", seed=1, n_dates=n_dates, size=size, pixel_size=pixel)
+        cat = make_sample_catalog(
+            Path(tmp) / "cat", seed=1, n_dates=n_dates, size=size, pixel_size=pixel
+        )
         items = s2cube.search(cat)
         res = Fraction(1, 2000) if args.quick else Fraction(1, 12000)
         grid = GlobalGrid(resolution=res, cell_size=Fraction(1, 10))
         cell = grid.cell_of(12.0, 46.05)
-        results["synthetic"] = run_case(f"synthetic, {len(items)} scenes", items, grid, cell, repeat)
+        results["synthetic"] = run_case(
+            f"synthetic, {len(items)} scenes", items, grid, cell, repeat
+        )
     return results
 
 

@@ -65,8 +65,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [a.replace("{port}", str(self.port)) for a in argv]
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self.probe = probe
 
     def __enter__(self) -> Server:
@@ -89,15 +90,37 @@ class Server:
 
 
 def ours(store: Path, overviews: bool) -> Server:
-    code = f"from s2cube.serve import run; run({str(store)!r}, '127.0.0.1', {{port}}, log_level='warning')"
-    return Server([sys.executable, "-c", code],
-                  {"S2CUBE_USE_OVERVIEWS": "true" if overviews else "false",
-                   "S2CUBE_MAX_READ_PIXELS": str(10**9)}, "/healthz")  # fmt: skip
+    code = (
+        f"from s2cube.serve import run; "
+        f"run({str(store)!r}, '127.0.0.1', {{port}}, log_level='warning')"
+    )
+    return Server(
+        [sys.executable, "-c", code],
+        {
+            "S2CUBE_USE_OVERVIEWS": "true" if overviews else "false",
+            "S2CUBE_MAX_READ_PIXELS": str(10**9),
+        },
+        "/healthz",
+    )
 
 
 def titiler() -> Server:
-    return Server([sys.executable, "-m", "uvicorn", "titiler.xarray.main:app", "--host",
-                   "127.0.0.1", "--port", "{port}", "--log-level", "warning"], {}, "/healthz")  # fmt: skip
+    return Server(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "titiler.xarray.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+        ],
+        {},
+        "/healthz",
+    )
 
 
 def tiles_for(z: int, limit: int) -> list[tuple[int, int, int]]:
@@ -195,11 +218,13 @@ def main() -> None:
         with make() as srv:
             if name == "titiler.xarray":
                 q = f"url={store}&variable=red&rescale=0,3000&return_mask=true"
-                url_of = lambda z, x, y, u=srv.url, q=q: (
-                    f"{u}/tiles/WebMercatorQuad/{z}/{x}/{y}.png?{q}"
-                )  # noqa: E731
+                path = "tiles/WebMercatorQuad/{z}/{x}/{y}.png?" + q
             else:
-                url_of = lambda z, x, y, u=srv.url: f"{u}/tiles/true-color/{z}/{x}/{y}.png"  # noqa: E731
+                path = "tiles/true-color/{z}/{x}/{y}.png"
+
+            def url_of(z: int, x: int, y: int, u: str = srv.url, path: str = path) -> str:
+                return f"{u}/" + path.format(z=z, x=x, y=y)
+
             results[name] = {}
             for z in ZOOMS:
                 tiles = tiles_for(z, 16)
@@ -208,25 +233,33 @@ def main() -> None:
                 lat = run_load(url_of, tiles, args.clients, args.requests)
                 wall = time.perf_counter() - t0
                 results[name][z] = lat
-                print(f"{name:>15} z{z:<2} p50 {pct(lat, 50):8.1f} ms  p99 {pct(lat, 99):8.1f} ms"
-                      f"  {len(lat) / wall:6.1f} tiles/s", flush=True)  # fmt: skip
+                print(
+                    f"{name:>15} z{z:<2} p50 {pct(lat, 50):8.1f} ms  p99 {pct(lat, 99):8.1f} ms"
+                    f"  {len(lat) / wall:6.1f} tiles/s",
+                    flush=True,
+                )
 
     print(
         f"\nWebMercatorQuad 256 px PNG tiles, {args.clients} concurrent clients, "
         f"{args.requests} requests per zoom, loopback"
     )
-    head = f"{'zoom':>5} | {'overviews p50/p99 ms':>21} | {'no overviews p50/p99':>21} | {'speed-up p50/p99':>17}"
+    head = (
+        f"{'zoom':>5} | {'overviews p50/p99 ms':>21} | {'no overviews p50/p99':>21} | "
+        f"{'speed-up p50/p99':>17}"
+    )
     if "titiler.xarray" in results:
         head += f" | {'titiler.xarray p50/p99 (1 band)':>32} | {'vs ours p50':>11}"
     print(head)
     for z in ZOOMS:
         o, n = results["overviews"][z], results["no-overviews"][z]
-        line = (f"{z:>5} | {pct(o, 50):9.1f} / {pct(o, 99):9.1f} | {pct(n, 50):9.1f} / {pct(n, 99):9.1f}"
-                f" | {pct(n, 50) / pct(o, 50):7.1f}x / {pct(n, 99) / pct(o, 99):6.1f}x")  # fmt: skip
+        line = (
+            f"{z:>5} | {pct(o, 50):9.1f} / {pct(o, 99):9.1f} | "
+            f"{pct(n, 50):9.1f} / {pct(n, 99):9.1f}"
+            f" | {pct(n, 50) / pct(o, 50):7.1f}x / {pct(n, 99) / pct(o, 99):6.1f}x"
+        )
         if "titiler.xarray" in results:
             t = results["titiler.xarray"][z]
-            line += (f" | {pct(t, 50):14.1f} / {pct(t, 99):14.1f} | "
-                     f"{pct(t, 50) / pct(o, 50):10.1f}x")  # fmt: skip
+            line += f" | {pct(t, 50):14.1f} / {pct(t, 99):14.1f} | {pct(t, 50) / pct(o, 50):10.1f}x"
         print(line)
     in_process(store)
     if tmp:

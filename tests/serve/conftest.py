@@ -61,8 +61,12 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("real") / "mosaic.zarr"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        s2cube.mosaic(str(CATALOG), store=str(store), bbox=BBOX,
-                      grid=GlobalGrid(resolution=1 / 1000, cell_size=0.5))  # fmt: skip
+        s2cube.mosaic(
+            str(CATALOG),
+            store=str(store),
+            bbox=BBOX,
+            grid=GlobalGrid(resolution=1 / 1000, cell_size=0.5),
+        )
     build_overviews(store)
     return store
 

@@ -28,15 +28,20 @@ def synthetic_cell(grid: GlobalGrid, cell: Cell, seed: int = 0, *, hole: bool = 
     days = np.where(valid, 3000 + scene * 5, 0)
     date = np.where(valid, np.datetime64("2015-01-01", "D") + days, np.datetime64("NaT"))
     clear = np.where(valid, 1 + (yy % 4), 0).astype("uint16")
-    coords = {"latitude": grid.latitudes(rows.start, rows.stop),
-              "longitude": grid.longitudes(cols.start, cols.stop)}  # fmt: skip
+    coords = {
+        "latitude": grid.latitudes(rows.start, rows.stop),
+        "longitude": grid.longitudes(cols.start, cols.stop),
+    }
     dims = ("latitude", "longitude")
     return xr.Dataset(
-        {**{k: (dims, v) for k, v in bands.items()},
-         "date": (dims, date.astype("datetime64[ns]")), "scene": (dims, scene),
-         "clear_count": (dims, clear)},
+        {
+            **{k: (dims, v) for k, v in bands.items()},
+            "date": (dims, date.astype("datetime64[ns]")),
+            "scene": (dims, scene),
+            "clear_count": (dims, clear),
+        },
         coords=coords,
-    )  # fmt: skip
+    )
 
 
 def make_synthetic_store(path: Path, grid: GlobalGrid, cells: list[Cell], seed: int = 0) -> Path:

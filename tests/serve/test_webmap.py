@@ -29,12 +29,21 @@ def test_chromium_screenshot_shows_imagery(live, tmp_path: Path) -> None:
 
     shot = tmp_path / "map.png"
     cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=15000", f"--screenshot={shot}", "--window-size=900,700",
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000",
+        f"--screenshot={shot}",
+        "--window-size=900,700",
         live.url + "/",
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert shot.is_file(), f"no screenshot; chromium said: {proc.stderr[-2000:]}"
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)

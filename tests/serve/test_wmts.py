@@ -52,15 +52,21 @@ def test_owslib_reads_capabilities_and_tiles(live) -> None:
         limits = layer.tilematrixsetlinks[tms].tilematrixlimits["8"]
         row = (limits.mintilerow + limits.maxtilerow) // 2
         col = (limits.mintilecol + limits.maxtilecol) // 2
-        tile = wmts.gettile(layer="true-color", tilematrixset=tms, tilematrix="8", row=row,
-                            column=col, format=fmt)  # fmt: skip
+        tile = wmts.gettile(
+            layer="true-color", tilematrixset=tms, tilematrix="8", row=row, column=col, format=fmt
+        )
         img = np.asarray(Image.open(io.BytesIO(tile.read())))
         assert img.shape[:2] == (256, 256)
         assert img[..., :3].std() > 5, f"{tms} tile is blank"
     # REST: the ResourceURL template from the capabilities works too
     tmpl = next(u for u in layer.resourceURLs if u["format"] == "image/webp")["template"]
-    url = (tmpl.replace("{Style}", "default").replace("{TileMatrixSet}", "WebMercatorQuad")
-           .replace("{TileMatrix}", "8").replace("{TileRow}", str(90)).replace("{TileCol}", str(139)))  # fmt: skip
+    url = (
+        tmpl.replace("{Style}", "default")
+        .replace("{TileMatrixSet}", "WebMercatorQuad")
+        .replace("{TileMatrix}", "8")
+        .replace("{TileRow}", str(90))
+        .replace("{TileCol}", str(139))
+    )
     r = requests.get(url, timeout=30)
     assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
     assert _png(r.content)[..., 3].max() == 255
@@ -137,10 +143,12 @@ def test_provenance_point_and_feature_info(live, real_store: Path) -> None:
     b = tms.bounds(t)
     i = int((lon - b.left) / (b.right - b.left) * 256)
     j = int((b.top - lat) / (b.top - b.bottom) * 256)
-    r = requests.get(f"{live.url}/wmts?SERVICE=WMTS&REQUEST=GetFeatureInfo&VERSION=1.0.0&LAYER="
-                     f"provenance&STYLE=default&TILEMATRIXSET=WorldCRS84Quad&TILEMATRIX=9&TILEROW="
-                     f"{t.y}&TILECOL={t.x}&FORMAT=image/png&INFOFORMAT=application/json&I={i}&J={j}",
-                     timeout=30)  # fmt: skip
+    r = requests.get(
+        f"{live.url}/wmts?SERVICE=WMTS&REQUEST=GetFeatureInfo&VERSION=1.0.0&LAYER="
+        f"provenance&STYLE=default&TILEMATRIXSET=WorldCRS84Quad&TILEMATRIX=9&TILEROW="
+        f"{t.y}&TILECOL={t.x}&FORMAT=image/png&INFOFORMAT=application/json&I={i}&J={j}",
+        timeout=30,
+    )
     assert r.status_code == 200 and r.json()["date"] == p["date"]
 
 
@@ -200,8 +208,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("path", "status", "message"), BAD, ids=[b[0][:60] for b in BAD])
-def test_bad_requests_get_4xx_and_server_keeps_serving(live, path: str, status: int,
-                                                       message: str) -> None:  # fmt: skip
+def test_bad_requests_get_4xx_and_server_keeps_serving(
+    live, path: str, status: int, message: str
+) -> None:
     r = requests.get(live.url + path, timeout=30)
     assert r.status_code == status, r.text
     assert message in r.text
@@ -257,8 +266,10 @@ def test_cli_commands(real_store: Path, tmp_path: Path) -> None:
     assert '"cells": []' in r.output  # already built and up to date
     r = runner.invoke(serve, ["--help"])
     assert r.exit_code == 0 and "S2CUBE_" in r.output
-    r = runner.invoke(chips_command, [str(real_store), "--cell", "r0087c0391", "--size", "128",
-                                      "--out", str(tmp_path / "c")])  # fmt: skip
+    r = runner.invoke(
+        chips_command,
+        [str(real_store), "--cell", "r0087c0391", "--size", "128", "--out", str(tmp_path / "c")],
+    )
     assert r.exit_code == 0, r.output
     assert "16 chips" in r.output  # 500 px at 128 px, edge=pad: 4 x 4
     r = runner.invoke(chips_command, [str(real_store), "--out", str(tmp_path / "d")])
