@@ -23,6 +23,7 @@ from .errors import (
     EmptySearchError,
     InputError,
     MissingDependencyError,
+    RasterReadError,
     S2CubeError,
     StoreError,
 )
@@ -30,6 +31,7 @@ from .execute import MosaicReport
 from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .harmonize.fit import SceneParams
 from .mask import mask
+from .reader import ReadFailureWarning
 from .search import normalize_item, normalize_items, search
 from .store import (
     create_store,
@@ -57,6 +59,8 @@ __all__ = [
     "MissingDependencyError",
     "MosaicConfig",
     "MosaicReport",
+    "RasterReadError",
+    "ReadFailureWarning",
     "S2CubeError",
     "SceneParams",
     "StoreError",

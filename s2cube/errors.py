@@ -28,6 +28,10 @@ class StoreError(S2CubeError, OSError):
     """A path is not an s2cube store, or the store does not match the request."""
 
 
+class RasterReadError(S2CubeError, OSError):
+    """A raster could not be opened or read (the message names the asset and the fix)."""
+
+
 class MissingDependencyError(S2CubeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

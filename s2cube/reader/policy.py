@@ -1,0 +1,179 @@
+"""The read policy of :mod:`s2cube.reader`: one GDAL environment and one rule for failed reads.
+
+This module owns what every read of the package shares:
+
+* **one GDAL environment**, :func:`gdal_env`: stackstac's layered options (HTTP range merging;
+  no directory listing and a cached header on open; no cache for pixel reads) plus
+  ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO``, which makes a warped pixel independent of the
+  window that read it (see :func:`gdal_env`);
+* **one policy for failed reads**, :class:`ReadPolicy`: a known transient failure (HTTP 5xx, a
+  timeout, a reset connection, a remote read cut short) becomes a :class:`ReadFailureWarning`
+  naming the asset, and its pixels become nodata; any other failure, or any failure with
+  ``strict=True``, raises :class:`~s2cube.errors.RasterReadError`;
+* the resampling methods every read accepts (:data:`RESAMPLING`).
+
+Tasks never touch process-global warning filters: a failure is reported by a warning of its
+own class, which the caller may filter.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import RasterReadError
+
+if TYPE_CHECKING:
+    from stackstac.rio_env import LayeredEnv
+
+__all__ = [
+    "REMOTE_SHORT_READS",
+    "RESAMPLING",
+    "TRANSIENT_ERRORS",
+    "RasterReadError",
+    "ReadFailureWarning",
+    "ReadPolicy",
+    "gdal_env",
+]
+
+#: regular expressions (searched in the message of an error and of every error it was raised
+#: from) that mark a read failure as transient: worth a retry later, not a broken asset
+TRANSIENT_ERRORS: tuple[str, ...] = (
+    r"HTTP response code: 5\d\d",
+    r"timed out",
+    r"Connection reset",
+)
+#: GDAL's /vsicurl/ reports a failed range request (5xx, reset) only as a read that came back
+#: short: "TIFFFillTile:Read error at row ..., got 0 bytes, expected 716932" for pixels, "Failed
+#: to read directory at offset ..." for a TIFF directory.  On a remote asset that is the same
+#: transient failure; on a local file it means a truncated file, which is not transient.
+REMOTE_SHORT_READS: tuple[str, ...] = (
+    r"got \d+ bytes, expected \d+",
+    r"Failed to read directory at offset",
+)
+_REMOTE = re.compile(r"^(/vsi(curl|s3|gs|az|adls|oss|swift)|https?://|s3://|gs://|az://)", re.I)
+#: resampling methods of the reads
+RESAMPLING = ("nearest", "bilinear", "cubic", "average")
+
+
+# --------------------------------------------------------------------------- warning and policy
+class ReadFailureWarning(UserWarning):
+    """A transient read failure was turned into nodata; :attr:`href` names the asset.
+
+    Its class lets a caller (or a test, ``pytest.warns(ReadFailureWarning)``) tell it from any
+    other warning; pass ``strict=True`` to the reading function to make such failures fatal.
+    """
+
+    def __init__(self, href: str, reason: str) -> None:
+        super().__init__(href, reason)
+        self.href = href
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"reading {self.href!r} failed ({self.reason}); its pixels are nodata in this "
+            "result. Pass strict=True to make such failures fatal"
+        )
+
+
+def _messages(error: BaseException) -> list[str]:
+    """The messages of an error and of the errors it was raised from (rasterio chains GDAL's)."""
+    out: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out.append(str(current))
+        # the explicit cause, else the error being handled when this one was raised (as
+        # Python's traceback follows them)
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return out
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """What a failed read does: warn and give nodata (transient, not strict) or raise.
+
+    A frozen value, so it travels into dask tasks and hashes into their keys.
+
+    Parameters
+    ----------
+    strict
+        Raise :class:`RasterReadError` on every failure, transient or not.
+    transient
+        Regular expressions that mark an error message as transient (:data:`TRANSIENT_ERRORS`).
+    remote_short_reads
+        Further ones that do so for a remote asset only (:data:`REMOTE_SHORT_READS`).
+
+    Examples
+    --------
+    >>> ReadPolicy().is_transient(OSError("HTTP response code: 503"), "https://x/B04.tif")
+    True
+    >>> ReadPolicy().is_transient(OSError("not a TIFF file"), "https://x/B04.tif")
+    False
+    """
+
+    strict: bool = False
+    transient: tuple[str, ...] = TRANSIENT_ERRORS
+    remote_short_reads: tuple[str, ...] = REMOTE_SHORT_READS
+
+    def is_transient(self, error: BaseException, href: str) -> bool:
+        """Whether ``error`` (reading ``href``) is a known transient failure."""
+        messages = _messages(error)
+        patterns = self.transient + (self.remote_short_reads if _REMOTE.match(href) else ())
+        return any(re.search(p, m) for p in patterns for m in messages)
+
+    def handle(self, href: str, error: BaseException) -> None:
+        """Warn about a transient failure (the caller then returns nodata), or raise.
+
+        Raises
+        ------
+        RasterReadError
+            When the failure is not transient, or the policy is strict.
+        """
+        transient = self.is_transient(error, href)
+        if transient and not self.strict:
+            warnings.warn(ReadFailureWarning(href, str(error)), stacklevel=3)
+            return
+        if transient:
+            fix = (
+                "it looks transient (HTTP 5xx, timeout, reset connection): retry later, or "
+                "pass strict=False to turn such failures into nodata with a ReadFailureWarning"
+            )
+        else:
+            fix = "check that the asset exists, is reachable and is a raster GDAL can read"
+        raise RasterReadError(f"reading {href!r} failed: {error}; {fix}") from error
+
+
+# --------------------------------------------------------------------------- GDAL environment
+@functools.cache
+def gdal_env() -> LayeredEnv:
+    """The one GDAL environment of every read: stackstac's options plus block-wise warping.
+
+    Layers (a ``stackstac.rio_env.LayeredEnv``): ``.open`` while opening a dataset (no
+    directory listing, cached headers), ``.read`` while reading pixels (no cache), ``.always``
+    for local files that may carry sidecars (``.aux.xml``, world files, masks).
+
+    For a large request GDAL's warped VRT warps the requested window directly (GDAL 3.10 here),
+    and its approximate transformer then interpolates along the rows of *that window*: with
+    nearest resampling up to ~0.5 % of pixels (10 m data on the 1/12000° grid) pick a neighbouring
+    source pixel depending on how the array was chunked.  With
+    ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO`` every read is served from the VRT's own
+    512×128 blocks, which :data:`s2cube.cube.VRT_ALIGN` puts on one global tiling: a pixel's value
+    no longer depends on the read window, the chunking or the cell (and the block path measured
+    faster).
+    :func:`read_warped` alone, a one-shot read of a whole target, keeps GDAL's whole-window warp
+    (:data:`~s2cube.reader.warp._WHOLE_TARGET_WARP`).
+
+    Examples
+    --------
+    >>> with gdal_env().open:  # doctest: +SKIP
+    ...     ds = rasterio.open(href)
+    """
+    from stackstac.rio_reader import DEFAULT_GDAL_ENV
+
+    return DEFAULT_GDAL_ENV.updated(always={"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "NO"})

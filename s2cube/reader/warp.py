@@ -1,0 +1,195 @@
+"""Eager warped reads of :mod:`s2cube.reader`: one asset onto one target grid, and its geometry.
+
+This module owns :func:`read_warped` (band 1 of one asset warped onto a
+:class:`~s2cube.grid.Window` or any :class:`PixelGrid`, read at once; the planning looks), the
+targets such a read takes (:class:`PixelGrid`, :func:`lonlat_geobox`) and
+:func:`request_bounds`, the lon/lat bounds a window's lazy stack is requested with.  Every read
+runs in :func:`~s2cube.reader.policy.gdal_env` under a
+:class:`~s2cube.reader.policy.ReadPolicy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..errors import InputError
+from .policy import RESAMPLING, ReadPolicy, gdal_env
+
+if TYPE_CHECKING:
+    from affine import Affine
+
+    from ..grid import Window
+
+__all__ = ["PixelGrid", "lonlat_geobox", "read_warped", "request_bounds"]
+
+
+# --------------------------------------------------------------------------- geometry
+class PixelGrid(Protocol):
+    """What a warped read needs of its target: an affine ``transform`` and a ``(h, w)`` shape.
+
+    :class:`~s2cube.grid.Window` (EPSG:4326) and ``odc.geo.geobox.GeoBox`` (any CRS) are both.
+    """
+
+    @property
+    def transform(self) -> Affine: ...
+
+    @property
+    def shape(self) -> Any: ...
+
+
+def request_bounds(window: Window) -> tuple[float, float, float, float]:
+    """Lon/lat ``(west, south, east, north)`` that :func:`stack` asks stackstac for (unclipped).
+
+    Computed in float from the window's edges (``-180 + col * float(resolution)``), the recipe
+    every store so far was read with.  :attr:`Window.bounds <s2cube.grid.Window.bounds>` rounds
+    the exact value once instead and differs by an ulp for most windows, which would move
+    stackstac's output transform (and its pixel count, which it derives from the bounds) by an
+    ulp: kept here so that stores stay bit-identical.
+    """
+    r = float(window.resolution)
+    return (
+        -180 + window.col0 * r,
+        90 - (window.row0 + window.height) * r,
+        -180 + (window.col0 + window.width) * r,
+        90 - window.row0 * r,
+    )
+
+
+def lonlat_geobox(bounds: tuple[float, float, float, float], shape: tuple[int, int]) -> Any:
+    """The EPSG:4326 ``GeoBox`` of ``shape`` pixels spanning lon/lat ``bounds`` exactly.
+
+    Its transform is rasterio's ``from_bounds`` (pixel size = span / count), the geometry the
+    planning looks have always been read on; use a :class:`~s2cube.grid.Window` for grid pixels.
+    """
+    from odc.geo.geobox import GeoBox
+    from rasterio.transform import from_bounds
+
+    h, w = shape
+    return GeoBox((h, w), from_bounds(*bounds, w, h), "EPSG:4326")
+
+
+def _target(window: PixelGrid) -> tuple[Affine, int, int, str]:
+    """Transform, height, width and CRS of a warp target (a Window is EPSG:4326)."""
+    h, w = (int(n) for n in tuple(window.shape))
+    crs = getattr(window, "crs", None)
+    if crs is None:
+        crs_text = "EPSG:4326"
+    elif getattr(crs, "epsg", None) is not None:
+        crs_text = f"EPSG:{crs.epsg}"
+    else:
+        crs_text = crs.to_wkt()
+    return window.transform, h, w, crs_text
+
+
+# --------------------------------------------------------------------------- eager reads
+#: :func:`read_warped` reads its whole target in one request, and GDAL warps such a request in
+#: one operation (its default, ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=YES``), as the planning looks
+#: have always been read.  Block-wise warping (:func:`gdal_env`) is what makes the lazy stacks'
+#: pixels independent of their chunking; a one-shot look has no chunks to agree with, and
+#: switching it to blocks moves up to 0.2 % of its SCL pixels (measured on the real fixture), which
+#: changes plans and harmonization samples, hence stores.
+_WHOLE_TARGET_WARP = {"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "YES"}
+
+
+def _overview_open_options(src: Any, transform: Affine, height: int) -> dict[str, Any]:
+    """Open options selecting the coarsest overview still at least as fine as the target.
+
+    A warped VRT does not pick source overviews by itself.  Without a fine-enough overview the
+    dataset is opened plainly (full resolution).
+    """
+    import math
+
+    factors = src.overviews(1)
+    src_m = abs(src.res[0]) if src.crs and src.crs.is_projected else abs(src.res[0]) * 111_320
+    north = transform.f
+    south = north + transform.e * height
+    look_m = abs(transform.a) * 111_320 * math.cos(math.radians((south + north) / 2))
+    fine_enough = [k for k, f in enumerate(factors) if f * src_m <= look_m]
+    return {"OVERVIEW_LEVEL": fine_enough[-1]} if fine_enough else {}
+
+
+def read_warped(
+    href: str,
+    window: PixelGrid,
+    *,
+    resampling: str = "nearest",
+    overview: int | str | None = None,
+    nodata: float = 0,
+    dtype: str | None = None,
+    strict: bool = False,
+) -> np.ndarray:
+    """Warp band 1 of one asset onto ``window`` (one eager read; used by the planning looks).
+
+    Parameters
+    ----------
+    href
+        The asset (path or URL).
+    window
+        The target pixels: a :class:`~s2cube.grid.Window`, or any :class:`PixelGrid` such as an
+        ``odc.geo`` ``GeoBox`` (see :func:`lonlat_geobox`).
+    resampling
+        ``nearest``, ``bilinear``, ``cubic`` or ``average``.
+    overview
+        ``None``: full resolution with overviews disabled (``OVERVIEW_LEVEL=NONE``; SCL, whose
+        overviews average classes into invented ones); an int: that overview level;
+        ``"auto"``: the coarsest overview at least as fine as the target pixels.
+    nodata
+        Source and target nodata (outside the source, and the fill of a failed read).
+    dtype
+        Cast of the result; ``None`` keeps the asset's (``uint16`` for a failed read).
+    strict
+        Raise :class:`RasterReadError` on any failure instead of a :class:`ReadFailureWarning`
+        and an all-nodata array for a transient one.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``window.shape`` pixels.
+
+    Examples
+    --------
+    >>> scl = read_warped(item.assets["scl"].href, grid.cell_window(cell))  # doctest: +SKIP
+    """
+    import rasterio
+    from rasterio._err import CPLE_BaseError  # GDAL's own errors: not RasterioErrors
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError
+    from rasterio.vrt import WarpedVRT
+
+    if resampling not in RESAMPLING:
+        raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
+    if overview is not None and overview != "auto" and not isinstance(overview, int):
+        raise InputError(f"overview={overview!r}; pass None, an overview level (int) or 'auto'")
+    transform, h, w, crs = _target(window)
+    env = gdal_env()
+    try:
+        with env.open:
+            opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
+            if overview == "auto":
+                with rasterio.open(href) as probe:
+                    opts = _overview_open_options(probe, transform, h)
+            elif overview is not None:
+                opts = {"OVERVIEW_LEVEL": overview}
+            with (
+                rasterio.open(href, **opts) as src,
+                WarpedVRT(
+                    src,
+                    crs=crs,
+                    transform=transform,
+                    width=w,
+                    height=h,
+                    resampling=getattr(Resampling, resampling),
+                    src_nodata=nodata,
+                    nodata=nodata,
+                ) as vrt,
+                env.read,
+                # the one deviation from gdal_env(), see _WHOLE_TARGET_WARP
+                rasterio.Env(**_WHOLE_TARGET_WARP),
+            ):
+                data = vrt.read(1)
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
+        ReadPolicy(strict=strict).handle(href, exc)
+        return np.full((h, w), nodata, dtype=dtype or "uint16")
+    return data if dtype is None else data.astype(dtype)

@@ -1,0 +1,61 @@
+"""The global Zarr v3 store: template, cell writes, manifest, scene table, open.
+
+One store holds the globe on one grid; the package owns every read and write of it, one
+module each:
+
+* :mod:`~s2cube.store.layout`: the on-disk layout (format, variables and their encodings), what
+  is a store (:func:`is_store`) and its root metadata (:func:`store_metadata`);
+* :mod:`~s2cube.store.template`: :func:`create_store` (metadata and coordinates, no data) and
+  :func:`consolidate`;
+* :mod:`~s2cube.store.scenes`: the scene table (:func:`register_scenes`, :func:`scene_params`,
+  :func:`scene_indices`, :func:`scene_table`);
+* :mod:`~s2cube.store.cells`: cell writes and the manifest (:func:`write_cell`,
+  :func:`write_empty_cell`, :func:`read_manifest`, :func:`cells_done`);
+* :mod:`~s2cube.store.read`: :func:`open_store` and :func:`store_info`.
+
+Every data array is **sharded by cell** and one cell is written by exactly one task, its
+manifest record last, so an interrupted run leaves no record and a rerun recomputes exactly the
+cells that are not finished.  Only the driver writes the root attributes (scene table).
+Import from ``s2cube.store``; the modules are its layout, not its interface.
+"""
+
+from __future__ import annotations
+
+from .cells import _atomic_write_json as _atomic_write_json
+from .cells import _cell_header as _cell_header
+from .cells import _encode_cell as _encode_cell
+from .cells import _manifest_dir as _manifest_dir
+from .cells import cells_done, read_manifest, write_cell, write_empty_cell
+from .cells import forget_cell as forget_cell
+from .layout import DATE_EPOCH, FORMAT, is_store, store_metadata
+from .layout import FORMAT_VERSION as FORMAT_VERSION
+from .layout import MANIFEST_DIR as MANIFEST_DIR
+from .layout import PROVENANCE_VARS as PROVENANCE_VARS
+from .layout import _encodings as _encodings
+from .layout import _require_store as _require_store
+from .layout import _write_metadata as _write_metadata
+from .layout import check_store_path as check_store_path
+from .layout import store_grid as store_grid
+from .read import open_store, store_info
+from .scenes import register_scenes, scene_indices, scene_params
+from .scenes import scene_table as scene_table
+from .scenes import update_scene_params as update_scene_params
+from .template import consolidate as consolidate
+from .template import create_store
+
+__all__ = [
+    "FORMAT",
+    "create_store",
+    "open_store",
+    "is_store",
+    "store_metadata",
+    "register_scenes",
+    "scene_indices",
+    "scene_params",
+    "write_cell",
+    "write_empty_cell",
+    "read_manifest",
+    "cells_done",
+    "store_info",
+    "DATE_EPOCH",
+]

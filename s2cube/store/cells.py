@@ -1,0 +1,189 @@
+"""Cell writes and the manifest: one task writes one cell's shards, then its record.
+
+Every data array is chunked for serving (``grid.chunk_size`` px) and **sharded by cell**, so
+one cell is one shard per variable and is written by exactly one task: there are never two
+writers on a shard (Zarr v3 would lose data silently).  Shards of untouched cells are never
+written, so the ocean costs nothing.  A cell's manifest record is written only after all its
+shards are, so an interrupted run leaves no record and a rerun recomputes exactly the cells
+that are not finished.
+
+This module owns that protocol: encoding a composite (:func:`_encode_cell`), writing it
+(:func:`write_cell`, the only function that writes data arrays; :func:`write_empty_cell` for a
+cell no scene covers), and the manifest (:func:`read_manifest`, :func:`cells_done`,
+:func:`forget_cell`, the atomic record write :func:`_atomic_write_json`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from ..grid import Cell, GlobalGrid
+from .layout import DATE_EPOCH, MANIFEST_DIR, _require_store, store_metadata
+
+__all__ = ["cells_done", "forget_cell", "read_manifest", "write_cell", "write_empty_cell"]
+
+
+# --------------------------------------------------------------------------- manifest
+def _manifest_dir(path: Path) -> Path:
+    return path / MANIFEST_DIR
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Finished cells: ``{cell name: record}``."""
+    p = _require_store(path)
+    out: dict[str, dict[str, Any]] = {}
+    d = _manifest_dir(p)
+    if d.is_dir():
+        for f in sorted(d.glob("r*c*.json")):
+            try:
+                rec = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # a torn record is the same as no record
+            out[rec["cell"]] = rec
+    return out
+
+
+def cells_done(path: str | os.PathLike[str]) -> set[str]:
+    return set(read_manifest(path))
+
+
+def _atomic_write_json(target: Path, payload: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=1, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def forget_cell(path: str | os.PathLike[str], cell: Cell) -> None:
+    """Remove a cell's manifest record (before overwriting it)."""
+    (_manifest_dir(Path(path)) / f"{cell.name}.json").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- cell writes
+def _encode_cell(ds: xr.Dataset, bands: Sequence[str]) -> dict[str, np.ndarray]:
+    """Composite dataset → the stored (encoded) arrays."""
+    out: dict[str, np.ndarray] = {}
+    for band in bands:
+        out[band] = np.asarray(ds[band].values, dtype="uint16")
+    date = ds["date"].values.astype("datetime64[D]")
+    days = (date - np.datetime64(DATE_EPOCH, "D")).astype("int64")
+    valid = ~np.isnat(date)
+    if valid.any() and (days[valid].min() < 1 or days[valid].max() > 65535):
+        raise InputError(f"dates outside {DATE_EPOCH} .. +179 years cannot be stored")
+    out["date"] = np.where(valid, days, 0).astype("uint16")
+    out["scene"] = np.asarray(ds["scene"].values, dtype="int32")
+    out["clear_count"] = np.asarray(ds["clear_count"].values, dtype="uint16")
+    return out
+
+
+def write_cell(
+    path: str | os.PathLike[str],
+    cell: Cell,
+    ds: xr.Dataset,
+    *,
+    record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one cell's composite into its shards, then its manifest record.
+
+    ``ds`` covers exactly the cell (no halo) on the store's grid.  Returns the record.
+    This is the only function that writes data arrays; call it once per cell.
+    """
+    import zarr
+
+    p = _require_store(path)
+    meta = store_metadata(p)
+    grid = GlobalGrid.from_dict(meta["grid"])
+    bands = list(meta["bands"])
+    window = grid.cell_window(cell)
+    got = (ds.sizes.get("latitude"), ds.sizes.get("longitude"))
+    if got != window.shape:
+        raise InputError(
+            f"composite for {cell} has shape {got}, expected {window.shape}; "
+            "crop the halo before writing"
+        )
+    # the first pixel's centre decides: a shifted composite would land on other pixels
+    first = window[:1, :1]
+    if not (
+        np.isclose(float(ds.latitude.values[0]), first.latitudes()[0])
+        and np.isclose(float(ds.longitude.values[0]), first.longitudes()[0])
+    ):
+        raise InputError(
+            f"composite for {cell} is not aligned with the store's grid: its first pixel centre "
+            f"is ({float(ds.longitude.values[0])}, {float(ds.latitude.values[0])}), expected "
+            f"({first.longitudes()[0]}, {first.latitudes()[0]}); build it with grid.cell_window"
+        )
+    encoded = _encode_cell(ds, bands)
+    forget_cell(p, cell)
+    group = zarr.open_group(str(p), mode="r+", zarr_format=3)
+    for name, arr in encoded.items():
+        target: Any = group[name]  # an array (zarr types members as array-or-group)
+        target[window.rows, window.cols] = arr
+    valid = encoded["scene"] >= 0
+    has_data = encoded[bands[0]] > 0
+    days = encoded["date"][valid]
+    rec = {
+        **_cell_header(grid, cell),
+        "n_pixels": int(valid.size),
+        "n_composited": int(valid.sum()),
+        "n_nodata": int((~valid).sum()),
+        "n_without_clear": int((~valid & (encoded["clear_count"] == 0)).sum()),
+        "valid_fraction": float(has_data.mean()),
+        "scenes_used": sorted({int(s) for s in np.unique(encoded["scene"][valid])}),
+        "date_min": str(np.datetime64(DATE_EPOCH) + int(days.min())) if days.size else None,
+        "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
+        **(record or {}),
+    }
+    _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
+    return rec
+
+
+def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
+    """The manifest fields every finished cell has: where it is and when it finished."""
+    return {
+        "cell": cell.name,
+        "row": cell.row,
+        "col": cell.col,
+        "bounds": list(grid.cell_window(cell).bounds),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_empty_cell(
+    path: str | os.PathLike[str], cell: Cell, *, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Record a cell that no scene covers as finished, without writing any shard.
+
+    ``record`` (the run's options) is merged into the manifest record, as for written cells.
+    """
+    p = _require_store(path)
+    grid = GlobalGrid.from_dict(store_metadata(p)["grid"])
+    n = grid.cell_pixels**2
+    rec = {
+        **_cell_header(grid, cell),
+        "empty": True,
+        "n_pixels": n,
+        "n_composited": 0,
+        "n_nodata": n,
+        "n_without_clear": n,
+        "scenes_used": [],
+        **(record or {}),
+    }
+    _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
+    return rec
