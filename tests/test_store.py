@@ -32,8 +32,12 @@ def _cell_dataset(grid: GlobalGrid, cell: Cell, seed: int = 0) -> xr.Dataset:
     scene = rng.integers(-1, 3, size=(n, n)).astype("int32")
     dates = pd.to_datetime(["2023-08-10", "2023-08-13", "2023-08-15"]).values
     date = np.where(scene >= 0, dates[np.clip(scene, 0, None)], np.datetime64("NaT"))
-    ds = xr.Dataset(coords={"latitude": grid.latitudes(rows.start, rows.stop),
-                            "longitude": grid.longitudes(cols.start, cols.stop)})  # fmt: skip
+    ds = xr.Dataset(
+        coords={
+            "latitude": grid.latitudes(rows.start, rows.stop),
+            "longitude": grid.longitudes(cols.start, cols.stop),
+        }
+    )
     dims = ("latitude", "longitude")
     for band in ("red", "green", "blue", "nir"):
         ds[band] = (dims, np.where(scene >= 0, rng.integers(1, 10000, (n, n)), 0).astype("uint16"))
@@ -47,11 +51,21 @@ def test_template_writes_no_data_chunks(tmp_path):
     store = create_store(tmp_path / "m.zarr", grid=GRID)
     assert is_store(store)
     files = [p for p in store.rglob("*") if p.is_file()]
-    data_chunks = [p for p in files if p.parts[-3] in ("red", "nir", "date", "scene") and p.parent.name == "c"
-                   or "/red/c/" in str(p)]  # fmt: skip
+    data_chunks = [
+        p
+        for p in files
+        if p.parts[-3] in ("red", "nir", "date", "scene")
+        and p.parent.name == "c"
+        or "/red/c/" in str(p)
+    ]
     assert data_chunks == []
     meta = store_metadata(store)
-    assert meta["grid"]["resolution"] == "1/200" and meta["bands"] == ["red", "green", "blue", "nir"]
+    assert meta["grid"]["resolution"] == "1/200" and meta["bands"] == [
+        "red",
+        "green",
+        "blue",
+        "nir",
+    ]
     arr = json.loads((store / "red" / "zarr.json").read_text())
     codecs = arr["codecs"]
     assert codecs[0]["name"] == "sharding_indexed"
@@ -72,8 +86,10 @@ def test_write_cell_round_trip_and_crs(tmp_path):
     assert rec["date_min"] == "2023-08-10" and rec["date_max"] == "2023-08-15"
     # one shard file per variable for this cell, nothing else
     shard_files = sorted(p.relative_to(store).as_posix() for p in store.glob("*/c/*/*"))
-    assert shard_files == [f"{v}/c/{cell.row}/{cell.col}" for v in
-                           sorted(["blue", "clear_count", "date", "green", "nir", "red", "scene"])]  # fmt: skip
+    assert shard_files == [
+        f"{v}/c/{cell.row}/{cell.col}"
+        for v in sorted(["blue", "clear_count", "date", "green", "nir", "red", "scene"])
+    ]
     assert list(read_manifest(store)) == [cell.name]
 
     raw = xr.open_zarr(store, decode_coords="all")
@@ -82,14 +98,19 @@ def test_write_cell_round_trip_and_crs(tmp_path):
     assert raw.rio.crs.to_epsg() == 4326
     assert "spatial_ref" in raw.coords
     assert raw.red.dtype == np.uint16 and raw.scene.dtype == np.int32
-    assert raw.red.encoding.get("grid_mapping") == "spatial_ref" or raw.red.attrs.get("grid_mapping") == "spatial_ref"
+    assert (
+        raw.red.encoding.get("grid_mapping") == "spatial_ref"
+        or raw.red.attrs.get("grid_mapping") == "spatial_ref"
+    )
     sub = open_store(store, cell=cell)
     assert sub.rio.crs.to_epsg() == 4326
     w, s, e, n = GRID.cell_bounds(cell)
     assert sub.rio.bounds() == pytest.approx((w, s, e, n))
     for v in ("red", "green", "blue", "nir", "scene", "clear_count"):
         np.testing.assert_array_equal(sub[v].values, ds[v].values)
-    np.testing.assert_array_equal(sub.date.values.astype("datetime64[D]"), ds.date.values.astype("datetime64[D]"))
+    np.testing.assert_array_equal(
+        sub.date.values.astype("datetime64[D]"), ds.date.values.astype("datetime64[D]")
+    )
     assert np.isnat(sub.date.values).sum() == int((ds.scene < 0).sum())
     # untouched cells read as nodata
     other = open_store(store, cell=Cell(cell.row, cell.col + 1))
