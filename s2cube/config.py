@@ -121,8 +121,8 @@ class MosaicConfig:
 
     Examples
     --------
-    >>> MosaicConfig(blend="multiband", blend_width=16).halo
-    29
+    >>> MosaicConfig(blend="multiband", blend_width=16).halo  # dilation 2 + blending 22
+    24
     >>> MosaicConfig(blend="median")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     s2cube.errors.InputError: blend='median'; choose one of 'feather', 'multiband', 'none'

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     # 0: foundations (no raster logic)
     "s2cube.errors": 0,
     "s2cube.grid": 0,
+    "s2cube.window": 0,
     "s2cube.dates": 0,
     # 1: options and items (values every stage reads)
     "s2cube.config": 1,
@@ -173,3 +174,17 @@ def test_no_warning_filters_inside_tasks():
         assert "warnings.simplefilter('ignore')" not in calls, name
         if name.startswith(TASK_SIDE):
             assert not calls, (name, calls)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["s2cube.grid", "s2cube.window", "s2cube.config", "s2cube.cluster"],
+)
+def test_docstring_examples_run(module):
+    """The examples in the docstrings of the value modules are true."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
