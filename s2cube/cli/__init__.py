@@ -1,26 +1,32 @@
 """The ``s2cube`` command: search, mosaic, info, demo (and the commands of optional extras).
 
+``options`` generates ``s2cube mosaic``'s flags from the configs; ``lazy`` registers the
+optional commands (train, serve, overviews, chips, figures).
+
 Every user error exits with status 2 and a one-line message that names the bad value and the
 fix; nothing is written when the arguments are wrong.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import warnings
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any
 
 import click
 
-from .config import ExecutionOptions, MosaicConfig, check_bands
-from .errors import InputError, MissingDependencyError, S2CubeError
+from ..config import ExecutionOptions, MosaicConfig
+from ..errors import S2CubeError
+from .lazy import OPTIONAL_COMMANDS, LazyCommand
+from .options import build_configs, config_options
 
-__all__ = ["main"]
+__all__ = ["OPTIONAL_COMMANDS", "LazyCommand", "build_configs", "config_options", "main"]
+
+#: kept for code that imported the private name
+_LazyCommand = LazyCommand
 
 
 def _fraction(text: str) -> Fraction:
@@ -87,7 +93,7 @@ def search_cmd(
     as_json: bool,
 ) -> None:
     """Search Sentinel-2 L2A items and list them (normalised across providers)."""
-    from .search import search
+    from ..search import search
 
     geom = None
     if geometry:
@@ -122,84 +128,6 @@ def search_cmd(
 
 
 #: an option given as ``none`` on the command line (a flag left out is ``None``: not given)
-EXPLICIT_NONE = "<none>"
-
-
-def _none_or(kind: type) -> click.ParamType:
-    """A click type that also accepts ``none`` (for options whose None means "off"/"default")."""
-
-    class NoneOr(click.ParamType):
-        name = f"{kind.__name__}|none"
-
-        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-            if value is None or value == EXPLICIT_NONE:
-                return value
-            if str(value).lower() in ("none", "off"):
-                return EXPLICIT_NONE
-            try:
-                return kind(value)
-            except ValueError:
-                self.fail(f"{value!r} is not a {kind.__name__} or 'none'", param, ctx)
-
-    return NoneOr()
-
-
-def _option_for(f: dataclasses.Field[Any], hint: Any) -> Callable[[Any], Any]:
-    """One click option for one config field (type from its annotation, help from metadata)."""
-    flag = "--" + f.name.replace("_", "-")
-    default = f.default
-    shown = ",".join(default) if isinstance(default, tuple) else default
-    help_text = f"{f.metadata.get('help', '')} [default: {shown}]"
-    args = get_args(hint)
-    if hint is bool:
-        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
-    if get_origin(hint) is Literal:
-        return click.option(flag, f.name, type=click.Choice(args), default=None, help=help_text)
-    if type(None) in args:
-        (inner,) = (a for a in args if a is not type(None))
-        return click.option(flag, f.name, type=_none_or(inner), default=None, help=help_text)
-    if get_origin(hint) is tuple:
-        return click.option(flag, f.name, default=None, metavar="A,B,...", help=help_text)
-    return click.option(flag, f.name, type=hint, default=None, help=help_text)
-
-
-def config_options(*classes: type) -> Callable[[Any], Any]:
-    """Decorator: one option per field of each config dataclass (generated, never out of date)."""
-
-    def decorate(fn: Any) -> Any:
-        for cls in reversed(classes):
-            hints = get_type_hints(cls)
-            for f in reversed(dataclasses.fields(cls)):
-                fn = _option_for(f, hints[f.name])(fn)
-        return fn
-
-    return decorate
-
-
-def build_configs(
-    config_file: str | None, flags: dict[str, Any]
-) -> tuple[MosaicConfig, ExecutionOptions]:
-    """The run's configs from a TOML file (optional) and command-line flags (which win)."""
-    import tomllib
-
-    values: dict[str, Any] = {}
-    if config_file:
-        try:
-            values = tomllib.loads(Path(config_file).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(
-                f"--config {config_file!r} is not a readable TOML file: {exc}"
-            ) from exc
-        values = {k.replace("-", "_"): v for k, v in values.items()}
-    values.update({k: None if v == EXPLICIT_NONE else v for k, v in flags.items() if v is not None})
-    if isinstance(values.get("bands"), str):
-        values["bands"] = check_bands(values["bands"])
-    exec_names = {f.name for f in dataclasses.fields(ExecutionOptions)}
-    config = MosaicConfig.from_record({k: v for k, v in values.items() if k not in exec_names})
-    execution = ExecutionOptions.from_record({k: v for k, v in values.items() if k in exec_names})
-    return config, execution
-
-
 @main.command("mosaic")
 @_catalog
 @click.option(
@@ -269,11 +197,11 @@ def mosaic_cmd(
     **flags: Any,
 ) -> None:
     """Composite every cell touching BBOX in parallel and write it into STORE."""
-    from .cluster import get_client
-    from .driver import check_reference, mosaic
-    from .grid import GlobalGrid, validate_bbox
-    from .search import parse_dates
-    from .store import check_store_path, is_store, store_grid
+    from ..cluster import get_client
+    from ..driver import check_reference, mosaic
+    from ..grid import GlobalGrid, validate_bbox
+    from ..search import parse_dates
+    from ..store import check_store_path, is_store, store_grid
 
     if dilation is not None:
         for name in ("cloud_dilation", "shadow_dilation"):
@@ -331,7 +259,7 @@ def mosaic_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info_cmd(store: str, as_json: bool) -> None:
     """Summarise a store: cells done, coverage, dates, scenes, quality metrics."""
-    from .store import store_info
+    from ..store import store_info
 
     info = store_info(store)
     if as_json:
@@ -372,7 +300,7 @@ def info_cmd(store: str, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample catalog seed.")
 def demo_cmd(out: str, workers: int, seed: int) -> None:
     """Generate the built-in sample catalog and run the whole mosaic offline."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     result = run_demo(out, workers=workers, seed=seed)
     for key, value in result.items():
@@ -381,55 +309,5 @@ def demo_cmd(out: str, workers: int, seed: int) -> None:
 
 #: commands of optional extras, registered explicitly and imported when used: a command whose
 #: dependency is missing says which extra to install; any other import error surfaces as is
-OPTIONAL_COMMANDS = {
-    "train": ("s2cube.models.cli", "train", "ml", "Train the cloud U-net or the haze CNN."),
-    "serve": ("s2cube.serve.cli", "serve", "serve", "Serve a store over WMTS/XYZ + a web map."),
-    "overviews": ("s2cube.serve.cli", "overviews", "serve", "(Re)build a store's overviews."),
-    "chips": ("s2cube.chips", "chips_command", "all", "Cut 256x256 GeoTIFF chips + an index."),
-    "figures": ("s2cube.tools.figures", "figures", "all", "Side-by-side PNGs: blending, tones."),
-}
-
-
-class _LazyCommand(click.Command):
-    """Stands for an optional command until it is run (its module is imported then)."""
-
-    def __init__(self, name: str, module: str, attr: str, extra: str, summary: str) -> None:
-        # --help and every other argument go to the real command once it is loaded
-        super().__init__(
-            name,
-            help=summary,
-            add_help_option=False,
-            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-        )
-        self.target = (module, attr, extra)
-
-    def load(self) -> click.Command:
-        import importlib
-
-        module, attr, extra = self.target
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.split(".")[0] == "s2cube":
-                raise  # our own module is missing: a bug, not a missing extra
-            raise MissingDependencyError(
-                f"`s2cube {self.name}` needs {exc.name!r}, which is not installed; install it "
-                f"with: pip install 's2cube[{extra}]'"
-            ) from exc
-        cmd = getattr(mod, attr)
-        if not isinstance(cmd, click.Command):
-            raise TypeError(f"{module}:{attr} is not a click command")
-        return cmd
-
-    def invoke(self, ctx: click.Context) -> Any:
-        cmd = self.load()
-        args = [*ctx.args]
-        with cmd.make_context(self.name, args, parent=ctx.parent) as sub:
-            return cmd.invoke(sub)
-
-
 for _name, (_module, _attr, _extra, _summary) in OPTIONAL_COMMANDS.items():
-    main.add_command(_LazyCommand(_name, _module, _attr, _extra, _summary))
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    main.add_command(LazyCommand(_name, _module, _attr, _extra, _summary))
