@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -52,8 +52,11 @@ DEFAULT_BANDS = ("red", "green", "blue", "nir")
 MODEL_BANDS = frozenset({"blue", "green", "red", "nir"})
 
 
-def check_bands(bands: Any) -> tuple[str, ...]:
-    """Bands as a tuple of canonical names; :class:`InputError` for unknown or repeated ones."""
+def check_bands(bands: Any, *, allowed: Collection[str] | None = None) -> tuple[str, ...]:
+    """Bands as a tuple of canonical names; :class:`InputError` for unknown or repeated ones.
+
+    ``allowed`` defaults to the reflectance bands (a cube may also load e.g. ``aot``).
+    """
     if isinstance(bands, str):
         bands = tuple(b.strip() for b in bands.split(",") if b.strip())
     from .items import REFLECTANCE_BANDS
@@ -61,7 +64,7 @@ def check_bands(bands: Any) -> tuple[str, ...]:
     bands = tuple(bands)
     if not bands:
         raise InputError("bands is empty; give at least one, e.g. red,green,blue,nir")
-    unknown = [b for b in bands if b not in REFLECTANCE_BANDS]
+    unknown = [b for b in bands if b not in (REFLECTANCE_BANDS if allowed is None else allowed)]
     if unknown:
         raise InputError(
             f"unknown band(s) {unknown}; choose from {', '.join(REFLECTANCE_BANDS)} "

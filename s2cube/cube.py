@@ -25,9 +25,10 @@ import pystac
 import xarray as xr
 
 from . import reader
+from .config import check_bands
 from .errors import InputError
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, Window
-from .search import ASSET_ALIASES, REFLECTANCE_BANDS, normalize_items
+from .items import ASSET_ALIASES, normalize_items
 
 __all__ = ["load", "load_window", "remove_boa_offset", "items_touching", "DEFAULT_BANDS"]
 
@@ -74,15 +75,8 @@ def items_touching(
 
 
 def _check_bands(bands: Sequence[str]) -> tuple[str, ...]:
-    unknown = [b for b in bands if b not in ASSET_ALIASES or b == "scl"]
-    if unknown:
-        raise InputError(
-            f"unknown band(s) {unknown}; choose from {', '.join(REFLECTANCE_BANDS)} "
-            "(scl is always loaded)"
-        )
-    if len(set(bands)) != len(bands):
-        raise InputError(f"bands={list(bands)} lists a band twice")
-    return tuple(bands)
+    """Bands a cube can load: any known asset but ``scl`` (always loaded as the last band)."""
+    return check_bands(bands, allowed=[k for k in ASSET_ALIASES if k != "scl"])
 
 
 def load(
