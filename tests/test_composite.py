@@ -112,3 +112,52 @@ def test_composite_argument_errors():
         composite(cube, m, bands=["nir"], **PLAIN)
     with pytest.raises(InputError, match="observations"):
         composite(cube, m.isel(time=[0]), **PLAIN)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    t=st.integers(2, 4),
+    ny=st.integers(8, 40),
+    nx=st.integers(8, 40),
+    cy=st.integers(4, 20),
+    cx=st.integers(4, 20),
+    seed=st.integers(0, 2**16),
+    blend=st.sampled_from(["feather", "multiband"]),
+    width=st.integers(1, 8),
+)
+def test_blended_harmonized_dask_equals_the_whole_array_kernel(
+    t, ny, nx, cy, cx, seed, blend, width
+):
+    """The chunked composite (overlap = the blend halo, cropped per chunk) equals the numpy
+    kernel run on the whole array, at every chunk edge."""
+    from s2cube.composite import composite_window
+    from s2cube.config import MosaicConfig
+    from s2cube.harmonize.fit import SceneParams
+
+    rng = np.random.default_rng(seed)
+    refl = rng.integers(1, 10000, size=(t, 2, ny, nx)).astype("uint16")
+    # blocky sources, so that blending has transitions to work on
+    codes = rng.choice([CLEAR, CLOUD, SNOW], size=(t, ny // 4 + 1, nx // 4 + 1), p=[0.6, 0.3, 0.1])
+    codes = np.repeat(np.repeat(codes, 4, axis=1), 4, axis=2)[:, :ny, :nx].astype("uint8")
+    cube, m = _cube_and_mask(refl, codes, (cy, cx))
+    gains = rng.uniform(0.8, 1.2, size=(t, 2))
+    params = {
+        f"S{i}": SceneParams(
+            haze=None,
+            knots=tuple(((0.0, 10000.0), (0.0, 10000.0 * float(g))) for g in gains[i]),
+            bands=("red", "green"),
+            harmonize="linear",
+        )
+        for i in range(t)
+    }
+    cfg = MosaicConfig(bands=("red", "green"), blend=blend, blend_width=width)
+    ds = composite(cube, m, config=cfg, scene_params=params).compute()
+    order = priority_order(cube.time.values, priority="recent", ids=cube.id.values)
+    knots = [params[f"S{i}"].knots for i in order]
+    out, source, count = composite_window(
+        refl[order], codes[order], knots, cfg.spec, crop=(0, 0, 0, 0)
+    )
+    np.testing.assert_array_equal(ds.red.values, out[0])
+    np.testing.assert_array_equal(ds.green.values, out[1])
+    np.testing.assert_array_equal(ds.clear_count.values, count)
+    np.testing.assert_array_equal(ds.scene.values, np.where(source >= 0, order[source], -1))

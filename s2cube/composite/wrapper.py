@@ -38,19 +38,20 @@ def _composite_chunk(
     knots: Any,
     spec: CompositeSpec,
     scenes: np.ndarray,
-    depth: int,
+    depth: tuple[int, int],
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """Dask block function: ``(time, band + codes, y, x)`` with ``depth`` px of overlap where a
-    neighbouring chunk exists → packed ``(band + 2, y, x)`` int32 of the chunk's core."""
+    """Dask block function: ``(time, band + codes, y, x)`` with ``depth`` (y, x) px of overlap
+    where a neighbouring chunk exists → packed ``(band + 2, y, x)`` int32 of the chunk's core."""
     (_, _, i, j) = block_info[0]["chunk-location"] if block_info else (0, 0, 0, 0)
     (_, _, ni, nj) = block_info[0]["num-chunks"] if block_info else (1, 1, 1, 1)
+    dy, dx = depth
     # boundary="none": chunks on the array's edge got no overlap on that side
     crop = (
-        depth if i > 0 else 0,
-        depth if i < ni - 1 else 0,
-        depth if j > 0 else 0,
-        depth if j < nj - 1 else 0,
+        dy if i > 0 else 0,
+        dy if i < ni - 1 else 0,
+        dx if j > 0 else 0,
+        dx if j < nj - 1 else 0,
     )
     refl = block[:, :n_b]
     codes = block[:, n_b].astype("uint8")
@@ -144,13 +145,16 @@ def composite(
     stacked = [refl.data, codes_o.data.astype("uint16")[:, None]]
     if any(isinstance(a, da.Array) for a in stacked):
         data = da.concatenate([da.asarray(a) for a in stacked], axis=1).rechunk({0: -1, 1: -1})
-        depth = spec.blend_halo
-        if depth:
-            # a blended pixel depends on inputs up to blend_halo px away: chunks overlap by it
-            data = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: depth, 3: depth}, boundary="none")
-            ys, xs = _core_chunks(data.chunks[2], depth), _core_chunks(data.chunks[3], depth)
-        else:
-            ys, xs = data.chunks[2], data.chunks[3]
+        # a blended pixel depends on inputs up to blend_halo px away: chunks overlap by it (an
+        # axis shorter than that is one chunk: dask cannot overlap it)
+        h = spec.blend_halo
+        depth = tuple(h if n > h else 0 for n in data.shape[2:])
+        data = data.rechunk({2 + k: -1 for k in (0, 1) if h and not depth[k]})
+        if any(depth):
+            data = da.overlap.overlap(
+                data, depth={0: 0, 1: 0, 2: depth[0], 3: depth[1]}, boundary="none"
+            )
+        ys, xs = _core_chunks(data.chunks[2], depth[0]), _core_chunks(data.chunks[3], depth[1])
         packed = da.map_blocks(
             _composite_chunk,
             data,
@@ -163,7 +167,7 @@ def composite(
         )
     else:
         data = np.concatenate([np.asarray(a) for a in stacked], axis=1)
-        packed = _composite_chunk(data, depth=0, **kwargs)
+        packed = _composite_chunk(data, depth=(0, 0), **kwargs)
 
     coords = {k: v for k, v in cube.coords.items() if set(v.dims) <= {"latitude", "longitude"}}
     out = xr.Dataset(coords=coords)
