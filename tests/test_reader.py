@@ -151,20 +151,7 @@ def test_read_warped_equals_a_direct_rasterio_read(server, cog):
 
     # onto a lon/lat window: the same pixels as a WarpedVRT of the same target
     target = _lonlat_target(local, step=1)
-    with (
-        rasterio.open(local, OVERVIEW_LEVEL="NONE") as src,
-        WarpedVRT(
-            src,
-            crs="EPSG:4326",
-            transform=target.transform,
-            width=target.shape[1],
-            height=target.shape[0],
-            resampling=Resampling.nearest,
-            src_nodata=0,
-            nodata=0,
-        ) as vrt,
-    ):
-        want = vrt.read(1)
+    want = _vrt_read(local, target, "NONE")
     got = read_warped(local, target)
     assert got.shape == want.shape and (got > 0).mean() > 0.5
     np.testing.assert_array_equal(got, want)
@@ -204,20 +191,7 @@ def test_overview_auto_picks_the_coarsest_overview_still_fine_enough(server, cog
         assert src.overviews(1)[:2] == [2, 4]
     # look pixels of ~45 m over 10 m pixels: overview ×4 (level 1) is the coarsest ≤ 45 m
     target = _lonlat_target(local, step=4.5)
-    with (
-        rasterio.open(local, OVERVIEW_LEVEL=1) as src,
-        WarpedVRT(
-            src,
-            crs="EPSG:4326",
-            transform=target.transform,
-            width=target.shape[1],
-            height=target.shape[0],
-            resampling=Resampling.nearest,
-            src_nodata=0,
-            nodata=0,
-        ) as vrt,
-    ):
-        want = vrt.read(1)
+    want = _vrt_read(local, target, 1)
     np.testing.assert_array_equal(read_warped(local, target, overview="auto"), want)
     assert not np.array_equal(read_warped(local, target), want)  # full resolution differs
 
@@ -344,3 +318,21 @@ def test_the_reader_travels_to_workers(real_items):
     np.testing.assert_array_equal(clone.read(spec_window), want)
     reader.close()
     clone.close()
+
+
+def _vrt_read(path, target, overview_level):
+    """The reference: a nearest WarpedVRT of ``path`` (at an overview level) onto ``target``."""
+    with (
+        rasterio.open(path, OVERVIEW_LEVEL=overview_level) as src,
+        WarpedVRT(
+            src,
+            crs="EPSG:4326",
+            transform=target.transform,
+            width=target.shape[1],
+            height=target.shape[0],
+            resampling=Resampling.nearest,
+            src_nodata=0,
+            nodata=0,
+        ) as vrt,
+    ):
+        return vrt.read(1)
