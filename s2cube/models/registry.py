@@ -7,6 +7,7 @@ Registry names map to weights that ship inside an installed wheel (they work off
 ``csmask-l2a-6b``         same, plus swir16/swir22
 ``csmask-l1c-4b``         L1C (top-of-atmosphere) variant, 4 bands
 ``csmask-l1c-6b``         L1C variant, 6 bands
+``dynamicworld``          Dynamic World land cover (Google, Apache-2.0), L1C, 9 bands, 9 classes
 ========================  ===========================================================
 
 Anything else is a path: a ``.pt`` file written by :func:`save_model` (its card is inside and
@@ -35,6 +36,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "csmask-l2a-6b": ("model_6b_l2a", "l2a"),
     "csmask-l1c-4b": ("model_4b_l1c", "l1c"),
     "csmask-l1c-6b": ("model_6b_l1c", "l1c"),
+    "dynamicworld": ("dynamicworld", "l1c"),  # s2cube/models/weights, see models.dynamicworld
 }
 
 _CSMASK_TRAINING = (
@@ -124,6 +126,10 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     """
     torch: Any = require("torch", "ml")
     key = str(name_or_path)
+    if key == "dynamicworld":
+        from s2cube.models.dynamicworld import load_dynamicworld
+
+        return load_dynamicworld()
     if key in REGISTRY:
         net = copy.deepcopy(_convert_csmask(REGISTRY[key][0]))
         return LoadedModel(net.eval(), csmask_card(key), source=key)
