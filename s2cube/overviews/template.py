@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..errors import StoreError
 from ..grid import GlobalGrid
-from ..store import DATE_EPOCH, _require_store, consolidate, store_metadata
+from ..store import DATE_EPOCH, _require_store, consolidate, geozarr, store_metadata
 from .levels import OVERVIEW_GROUP, Level, pyramid
 
 __all__ = ["has_overviews", "prepare_overviews"]
@@ -26,6 +26,7 @@ MULTISCALES_SCHEMA = (
     "https://raw.githubusercontent.com/zarr-conventions/multiscales/refs/tags/v0.1/schema.json"
 )
 MULTISCALES_SPEC = "https://github.com/zarr-conventions/multiscales/blob/v0.1/README.md"
+MULTISCALES_UUID = "d35379db-88df-4056-af3a-620245f8e347"
 
 
 def _multiscales(levels: Sequence[Level]) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def _multiscales(levels: Sequence[Level]) -> dict[str, Any]:
             "transform": {"scale": [float(lv.factor)] * 2, "translation": [0.0, 0.0]},
             "proj:transform": list(lv.transform),
             "proj:shape": list(lv.shape),
+            **geozarr.layout_spatial(lv.window),
             "s2cube:chunk": lv.chunk,
             "s2cube:per_cell": lv.per_cell,
         }
@@ -141,6 +143,9 @@ def _level_template(lv: Level, bands: Sequence[str]) -> tuple[xr.Dataset, dict[s
         "factor": lv.factor,
         "resolution": str(lv.resolution),
     }
+    # GeoZarr proj: + spatial: conventions on the level group and its data arrays
+    for node in (ds, *ds.data_vars.values()):
+        node.attrs.update(geozarr.node_attrs(lv.window))
     enc["latitude"] = {"chunks": (min(lv.shape[0], 2**20),)}
     enc["longitude"] = {"chunks": (min(lv.shape[1], 2**20),)}
     return ds, enc
@@ -224,7 +229,13 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
         known: Any = root.attrs.get("zarr_conventions", [])
         conventions = [c for c in known if c.get("schema_url") != MULTISCALES_SCHEMA]
         conventions.append(
-            {"schema_url": MULTISCALES_SCHEMA, "spec_url": MULTISCALES_SPEC, "name": "multiscales"}
+            {
+                "schema_url": MULTISCALES_SCHEMA,
+                "spec_url": MULTISCALES_SPEC,
+                "uuid": MULTISCALES_UUID,  # the published v0.1 schema requires it
+                "name": "multiscales",
+                "description": "Multiscale layout of zarr datasets",
+            }
         )
         root.attrs.update({"multiscales": multiscales, "zarr_conventions": conventions})
         created = True

@@ -18,6 +18,7 @@ import xarray as xr
 
 from ..errors import StoreError
 from ..grid import DEFAULT_GRID, GlobalGrid
+from . import geozarr
 from .layout import (
     DATE_EPOCH,
     FORMAT,
@@ -151,6 +152,9 @@ def create_store(
     }
     ds.attrs["s2cube"] = meta
     ds.attrs["Conventions"] = "CF-1.9"
+    # GeoZarr proj: + spatial: conventions on the root and every data array (next to CF)
+    for node in (ds, *ds.data_vars.values()):
+        node.attrs.update(geozarr.node_attrs(grid.window()))
     ds.to_zarr(str(p), mode="w-", compute=False, zarr_format=3, encoding=enc, consolidated=False)
     # the manifest directory is an (empty) Zarr group, so Zarr readers listing the store do
     # not trip over unknown objects; its records are plain JSON files inside it
