@@ -35,6 +35,7 @@ from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import plan_cells
 from .search import normalize_items, parse_dates, search
+from .store import StoreLocation
 
 __all__ = ["MosaicReport", "composite_cell", "mosaic"]
 
@@ -99,7 +100,7 @@ def check_reference(config: MosaicConfig) -> None:
 def mosaic(
     catalog: Catalog,
     *,
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | StoreLocation,
     bbox: Sequence[float],
     start: Any = None,
     end: Any = None,
@@ -112,6 +113,8 @@ def mosaic(
     overwrite: bool = False,
     progress: bool | Progress = False,
     search_kwargs: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    break_lease: bool = False,
 ) -> MosaicReport:
     """Composite every cell touching ``bbox`` and write it into the global store.
 
@@ -120,7 +123,8 @@ def mosaic(
     catalog
         Anything :func:`s2cube.search` accepts, or a list of STAC items.
     store
-        Store path; created if missing (with ``grid``), resumed if it exists.
+        Store path or URL (``s3://bucket/m.zarr``, any fsspec URL); created if missing (with
+        ``grid``), resumed if it exists.
     bbox
         Lon/lat area ``(west, south, east, north)``; every cell it touches is processed.
     start, end, max_cloud
@@ -138,6 +142,12 @@ def mosaic(
         Recompute cells that are already finished (default: skip them, i.e. resume).
     progress
         True for a tqdm progress bar, or a callback ``f(cell_name, record)``.
+    storage_options
+        fsspec options for a store URL (credentials, endpoint...), over the environment's.
+    break_lease
+        Take the store's writer lease even if another run holds it (only when that run is
+        known to be dead; a stale lease, expired or of a dead process on this host, is taken
+        over without it).
 
     Examples
     --------
@@ -145,7 +155,6 @@ def mosaic(
     ...                        start="2023-08-01", end="2023-08-31", max_cloud=60)  # doctest: +SKIP
     """
     from . import store as zs
-    from .cluster import get_client
 
     t0 = time.perf_counter()
     config = config or MosaicConfig()
@@ -154,6 +163,7 @@ def mosaic(
     bbox_t = validate_bbox(bbox)
     parse_dates(start, end)
     check_reference(config)
+    store = zs.store_location(store, storage_options)
     zs.check_store_path(store)
     if grid is None:
         grid = zs.store_grid(store) if zs.is_store(store) else DEFAULT_GRID
@@ -168,11 +178,46 @@ def mosaic(
         search_kwargs=search_kwargs,
     )
     cells = grid.cells_in_bbox(bbox_t)
+    # one writer at a time: the lease is held (and renewed) from before the template is
+    # written until the last overview; every cell write checks it
+    lease = zs.Lease(store, break_lease=break_lease).acquire()
+    lease.start()
+    try:
+        return _run(
+            store, lease, items, cells, grid, config, execution, client, scheduler, overwrite,
+            progress, bbox_t, start, end, max_cloud, t0,
+        )  # fmt: skip
+    finally:
+        lease.release()
+
+
+def _run(
+    store: StoreLocation,
+    lease: Any,
+    items: Sequence[pystac.Item],
+    cells: Sequence[Cell],
+    grid: GlobalGrid,
+    config: MosaicConfig,
+    execution: ExecutionOptions,
+    client: Any,
+    scheduler: str | None,
+    overwrite: bool,
+    progress: bool | Progress,
+    bbox_t: tuple[float, float, float, float],
+    start: Any,
+    end: Any,
+    max_cloud: float | None,
+    t0: float,
+) -> MosaicReport:
+    """The writing part of :func:`mosaic`, under the store's lease."""
+    from . import store as zs
+    from .cluster import get_client
+
     zs.create_store(store, grid=grid, bands=config.bands)
     done = set(zs.read_manifest(store)) if not overwrite else set()
     todo = [c for c in cells if c.name not in done]
     report = MosaicReport(
-        store=str(store),
+        store=store.url,
         cells=[c.name for c in cells],
         scenes=len(items),
         skipped=[c.name for c in cells if c.name in done],
@@ -207,7 +252,12 @@ def mosaic(
         },
     }
     tasks = cell_tasks(
-        str(store), todo, run.cells, run_record=run_record, overviews=execution.overviews
+        store,
+        todo,
+        run.cells,
+        run_record=run_record,
+        overviews=execution.overviews,
+        lease=lease.owner,
     )
     report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     run_tasks(tasks, report, client=client, progress=progress)

@@ -17,7 +17,7 @@ import xarray as xr
 
 from .grid import Cell
 from .planner import PlannedCell
-from .store import write_cell, write_empty_cell
+from .store import StoreLike, write_cell, write_empty_cell
 
 __all__ = ["MosaicReport", "cell_tasks", "run_tasks"]
 
@@ -42,12 +42,13 @@ class MosaicReport:
 
 
 def write_task(
-    store: str,
+    store: StoreLike,
     cell: Cell,
     ds: xr.Dataset,
     record: dict[str, Any],
     overviews: bool,
     stats: list[dict[str, Any]] | None = None,
+    lease: str | None = None,
 ) -> dict[str, Any]:
     """Runs on a worker: ``ds`` and ``stats`` arrive computed (numpy-backed)."""
     from .harmonize.metrics import seam_metric
@@ -64,7 +65,7 @@ def write_task(
         metrics["fallback_blocks"] = int(sum(st["fallback"] for st in stats))
         metrics["scene_blocks_read"] = int(sum(st["scenes_read"] for st in stats))
     record["metrics"] = metrics
-    rec = write_cell(store, cell, ds, record=record)
+    rec = write_cell(store, cell, ds, record=record, lease=lease)
     rec["write_seconds"] = round(time.perf_counter() - t0, 3)
     if overviews:
         from .overviews import build_cell_overviews
@@ -75,24 +76,31 @@ def write_task(
 
 
 def cell_tasks(
-    store: str,
+    store: StoreLike,
     cells: Sequence[Cell],
     planned: dict[str, PlannedCell],
     *,
     run_record: dict[str, Any],
     overviews: bool,
+    lease: str | None = None,
 ) -> list[tuple[Cell, Any]]:
-    """One delayed task per cell: its write (shards, overview levels, manifest record last)."""
+    """One delayed task per cell: its write (shards, overview levels, manifest record last).
+
+    ``lease`` is the owner id of the run's writer lease; every write checks it."""
     import dask
 
     tasks = []
     for cell in cells:
         pc = planned.get(cell.name)
         if pc is None:
-            task = dask.delayed(write_empty_cell, pure=False)(store, cell, record=run_record)
+            task = dask.delayed(write_empty_cell, pure=False)(
+                store, cell, record=run_record, lease=lease
+            )
         else:
             write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
-            task = write(store, cell, pc.dataset, {**run_record, **pc.record}, overviews, pc.stats)
+            task = write(
+                store, cell, pc.dataset, {**run_record, **pc.record}, overviews, pc.stats, lease
+            )
         tasks.append((cell, task))
     return tasks
 

@@ -71,3 +71,51 @@ def stac_api(real_catalog: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3 server (moto's server mode, as s3fs's own tests use) on 127.0.0.1.
+
+    Its endpoint and credentials go into the environment (``AWS_ENDPOINT_URL``...), so the
+    package, subprocesses and plain xarray reach it as they would reach AWS; the returned
+    mapping is the same as explicit fsspec ``storage_options``.
+    """
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str]) -> str:
+    """A new, empty bucket on the local S3 server: ``s3://<name>``."""
+    import uuid
+
+    import s3fs
+
+    name = f"s2cube-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**s3_server).mkdir(name)
+    return f"s3://{name}"

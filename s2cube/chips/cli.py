@@ -12,7 +12,7 @@ __all__ = ["chips_command"]
 
 
 @click.command("chips")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--size", default=256, show_default=True, type=int, help="chip edge in pixels")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="output dir")
 @click.option("--cell", default=None, help="store cell, e.g. r0087c0391")
@@ -43,7 +43,11 @@ def chips_command(
     index: str,
     skip_empty: bool,
 ) -> None:
-    """Cut SOURCE (a store region or a georeferenced raster) into GeoTIFF chips tile_{y}_{x}.tif."""
+    """Cut SOURCE (a store region or a georeferenced raster) into GeoTIFF chips tile_{y}_{x}.tif.
+
+    SOURCE may be a store URL (s3://bucket/m.zarr); its options come from the environment
+    (AWS_*, S2CUBE_STORAGE_OPTIONS as JSON).
+    """
     try:
         df = make_chips(
             source,

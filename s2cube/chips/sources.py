@@ -100,7 +100,7 @@ class StoreSource(ChipSource):
             window = grid.window_of_bbox(bbox)  # type: ignore[arg-type]
         self.rows, self.cols = window.rows, window.cols
         self.bands = list(meta["bands"])
-        group = zarr.open_group(str(p), mode="r", zarr_format=3)
+        group = zarr.open_group(p.zarr_store(read_only=True), mode="r", zarr_format=3)
         self.arrays: list[Any] = [group[b] for b in self.bands]
         super().__init__(
             window.height,
@@ -122,13 +122,21 @@ class StoreSource(ChipSource):
 def open_source(source: str | os.PathLike[str], cell: Any, bbox: Any) -> ChipSource:
     """A store region (``cell`` or ``bbox``) or a raster file, checked before any chip is cut."""
     from ..store import is_store
+    from ..store.location import store_location
 
+    if not isinstance(source, str | os.PathLike):
+        return StoreSource(source, cell, bbox)  # a StoreLocation
     if is_store(source):
         return StoreSource(source, cell, bbox)
     if cell is not None or bbox is not None:
         raise InputError(
             f"cell=/bbox= select a region of an s2cube store, but {str(source)!r} "
             "is not one; drop them to chip a raster file whole"
+        )
+    if not store_location(source).is_local:
+        raise InputError(
+            f"source {str(source)!r} is not an s2cube store; a raster source must be a local "
+            "file (GDAL paths such as /vsis3/... work too)"
         )
     if not Path(source).exists():
         raise InputError(f"source {str(source)!r} does not exist")

@@ -67,6 +67,15 @@ _bbox = click.option(
 _start = click.option("--start", help="First date, e.g. 2023-08-01.")
 _end = click.option("--end", help="Last date (inclusive), e.g. 2023-08-31.")
 _cloud = click.option("--max-cloud", type=float, help="Maximum eo:cloud_cover in percent.")
+_storage_option = click.option(
+    "--storage-option",
+    "storage_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec option for a store URL (repeat; JSON values, dotted keys nest), e.g. "
+    "anon=true or client_kwargs.endpoint_url=http://127.0.0.1:9000. Also from "
+    "S2CUBE_STORAGE_OPTIONS (a JSON object) and the backend's own variables (AWS_*...).",
+)
 
 
 @main.command("search")
@@ -142,7 +151,16 @@ def search_cmd(
 @_end
 @_cloud
 @click.option(
-    "--store", required=True, type=click.Path(), help="Global Zarr store (created if missing)."
+    "--store",
+    required=True,
+    help="Global Zarr store (created if missing): a path or a URL such as s3://bucket/m.zarr.",
+)
+@_storage_option
+@click.option(
+    "--break-lease",
+    is_flag=True,
+    help="Take the store's writer lease even if another run holds it (only if that run is "
+    "dead; an expired lease, or one of a dead process on this host, is taken over anyway).",
 )
 @click.option("--resolution", type=_fraction, help="Pixel size in degrees (default 1/12000).")
 @click.option("--cell-size", type=_fraction, help="Cell edge in degrees (default 1).")
@@ -194,6 +212,8 @@ def mosaic_cmd(
     gpu: bool,
     overwrite: bool,
     no_progress: bool,
+    storage_option: tuple[str, ...],
+    break_lease: bool,
     **flags: Any,
 ) -> None:
     """Composite every cell touching BBOX in parallel and write it into STORE."""
@@ -201,7 +221,13 @@ def mosaic_cmd(
     from ..driver import check_reference, mosaic
     from ..grid import GlobalGrid, validate_bbox
     from ..search import parse_dates
-    from ..store import check_store_path, is_store, store_grid
+    from ..store import (
+        check_store_path,
+        is_store,
+        parse_storage_options,
+        store_grid,
+        store_location,
+    )
 
     if dilation is not None:
         for name in ("cloud_dilation", "shadow_dilation"):
@@ -211,10 +237,11 @@ def mosaic_cmd(
     validate_bbox(bbox)
     parse_dates(start, end)
     check_reference(config)
-    check_store_path(store)
+    location = store_location(store, parse_storage_options(storage_option))
+    check_store_path(location)
     grid = None
     if resolution is not None or cell_size is not None or chunk_size is not None:
-        base = store_grid(store) if is_store(store) else GlobalGrid()
+        base = store_grid(location) if is_store(location) else GlobalGrid()
         grid = GlobalGrid(
             resolution=resolution or base.resolution,
             cell_size=cell_size or base.cell_size,
@@ -229,7 +256,7 @@ def mosaic_cmd(
     try:
         report = mosaic(
             catalog,
-            store=store,
+            store=location,
             bbox=bbox,
             start=start,
             end=end,
@@ -239,6 +266,7 @@ def mosaic_cmd(
             execution=execution,
             client=client,
             progress=not no_progress,
+            break_lease=break_lease,
         )
     finally:
         if client is not None:
@@ -255,13 +283,14 @@ def mosaic_cmd(
 
 
 @main.command("info")
-@click.argument("store", type=click.Path())
+@click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info_cmd(store: str, as_json: bool) -> None:
-    """Summarise a store: cells done, coverage, dates, scenes, quality metrics."""
-    from ..store import store_info
+@_storage_option
+def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None:
+    """Summarise a store (a path or a URL): cells done, coverage, dates, scenes, metrics."""
+    from ..store import parse_storage_options, store_info
 
-    info = store_info(store)
+    info = store_info(store, parse_storage_options(storage_option))
     if as_json:
         click.echo(json.dumps(info, indent=1, default=str))
         return

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ import xarray as xr
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid, Window
 from ..store import _atomic_write_json, _require_store, read_manifest
+from ..store.location import StoreLike, StoreLocation
 from .kernels import PROVENANCE_VARS, downsample_cell
 from .levels import OVERVIEW_GROUP, Level
 from .template import _require_template, _store_levels, has_overviews, prepare_overviews
@@ -53,15 +52,28 @@ def _write(group: Any, arrays: dict[str, np.ndarray], window: Window) -> None:
         group[n][window.rows, window.cols] = a
 
 
-def _built_dir(p: Path) -> Path:
-    return p / OVERVIEW_GROUP / BUILT_DIR
+def _built_key(name: str) -> str:
+    """The key of a cell's build record inside the store."""
+    return f"{OVERVIEW_GROUP}/{BUILT_DIR}/{name}.json"
+
+
+def _built_records(p: StoreLocation) -> dict[str, dict[str, Any]]:
+    """Every cell's build record (one listing, then concurrent reads on object storage)."""
+    names = [n for n in p.list(f"{OVERVIEW_GROUP}/{BUILT_DIR}") if n.endswith(".json")]
+    out: dict[str, dict[str, Any]] = {}
+    for key, data in p.get_many([_built_key(n[: -len(".json")]) for n in names]).items():
+        try:
+            out[key.rsplit("/", 1)[-1][: -len(".json")]] = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # a torn record is no record
+    return out
 
 
 def _as_cell(cell: Cell | str) -> Cell:
     return Cell.from_name(cell) if isinstance(cell, str) else cell
 
 
-def build_cell_overviews(store: str | os.PathLike[str], cell: Cell | str) -> list[int]:
+def build_cell_overviews(store: StoreLike, cell: Cell | str) -> list[int]:
     """Write the per-cell overview levels of one finished cell; return the levels written.
 
     Reads the cell at level k-1 and writes it at level k for every per-cell level, touching
@@ -87,7 +99,7 @@ def build_cell_overviews(store: str | os.PathLike[str], cell: Cell | str) -> lis
     c = _as_cell(cell)
     _, bands, levels = _store_levels(p)
     names = [*bands, *PROVENANCE_VARS]
-    root = zarr.open_group(str(p), mode="r+", zarr_format=3, use_consolidated=False)
+    root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
     written: list[int] = []
     for lv in levels[1:]:
         if not lv.per_cell:
@@ -113,7 +125,7 @@ def build_cell_overviews(store: str | os.PathLike[str], cell: Cell | str) -> lis
         "source_finished": manifest.get("finished"),
         "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    _atomic_write_json(_built_dir(p) / f"{c.name}.json", record)
+    _atomic_write_json(p, _built_key(c.name), record)
     return written
 
 
@@ -130,7 +142,7 @@ def _coarse_chunks(grid: GlobalGrid, lv: Level, cells: Iterable[Cell]) -> set[tu
 
 
 def build_coarse_overviews(
-    store: str | os.PathLike[str], cells: Iterable[Cell | str] | None = None
+    store: StoreLike, cells: Iterable[Cell | str] | None = None
 ) -> dict[int, int]:
     """Rebuild the coarse-level chunks that touch ``cells`` (default: all finished cells).
 
@@ -163,7 +175,7 @@ def build_coarse_overviews(
     grid, bands, levels = _store_levels(p)
     names = [*bands, *PROVENANCE_VARS]
     cell_list = [_as_cell(c) for c in (read_manifest(p) if cells is None else cells)]
-    root = zarr.open_group(str(p), mode="r+", zarr_format=3, use_consolidated=False)
+    root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
     done: dict[int, int] = {}
     for lv in levels[1:]:
         if lv.per_cell:
@@ -179,16 +191,16 @@ def build_coarse_overviews(
             part = downsample_cell(_read(src, names, window.zoom_in(2).clip()), bands)
             _write(dst, {n: part[n][: window.height, : window.width] for n in names}, window)
         done[lv.index] = len(chunks)
+    built = _built_records(p)
     for c in cell_list:
-        f = _built_dir(p) / f"{c.name}.json"
-        if f.is_file():
-            rec = json.loads(f.read_text())
+        rec = built.get(c.name)
+        if rec is not None:
             rec["coarse"] = True
-            _atomic_write_json(f, rec)
+            _atomic_write_json(p, _built_key(c.name), rec)
     return done
 
 
-def overview_status(store: str | os.PathLike[str]) -> dict[str, str]:
+def overview_status(store: StoreLike) -> dict[str, str]:
     """The overview state of every finished cell.
 
     Returns
@@ -204,14 +216,10 @@ def overview_status(store: str | os.PathLike[str]) -> dict[str, str]:
     """
     p = _require_store(store)
     out: dict[str, str] = {}
+    records = _built_records(p) if has_overviews(p) else {}
     for name, rec in read_manifest(p).items():
-        f = _built_dir(p) / f"{name}.json"
-        if not has_overviews(p) or not f.is_file():
-            out[name] = "missing"
-            continue
-        try:
-            built = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
+        built = records.get(name)
+        if built is None:
             out[name] = "missing"
             continue
         if built.get("source_finished") != rec.get("finished"):
@@ -224,7 +232,7 @@ def overview_status(store: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def build_overviews(
-    store: str | os.PathLike[str],
+    store: StoreLike,
     cells: Iterable[Cell | str] | None = None,
     *,
     force: bool = False,
@@ -276,7 +284,7 @@ def build_overviews(
     return {"cells": todo, "coarse_chunks": chunks}
 
 
-def open_level(store: str | os.PathLike[str], level: int) -> xr.Dataset:
+def open_level(store: StoreLike, level: int) -> xr.Dataset:
     """Open one pyramid level lazily with xarray (level 0 is :func:`s2cube.open_store`).
 
     Examples
@@ -297,6 +305,10 @@ def open_level(store: str | os.PathLike[str], level: int) -> xr.Dataset:
         return open_store(p)
     _require_template(p)
     ds = xr.open_zarr(
-        str(p), group=levels[level].path, decode_coords="all", consolidated=False, zarr_format=3
+        p.zarr_store(read_only=True),
+        group=levels[level].path,
+        decode_coords="all",
+        consolidated=False,
+        zarr_format=3,
     )
     return ds.rio.write_crs("EPSG:4326", grid_mapping_name="spatial_ref")

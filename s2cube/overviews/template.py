@@ -7,9 +7,7 @@ driver; the builds in :mod:`s2cube.overviews.build` then write regions into it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ import xarray as xr
 from ..errors import StoreError
 from ..grid import GlobalGrid
 from ..store import DATE_EPOCH, _require_store, consolidate, geozarr, store_metadata
+from ..store.location import StoreLike, StoreLocation, store_location
 from .levels import OVERVIEW_GROUP, Level, pyramid
 
 __all__ = ["has_overviews", "prepare_overviews"]
@@ -151,13 +150,13 @@ def _level_template(lv: Level, bands: Sequence[str]) -> tuple[xr.Dataset, dict[s
     return ds, enc
 
 
-def _store_levels(path: Path) -> tuple[GlobalGrid, list[str], list[Level]]:
+def _store_levels(path: StoreLike) -> tuple[GlobalGrid, list[str], list[Level]]:
     meta = store_metadata(path)
     grid = GlobalGrid.from_dict(meta["grid"])
     return grid, list(meta["bands"]), pyramid(grid)
 
 
-def has_overviews(store: str | os.PathLike[str]) -> bool:
+def has_overviews(store: StoreLike) -> bool:
     """True if the store has an overview template (:func:`prepare_overviews` ran).
 
     Examples
@@ -165,15 +164,15 @@ def has_overviews(store: str | os.PathLike[str]) -> bool:
     >>> has_overviews("mosaic.zarr")  # doctest: +SKIP
     True
     """
-    p = Path(store)
+    p = store_location(store)
     try:
-        attrs = json.loads((p / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, json.JSONDecodeError):
+        attrs = json.loads(p.get("zarr.json") or b"{}").get("attributes", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return "multiscales" in attrs and (p / OVERVIEW_GROUP / "zarr.json").is_file()
+    return "multiscales" in attrs and p.exists(f"{OVERVIEW_GROUP}/zarr.json")
 
 
-def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
+def prepare_overviews(store: StoreLike) -> list[Level]:
     """Create the overview template (metadata and coordinates only) once; idempotent.
 
     Driver only: it writes the root ``multiscales`` attribute.  Call it before cell tasks that
@@ -199,8 +198,8 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
 
     p = _require_store(store)
     _, bands, levels = _store_levels(p)
-    had_consolidated = "consolidated_metadata" in json.loads((p / "zarr.json").read_text())
-    root = zarr.open_group(str(p), mode="r+", zarr_format=3, use_consolidated=False)
+    had_consolidated = "consolidated_metadata" in json.loads(p.get("zarr.json") or b"{}")
+    root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
     if OVERVIEW_GROUP not in root:
         root.create_group(
             OVERVIEW_GROUP,
@@ -210,11 +209,11 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
         )
     created = False
     for lv in levels[1:]:
-        if (p / lv.path / "zarr.json").is_file():
+        if p.exists(f"{lv.path}/zarr.json"):
             continue
         ds, enc = _level_template(lv, bands)
         ds.to_zarr(
-            str(p),
+            p.zarr_store(),
             group=lv.path,
             mode="w-",
             compute=False,
@@ -223,7 +222,7 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
             consolidated=False,
         )
         created = True
-    root = zarr.open_group(str(p), mode="r+", zarr_format=3, use_consolidated=False)
+    root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
     multiscales = json.loads(json.dumps(_multiscales(levels)))
     if root.attrs.get("multiscales") != multiscales:
         known: Any = root.attrs.get("zarr_conventions", [])
@@ -246,7 +245,7 @@ def prepare_overviews(store: str | os.PathLike[str]) -> list[Level]:
     return levels
 
 
-def _require_template(p: Path) -> None:
+def _require_template(p: StoreLocation) -> None:
     if not has_overviews(p):
         raise StoreError(
             f"store {str(p)!r} has no overview template; call "

@@ -10,7 +10,7 @@ __all__ = ["serve", "overviews"]
 
 
 @click.command("serve")
-@click.argument("store", required=False, type=click.Path(file_okay=False))
+@click.argument("store", required=False)
 @click.option("--host", default=None, help="interface to listen on [S2CUBE_HOST, 127.0.0.1]")
 @click.option("--port", default=None, type=int, help="TCP port [S2CUBE_PORT, 8000]")
 @click.option(
@@ -22,8 +22,9 @@ __all__ = ["serve", "overviews"]
 def serve(store: str | None, host: str | None, port: int | None, no_overviews: bool) -> None:
     """Serve STORE over WMTS 1.0.0 / XYZ with a web map at /.
 
-    Every option can also be set in the environment with the prefix S2CUBE_
-    (S2CUBE_STORE, S2CUBE_HOST, S2CUBE_PORT, S2CUBE_TILE_SIZE, ...).
+    STORE is a local path or a URL (s3://bucket/m.zarr; credentials from the environment,
+    AWS_* or S2CUBE_STORAGE_OPTIONS as JSON).  Every option can also be set in the environment
+    with the prefix S2CUBE_ (S2CUBE_STORE, S2CUBE_HOST, S2CUBE_PORT, S2CUBE_TILE_SIZE, ...).
     """
     from . import run
     from .settings import ServeSettings
@@ -41,12 +42,18 @@ def serve(store: str | None, host: str | None, port: int | None, no_overviews: b
 
 
 @click.command("overviews")
-@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.argument("store")
 @click.option("--cell", "cells", multiple=True, help="only these cells (default: missing/stale)")
 @click.option("--force", is_flag=True, help="rebuild every finished cell")
 def overviews(store: str, cells: tuple[str, ...], force: bool) -> None:
-    """Build or refresh the multiscale overviews of STORE (per cell, then coarse levels)."""
-    from ..overviews import build_overviews
+    """Build or refresh the multiscale overviews of STORE (per cell, then coarse levels).
 
-    out = build_overviews(store, list(cells) or None, force=force)
+    Holds the store's writer lease while it writes (refused while a mosaic run writes).
+    """
+    from ..overviews import build_overviews
+    from ..store import Lease, _require_store
+
+    loc = _require_store(store)
+    with Lease(loc):
+        out = build_overviews(loc, list(cells) or None, force=force)
     click.echo(json.dumps(out, indent=1))

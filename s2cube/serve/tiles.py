@@ -13,11 +13,9 @@ larger than the tile's pixels, so a tile reads at most a few chunks at any zoom.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass
 from functools import reduce
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,8 @@ from .. import render
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid, Window
 from ..overviews import Level, has_overviews, overview_status, pyramid
-from ..store import DATE_EPOCH, _require_store, read_manifest, store_metadata
+from ..store import DATE_EPOCH, _require_store, read_manifest, scene_indices, store_metadata
+from ..store.location import StoreLike
 
 __all__ = ["LAYERS", "TMS_IDS", "LayerSpec", "TileRequestError", "TileSource"]
 
@@ -121,7 +120,8 @@ class TileSource:
     Parameters
     ----------
     store
-        Path of an s2cube store.
+        An s2cube store: a local path or an fsspec URL (options from the environment, e.g.
+        ``AWS_*`` and ``S2CUBE_STORAGE_OPTIONS``).
     use_overviews
         Read overview levels when the store has them (``False``: always the full resolution).
     tile_size
@@ -132,7 +132,7 @@ class TileSource:
 
     def __init__(
         self,
-        store: str | os.PathLike[str],
+        store: StoreLike,
         *,
         use_overviews: bool = True,
         tile_size: int = 256,
@@ -149,8 +149,9 @@ class TileSource:
         self.overviews = bool(use_overviews and has_overviews(self.path))
         self.levels: list[Level] = all_levels if self.overviews else all_levels[:1]
         self._arrays: dict[tuple[int, str], Any] = {}
+        self._zarr_store = self.path.zarr_store(read_only=True)
         self._lock = threading.Lock()
-        self.scene_ids = {int(s["index"]): s["id"] for s in meta.get("scenes", [])}
+        self.scene_ids = {i: sid for sid, i in scene_indices(self.path).items()}
         self.refresh()
 
     # ------------------------------------------------------------------ store state
@@ -182,7 +183,10 @@ class TileSource:
             with self._lock:
                 path = self.levels[level].path
                 arr = zarr.open_array(
-                    str(self.path), path=f"{path}/{name}" if path else name, mode="r", zarr_format=3
+                    self._zarr_store,
+                    path=f"{path}/{name}" if path else name,
+                    mode="r",
+                    zarr_format=3,
                 )
                 self._arrays[key] = arr
         return arr
@@ -344,7 +348,7 @@ class TileSource:
 
     def info(self) -> dict[str, Any]:
         return {
-            "store": Path(self.path).name,
+            "store": self.path.name,
             "bounds": list(self.bounds),
             "cells": len(self.cells),
             "overviews": self.overviews,

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,51 +27,52 @@ import xarray as xr
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid
 from .layout import DATE_EPOCH, MANIFEST_DIR, _require_store, store_metadata
+from .lease import check_lease
+from .location import StoreLike, StoreLocation, store_location
 
 __all__ = ["cells_done", "forget_cell", "read_manifest", "write_cell", "write_empty_cell"]
 
+_RECORD = re.compile(r"^r\d+c\d+\.json$")
+
 
 # --------------------------------------------------------------------------- manifest
-def _manifest_dir(path: Path) -> Path:
-    return path / MANIFEST_DIR
+def _manifest_dir(path: StoreLike) -> str:
+    return MANIFEST_DIR
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def _record_names(loc: StoreLocation, folder: str) -> list[str]:
+    return [n for n in loc.list(folder) if _RECORD.match(n)]
+
+
+def read_manifest(
+    path: StoreLike, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Finished cells: ``{cell name: record}``."""
-    p = _require_store(path)
+    loc = _require_store(path, storage_options)
     out: dict[str, dict[str, Any]] = {}
-    d = _manifest_dir(p)
-    if d.is_dir():
-        for f in sorted(d.glob("r*c*.json")):
-            try:
-                rec = json.loads(f.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # a torn record is the same as no record
-            out[rec["cell"]] = rec
+    keys = [f"{MANIFEST_DIR}/{n}" for n in _record_names(loc, MANIFEST_DIR)]
+    for _, data in sorted(loc.get_many(keys).items()):
+        try:
+            rec = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # a torn record is the same as no record
+        out[rec["cell"]] = rec
     return out
 
 
-def cells_done(path: str | os.PathLike[str]) -> set[str]:
-    return set(read_manifest(path))
+def cells_done(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> set[str]:
+    return set(read_manifest(path, storage_options))
 
 
-def _atomic_write_json(target: Path, payload: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _atomic_write_json(loc: StoreLike, key: str, payload: dict[str, Any]) -> None:
+    """Write a JSON record as one object (rename locally, one PUT on object storage)."""
+    data = json.dumps(payload, indent=1, sort_keys=True, default=str).encode()
+    store_location(loc).put(key, data)
 
 
-def forget_cell(path: str | os.PathLike[str], cell: Cell) -> None:
+def forget_cell(path: StoreLike, cell: Cell) -> None:
     """Remove a cell's manifest record (before overwriting it)."""
-    (_manifest_dir(Path(path)) / f"{cell.name}.json").unlink(missing_ok=True)
+    store_location(path).delete(f"{MANIFEST_DIR}/{cell.name}.json")
 
 
 # --------------------------------------------------------------------------- cell writes
@@ -94,20 +93,25 @@ def _encode_cell(ds: xr.Dataset, bands: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def write_cell(
-    path: str | os.PathLike[str],
+    path: StoreLike,
     cell: Cell,
     ds: xr.Dataset,
     *,
     record: dict[str, Any] | None = None,
+    lease: str | None = None,
 ) -> dict[str, Any]:
     """Write one cell's composite into its shards, then its manifest record.
 
     ``ds`` covers exactly the cell (no halo) on the store's grid.  Returns the record.
-    This is the only function that writes data arrays; call it once per cell.
+    This is the only function that writes data arrays; call it once per cell.  ``lease`` is
+    the owner id of the writer lease the run holds (:class:`~s2cube.store.lease.Lease`); it is
+    checked before the shards and again before the record, so a run that lost its lease never
+    records a cell (without one, the write is refused while another run holds the lease).
     """
     import zarr
 
     p = _require_store(path)
+    check_lease(p, lease)
     meta = store_metadata(p)
     grid = GlobalGrid.from_dict(meta["grid"])
     bands = list(meta["bands"])
@@ -131,7 +135,7 @@ def write_cell(
         )
     encoded = _encode_cell(ds, bands)
     forget_cell(p, cell)
-    group = zarr.open_group(str(p), mode="r+", zarr_format=3)
+    group = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3)
     for name, arr in encoded.items():
         target: Any = group[name]  # an array (zarr types members as array-or-group)
         target[window.rows, window.cols] = arr
@@ -150,7 +154,8 @@ def write_cell(
         "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
         **(record or {}),
     }
-    _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
+    check_lease(p, lease)
+    _atomic_write_json(p, f"{MANIFEST_DIR}/{cell.name}.json", rec)
     return rec
 
 
@@ -166,7 +171,11 @@ def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
 
 
 def write_empty_cell(
-    path: str | os.PathLike[str], cell: Cell, *, record: dict[str, Any] | None = None
+    path: StoreLike,
+    cell: Cell,
+    *,
+    record: dict[str, Any] | None = None,
+    lease: str | None = None,
 ) -> dict[str, Any]:
     """Record a cell that no scene covers as finished, without writing any shard.
 
@@ -185,5 +194,6 @@ def write_empty_cell(
         "scenes_used": [],
         **(record or {}),
     }
-    _atomic_write_json(_manifest_dir(p) / f"{cell.name}.json", rec)
+    check_lease(p, lease)
+    _atomic_write_json(p, f"{MANIFEST_DIR}/{cell.name}.json", rec)
     return rec

@@ -2,14 +2,19 @@
 
 Layout (one store for the globe)::
 
-    STORE/                      Zarr v3 group; attrs["s2cube"] = format, grid, bands, scene table
+    STORE/                      Zarr v3 group; attrs["s2cube"] = format, grid, bands
       red, green, blue, nir     uint16 (latitude, longitude), nodata 0, reflectance × 10000
       date                      uint16 days since 2015-01-01 (decoded to datetime64), 0 = none
       scene                     int32 index into the scene table, -1 = none
       clear_count               uint16 number of clear observations
       latitude, longitude       pixel-centre coordinates (EPSG:4326)
       spatial_ref               CRS (CF grid mapping, WKT)
-      s2cube_manifest/<cell>.json   one record per finished cell (written last, atomically)
+      scenes/                   the scene table: 1-D arrays on dimension ``scene_index``
+                                (id, datetime, mgrs_tile, platform, haze, knots...)
+      s2cube_manifest/<cell>.json   one record per finished cell (one object, written last)
+      s2cube_lease.json         the writer lease while a run writes (:mod:`.lease`)
+
+The store may be a local folder or any fsspec URL (:mod:`.location`).
 
 This module owns the constants of that layout (:data:`FORMAT`, :data:`DATE_EPOCH`,
 :data:`MANIFEST_DIR`, :data:`PROVENANCE_VARS`), the Zarr encoding of every variable
@@ -21,15 +26,14 @@ attributes (:func:`store_metadata`, :func:`store_grid`; only the driver writes t
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import StoreError
 from ..grid import GlobalGrid
+from .location import StoreLike, StoreLocation, store_location
 
 __all__ = [
     "DATE_EPOCH",
@@ -44,65 +48,86 @@ __all__ = [
 ]
 
 FORMAT = "s2cube-mosaic"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the scene table is the ``scenes`` group of 1-D arrays
 DATE_EPOCH = "2015-01-01"
 MANIFEST_DIR = "s2cube_manifest"
 PROVENANCE_VARS = ("date", "scene", "clear_count")
 
 
 # --------------------------------------------------------------------------- metadata
-def is_store(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` is an s2cube store."""
-    meta = Path(path) / "zarr.json"
-    if not meta.is_file():
-        return False
+#: objects that may sit in a store folder before its template exists (the writer lease)
+LEASE_NAMES = ("s2cube_lease.json", ".s2cube_lease.json.lock")
+
+
+def _root_meta(loc: StoreLocation) -> dict[str, Any] | None:
+    data = loc.get("zarr.json")
+    if data is None:
+        return None
     try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_store(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True if ``path`` (a local path or a URL) is an s2cube store."""
+    loc = store_location(path, storage_options)
+    try:
+        meta = _root_meta(loc)
+    except OSError:
         return False
-    return attrs.get("s2cube", {}).get("format") == FORMAT
+    if meta is None:
+        return False
+    return bool(meta.get("attributes", {}).get("s2cube", {}).get("format") == FORMAT)
 
 
-def _require_store(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not is_store(p):
+def _require_store(
+    path: StoreLike, storage_options: Mapping[str, Any] | None = None
+) -> StoreLocation:
+    loc = store_location(path, storage_options)
+    if not is_store(loc):
         what = (
             "does not exist"
-            if not p.exists()
+            if loc.is_empty(LEASE_NAMES)
             else "is not an s2cube store (no s2cube metadata in zarr.json)"
         )
         raise StoreError(
-            f"{str(p)!r} {what}; create one with `s2cube mosaic --store {p}` or "
+            f"{loc.url!r} {what}; create one with `s2cube mosaic --store {loc.url}` or "
             "s2cube.create_store()"
         )
-    return p
+    return loc
 
 
-def check_store_path(path: str | os.PathLike[str]) -> None:
+def check_store_path(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> None:
     """Raise :class:`StoreError` if ``path`` exists and is neither an s2cube store nor empty."""
-    p = Path(path)
-    if p.exists() and not is_store(p) and (p.is_file() or any(p.iterdir())):
+    loc = store_location(path, storage_options)
+    if not is_store(loc) and not loc.is_empty(LEASE_NAMES):
         raise StoreError(
-            f"{str(p)!r} exists and is not an s2cube store; refusing to write into it. "
+            f"{loc.url!r} exists and is not an s2cube store; refusing to write into it. "
             "Choose a new path (it will be created) or an existing s2cube store"
         )
 
 
-def store_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``s2cube`` attributes of a store (grid, bands, scene table...)."""
-    p = _require_store(path)
-    return dict(json.loads((p / "zarr.json").read_text())["attributes"]["s2cube"])
+def store_metadata(
+    path: StoreLike, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``s2cube`` attributes of a store (grid, bands...)."""
+    loc = _require_store(path, storage_options)
+    meta = _root_meta(loc)
+    assert meta is not None  # _require_store checked it
+    return dict(meta["attributes"]["s2cube"])
 
 
-def _write_metadata(path: Path, meta: dict[str, Any]) -> None:
+def _write_metadata(path: StoreLike, meta: dict[str, Any]) -> None:
     import zarr
 
-    group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+    group = zarr.open_group(store_location(path).zarr_store(), mode="r+", zarr_format=3)
     group.attrs["s2cube"] = meta
 
 
-def store_grid(path: str | os.PathLike[str]) -> GlobalGrid:
-    return GlobalGrid.from_dict(store_metadata(path)["grid"])
+def store_grid(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> GlobalGrid:
+    return GlobalGrid.from_dict(store_metadata(path, storage_options)["grid"])
 
 
 # --------------------------------------------------------------------------- encodings

@@ -7,9 +7,7 @@ coverage, dates and scenes, from the metadata and the manifest).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import xarray as xr
@@ -17,31 +15,38 @@ import xarray as xr
 from ..grid import Cell, GlobalGrid
 from .cells import read_manifest
 from .layout import _require_store, store_metadata
+from .location import StoreLike
+from .scenes import scene_count
 
 __all__ = ["open_store", "store_info"]
 
 
 def open_store(
-    path: str | os.PathLike[str],
+    path: StoreLike,
     *,
     bbox: Sequence[float] | None = None,
     cell: Cell | str | None = None,
     chunks: dict[str, int] | bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open a store lazily with xarray (CRS decoded, dates as datetime64).
 
     Parameters
     ----------
     path
-        The store.
+        The store: a local path or an fsspec URL (``s3://bucket/m.zarr``).
     bbox
         Optional lon/lat subset ``(west, south, east, north)``: the pixels whose centres lie
         inside it, edges included (``GlobalGrid.window_of_bbox(bbox, pixels="centres")``).
     cell
         Optional cell (or cell name) subset; with ``bbox`` too, the pixels in both.
     chunks
-        Dask chunks of the result (default: ~2048 px multiples of the store's chunks for a
-        subset, one chunk per cell for the whole globe); ``False`` for no dask.
+        Dask chunks of the result; ``False`` for no dask.  Default: square blocks of whole
+        store chunks that tile the cells (at most 128 MiB of decoded dates, ~2000-3000 px),
+        aligned with the store's chunks also for a subset, so every dask chunk reads whole
+        store chunks, whatever the extent (one tile or the globe).
+    storage_options
+        fsspec options for a URL (credentials, endpoint).
 
     Examples
     --------
@@ -51,11 +56,11 @@ def open_store(
     """
     import rioxarray  # noqa: F401  (registers .rio)
 
-    p = _require_store(path)
+    p = _require_store(path, storage_options)
     meta = store_metadata(p)
     # open without dask first: a global store has millions of chunks, and a dask graph over
     # all of them makes every later subset crawl; subset lazily, then chunk what is left
-    ds = xr.open_zarr(str(p), decode_coords="all", chunks=None, zarr_format=3)
+    ds = xr.open_zarr(p.zarr_store(read_only=True), decode_coords="all", chunks=None, zarr_format=3)
     grid = GlobalGrid.from_dict(meta["grid"])
     window = grid.window()
     if cell is not None:
@@ -69,26 +74,55 @@ def open_store(
     if cell is not None or bbox is not None:
         ds = ds.isel(latitude=window.rows, longitude=window.cols)
     if chunks is None:
-        subset = cell is not None or bbox is not None
-        edge = grid.chunk_size * max(1, 2048 // grid.chunk_size) if subset else grid.cell_pixels
-        chunks = {"latitude": edge, "longitude": edge}
+        edge = dask_edge(grid)
+        chunks = {
+            "latitude": _aligned(window.row0, window.height, edge),  # type: ignore[dict-item]
+            "longitude": _aligned(window.col0, window.width, edge),  # type: ignore[dict-item]
+        }
     if chunks is not False:
         ds = ds.chunk(chunks)
     ds = ds.rio.write_crs("EPSG:4326", grid_mapping_name="spatial_ref")
-    ds.attrs["scenes"] = len(meta.get("scenes", []))
+    ds.attrs["scenes"] = scene_count(p)
     return ds
 
 
-def store_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+#: largest dask chunk :func:`open_store` makes, in bytes of its widest variable (datetime64)
+MAX_CHUNK_BYTES = 128 * 2**20
+
+
+def dask_edge(grid: GlobalGrid) -> int:
+    """Edge (px) of :func:`open_store`'s default dask chunks: the largest block of whole store
+    chunks that divides a cell and holds at most :data:`MAX_CHUNK_BYTES` of datetime64."""
+    per_cell = grid.cell_pixels // grid.chunk_size
+    best = 1
+    for k in range(1, per_cell + 1):
+        if per_cell % k == 0 and (k * grid.chunk_size) ** 2 * 8 <= MAX_CHUNK_BYTES:
+            best = k
+    return best * grid.chunk_size
+
+
+def _aligned(start: int, size: int, edge: int) -> tuple[int, ...]:
+    """Chunk sizes over ``[start, start + size)`` whose boundaries fall on multiples of ``edge``."""
+    out: list[int] = []
+    pos, stop = start, start + size
+    while pos < stop:
+        nxt = min((pos // edge + 1) * edge, stop)
+        out.append(nxt - pos)
+        pos = nxt
+    return tuple(out) or (0,)
+
+
+def store_info(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Summary of a store: grid, cells done, coverage, dates, scenes."""
-    meta = store_metadata(path)
-    manifest = read_manifest(path)
+    loc = _require_store(path, storage_options)
+    meta = store_metadata(loc)
+    manifest = read_manifest(loc)
     n_pix = sum(r["n_pixels"] for r in manifest.values())
     n_comp = sum(r["n_composited"] for r in manifest.values())
     dmins = [r["date_min"] for r in manifest.values() if r.get("date_min")]
     dmaxs = [r["date_max"] for r in manifest.values() if r.get("date_max")]
     return {
-        "path": str(Path(path)),
+        "path": loc.url,
         "grid": meta["grid"],
         "bands": meta["bands"],
         "cells_done": len(manifest),
@@ -97,6 +131,6 @@ def store_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "composited_fraction": (n_comp / n_pix) if n_pix else 0.0,
         "date_min": min(dmins) if dmins else None,
         "date_max": max(dmaxs) if dmaxs else None,
-        "scenes": len(meta.get("scenes", [])),
+        "scenes": scene_count(loc),
         "metrics": {k: r.get("metrics") for k, r in manifest.items() if r.get("metrics")},
     }

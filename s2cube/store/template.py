@@ -9,8 +9,7 @@ consolidation, silencing only zarr's notice about it).
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +22,44 @@ from .layout import (
     DATE_EPOCH,
     FORMAT,
     FORMAT_VERSION,
+    LEASE_NAMES,
     MANIFEST_DIR,
     _encodings,
     is_store,
     store_metadata,
 )
+from .location import StoreLike, StoreLocation, store_location
 
 __all__ = ["consolidate", "create_store"]
 
 
 def create_store(
-    path: str | os.PathLike[str],
+    path: StoreLike,
     *,
     grid: GlobalGrid = DEFAULT_GRID,
     bands: Sequence[str] = ("red", "green", "blue", "nir"),
     exist_ok: bool = True,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path | StoreLocation:
     """Create the global store template (metadata and coordinates only, no data chunks).
 
     Parameters
     ----------
     path
-        Directory of the Zarr v3 store.
+        The Zarr v3 store: a local directory or an fsspec URL (``s3://bucket/m.zarr``).
     grid
         The global grid; fixed for the store's life.
     bands
         Reflectance bands stored as uint16 variables.
     exist_ok
         If the store exists with the same grid and bands, return it; otherwise raise.
+    storage_options
+        fsspec options for a URL (credentials, endpoint); see :mod:`s2cube.store.location`.
+
+    Returns
+    -------
+    pathlib.Path or StoreLocation
+        The local directory, or the resolved location of a URL.
 
     Raises
     ------
@@ -61,8 +70,8 @@ def create_store(
 
     from ..cube import _spatial_ref
 
-    p = Path(path)
-    if p.exists():
+    p = store_location(path, storage_options)
+    if not p.is_empty(LEASE_NAMES):
         if is_store(p):
             meta = store_metadata(p)
             if GlobalGrid.from_dict(meta["grid"]) != grid or list(meta["bands"]) != list(bands):
@@ -73,8 +82,8 @@ def create_store(
                 )
             if not exist_ok:
                 raise StoreError(f"store {str(p)!r} exists already")
-            return p
-        if p.is_file() or any(p.iterdir()):
+            return p.path if p.is_local else p
+        else:
             raise StoreError(
                 f"{str(p)!r} exists and is not an s2cube store; refusing to write into it. "
                 "Choose a new path (it will be created) or an existing s2cube store"
@@ -105,7 +114,7 @@ def create_store(
         dims,
         da.zeros((n_lat, n_lon), dtype="int32", chunks=big),
         {
-            "long_name": "index of the source scene in attrs['s2cube']['scenes']",
+            "long_name": "index of the source scene in the scene table (group 'scenes')",
             "nodata": -1,
             "grid_mapping": "spatial_ref",
         },
@@ -147,7 +156,6 @@ def create_store(
         "bands": list(bands),
         "nodata": 0,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "scenes": [],
         "attribution": "Contains modified Copernicus Sentinel data",
     }
     ds.attrs["s2cube"] = meta
@@ -155,21 +163,27 @@ def create_store(
     # GeoZarr proj: + spatial: conventions on the root and every data array (next to CF)
     for node in (ds, *ds.data_vars.values()):
         node.attrs.update(geozarr.node_attrs(grid.window()))
-    ds.to_zarr(str(p), mode="w-", compute=False, zarr_format=3, encoding=enc, consolidated=False)
+    # "a", not "w-": the folder may already hold the writer lease (checked empty otherwise)
+    ds.to_zarr(
+        p.zarr_store(), mode="a", compute=False, zarr_format=3, encoding=enc, consolidated=False
+    )
     # the manifest directory is an (empty) Zarr group, so Zarr readers listing the store do
     # not trip over unknown objects; its records are plain JSON files inside it
     import zarr
 
-    zarr.open_group(str(p), mode="r+", zarr_format=3).create_group(
+    zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3).create_group(
         MANIFEST_DIR, attributes={"description": "s2cube: one JSON record per finished cell"}
     )
+    from .scenes import create_scene_group
+
+    create_scene_group(p)
     # array metadata never changes after creation: consolidate it once so that readers
     # (xr.open_zarr) open the store with one request
     consolidate(p)
-    return p
+    return p.path if p.is_local else p
 
 
-def consolidate(path: str | os.PathLike[str]) -> None:
+def consolidate(path: StoreLike) -> None:
     """Consolidate a store's metadata (driver side only, never inside a task).
 
     zarr warns on every call that consolidated metadata is not yet part of the Zarr v3
@@ -181,4 +195,4 @@ def consolidate(path: str | os.PathLike[str]) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(str(path), zarr_format=3)
+        zarr.consolidate_metadata(store_location(path).zarr_store(), zarr_format=3)
