@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "s2cube.overviews": 3,
     "s2cube.chips": 3,
     "s2cube.quicklook": 3,
+    "s2cube.export": 3,
     "s2cube.models.cli": 6,
     # 4: engines (dask graphs over the kernels and the I/O edge)
     "s2cube.composite": 4,

@@ -20,6 +20,7 @@ OPTIONAL_COMMANDS = {
     "overviews": ("s2cube.serve.cli", "overviews", "serve", "(Re)build a store's overviews."),
     "chips": ("s2cube.chips", "chips_command", "all", "Cut 256x256 GeoTIFF chips + an index."),
     "figures": ("s2cube.tools.figures", "figures", "all", "Side-by-side PNGs: blending, tones."),
+    "export": ("s2cube.cli.export", "export", "all", "Export a bbox as a Cloud-Optimized GeoTIFF."),
 }
 
 
