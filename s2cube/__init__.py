@@ -30,6 +30,7 @@ from .errors import (
 from .execute import MosaicReport
 from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .harmonize.fit import SceneParams
+from .landcover import landcover
 from .mask import mask
 from .reader import ReadFailureWarning
 from .search import normalize_item, normalize_items, search
@@ -68,6 +69,7 @@ __all__ = [
     "composite",
     "composite_cell",
     "create_store",
+    "landcover",
     "load",
     "mask",
     "mosaic",

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "s2cube.harmonize": 2,
     "s2cube.render": 2,
     "s2cube.models": 2,
+    "s2cube.landcover": 2,
     "s2cube.overviews.pyramid": 2,
     "s2cube.testing": 2,
     # 3: the I/O edge (rasters, catalogs, the store)

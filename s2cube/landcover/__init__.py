@@ -1,0 +1,29 @@
+"""Land cover from Sentinel-2 time series: Dynamic World per date, fused over time.
+
+:func:`landcover` (the xarray/dask call, :mod:`s2cube.landcover.wrapper`) runs the Dynamic World
+network (:mod:`s2cube.models.dynamicworld`) per chunk with a halo through the inference engine,
+maps its 9 classes to s2cube's and fuses the clear dates (:mod:`s2cube.landcover.kernels`).
+See ``docs/landcover.md`` for what was validated and what was not.
+"""
+
+from __future__ import annotations
+
+from s2cube.landcover.kernels import (
+    DW_TO_LANDCOVER,
+    LANDCOVER_CLASSES,
+    LANDCOVER_CODES,
+    NO_DATE,
+    dw_to_landcover,
+    fuse,
+)
+from s2cube.landcover.wrapper import landcover
+
+__all__ = [
+    "DW_TO_LANDCOVER",
+    "LANDCOVER_CLASSES",
+    "LANDCOVER_CODES",
+    "NO_DATE",
+    "dw_to_landcover",
+    "fuse",
+    "landcover",
+]
