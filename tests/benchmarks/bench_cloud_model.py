@@ -31,15 +31,31 @@ SCENE = (
 )
 
 
-def _scene(size: int) -> np.ndarray:
-    """(4, size, size) reflectance from the real fixture, mirrored when size > 915."""
+def _real_bands() -> np.ndarray:
+    """(4, y, x) uint16 DN (blue, green, red, nir) of one real 120 m scene: read from the
+    fixture with rasterio, or on the GPU machine from the cube ``scripts/device/prepare.sh``
+    carried (``S2CUBE_DEVICE_FIXTURES``)."""
+    carried = os.environ.get("S2CUBE_DEVICE_FIXTURES")
+    if carried:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from support.cubes import load_cube
+
+        cube = load_cube(Path(carried) / "cell_cube.npz")
+        return cube.isel(time=0).sel(band=["blue", "green", "red", "nir"]).values
     import rasterio
 
     bands = []
     for name in ("B02", "B03", "B04", "B08"):
         with rasterio.open(SCENE / f"{name}.tif") as src:
             bands.append(src.read(1))
-    x = np.stack(bands).astype(np.float32) / 10000
+    return np.stack(bands)
+
+
+def _scene(size: int) -> np.ndarray:
+    """(4, size, size) reflectance of a real scene, mirrored and tiled to ``size``."""
+    x = _real_bands().astype(np.float32) / 10000
     reps = -(-size // x.shape[1])
     x = np.tile(np.concatenate([x, x[:, ::-1]], axis=1) if reps > 1 else x, (1, reps, reps))
     return np.ascontiguousarray(x[:, :size, :size])
@@ -171,6 +187,139 @@ def run(
     return results
 
 
+def _cluster(device: str, threads: int):
+    """One worker holding the device: dask-cuda's LocalCUDACluster when it imports, else a
+    LocalCluster whose worker carries the ``GPU`` resource (CPU: a plain LocalCluster)."""
+    from distributed import LocalCluster
+
+    from s2cube.cluster import make_cluster
+    from s2cube.errors import MissingDependencyError
+
+    if device == "cuda":
+        try:
+            cluster = make_cluster(
+                gpu=True, n_workers=1, threads_per_worker=threads, dashboard_address=None
+            )
+            return cluster, "LocalCUDACluster"
+        except MissingDependencyError as exc:
+            print(f"dask-cuda unavailable ({exc})")
+        resources: dict = {"GPU": 1}
+        kind = "LocalCluster+GPU resource"
+    else:
+        resources, kind = {}, "LocalCluster"
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=threads,
+        resources=resources,
+        dashboard_address=None,
+        memory_limit=0,
+    )
+    return cluster, kind
+
+
+def run_cluster(
+    device: str = "cpu",
+    size: int = 768,
+    chunk: int = 512,
+    batch_sizes=(8,),
+    precisions=("fp32",),
+    windows=(256,),
+    threads: int = 2,
+    repeat: int = 2,
+) -> dict:
+    """End to end through a dask cluster: uint16 DN chunks read from a file on disk by the
+    graph, :func:`s2cube.models.cloud_mask` (DN → reflectance, overlapping windows with an
+    exact halo, blending, class codes) on the worker's device, one count per chunk back.
+
+    Mpix/s counts output pixels; the bare model's rate (``run``'s ``plain`` path, the same
+    network over non-overlapping windows already on the device) is the baseline."""
+    import tempfile
+
+    import dask.array as da
+    import xarray as xr
+    from distributed import Client
+
+    from s2cube.models import cloud_mask, load_model
+
+    dn = np.round(_scene(size) * 10000).astype(np.uint16)
+    folder = tempfile.mkdtemp(prefix="s2cube-bench-")
+    path = os.path.join(folder, "dn.npy")
+    np.save(path, dn)
+    del dn
+
+    def read(block_info=None):
+        loc = block_info[None]["array-location"]
+        return np.array(np.load(path, mmap_mode="r")[tuple(slice(a, b) for a, b in loc)])
+
+    n = -(-size // chunk)
+    axis = tuple(min(chunk, size - i * chunk) for i in range(n))
+    arr = da.map_blocks(read, chunks=((4,), axis, axis), dtype=np.uint16)
+    cube = xr.DataArray(arr, dims=("band", "y", "x"), coords={"band": BANDS})
+    model = load_model("csmask-l2a-4b")
+    mpix = size * size / 1e6
+    results: dict = {}
+    cluster, kind = _cluster(device, threads)
+    with cluster, Client(cluster) as client:
+        print(
+            f"\n== end to end through dask ({kind}, {threads} threads) on {device}: "
+            f"{size}x{size} px DN read from disk, chunks {chunk}, overlap 32, exact halo =="
+        )
+        print(f"{'window':>7}{'precision':>10}{'batch':>6}{'seconds':>9}{'Mpix/s':>9}")
+        for window in windows:
+            for precision in precisions:
+                for b in batch_sizes:
+                    codes = cloud_mask(
+                        cube,
+                        model=model,
+                        window=window,
+                        batch_size=b,
+                        precision=precision,
+                        device=device,
+                    )
+                    total = (codes.data == 2).sum()
+                    total.compute()  # warm-up: the worker loads the model, picks kernels
+                    best = float("inf")
+                    for _ in range(repeat):
+                        t = time.perf_counter()
+                        cloudy = int(total.compute())
+                        best = min(best, time.perf_counter() - t)
+                    results[f"w{window}-{precision}-b{b}"] = {
+                        "seconds": best,
+                        "mpix_per_s": mpix / best,
+                        "cloud_px": cloudy,
+                    }
+                    print(f"{window:>7}{precision:>10}{b:>6}{best:>9.3f}{mpix / best:>9.2f}")
+        results["cluster"] = kind
+        results["worker_cuda_peak_bytes"] = list(
+            client.run(
+                lambda: (
+                    __import__("torch").cuda.max_memory_allocated()
+                    if __import__("torch").cuda.is_available()
+                    else 0
+                )
+            ).values()
+        )
+    os.remove(path)
+    return results
+
+
+#: the model's input bands, in its order
+BANDS = ["blue", "green", "red", "nir"]
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {
+            ("-".join(map(str, k)) if isinstance(k, tuple) else str(k)): _jsonable(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
+
+
 @pytest.mark.benchmark
 def test_bench_cloud_model_cpu() -> None:
     pytest.importorskip("onnxruntime")
@@ -207,11 +356,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
     results: dict = {}
     if args.device in ("cpu", "all"):
         if args.quick:
             results["cpu"] = run("cpu", size=512, batch_sizes=(4,), chunk=512, repeat=args.repeat)
+            results["cpu-cluster"] = run_cluster("cpu", size=512, chunk=256, repeat=1)
         else:
             results["cpu"] = run(
                 "cpu", size=768, batch_sizes=(1, 4, 8), chunk=768, repeat=args.repeat
@@ -228,11 +379,65 @@ def main(argv: list[str] | None = None) -> dict:
                 batch_sizes=batches,
                 chunk=2048,
                 repeat=args.repeat,
-                precisions=("fp32", "bf16", "fp16"),
+                precisions=("fp32", "bf16"),
             )
+            _save(args.json, results)  # what was measured survives a timeout further on
+            # the default window and a 4096 px chunk (4 chunks, each with a window-deep halo),
+            # then the same network on 512 px windows over whole 8192 px chunks: less overlap
+            # and halo work per output pixel
+            results["cuda-cluster"] = run_cluster(
+                "cuda",
+                size=size,
+                chunk=2048 if args.quick else 4096,
+                batch_sizes=batches,
+                precisions=("fp32", "bf16"),
+                windows=(256,),
+                threads=4,
+                repeat=args.repeat,
+            )
+            if not args.quick:
+                big = run_cluster(
+                    "cuda",
+                    size=size,
+                    chunk=size,
+                    batch_sizes=(8,),
+                    precisions=("fp32", "bf16"),
+                    windows=(512,),
+                    threads=4,
+                    repeat=args.repeat,
+                )
+                results["cuda-cluster"].update(
+                    {f"{k}-whole": v for k, v in big.items() if isinstance(v, dict)}
+                )
+            _kept(results)
         else:
             print("\nno CUDA GPU: GPU numbers not measured")
+    _save(args.json, results)
     return results
+
+
+def _save(path: str | None, results: dict) -> None:
+    if path:
+        import json
+
+        Path(path).write_text(json.dumps(_jsonable(results), indent=1))
+
+
+def _kept(results: dict) -> None:
+    """Print the share of the bare model's rate the dask path keeps (same precision, batch)."""
+    plain = results["cuda"]
+    cluster = results["cuda-cluster"]
+    kept = {}
+    print(f"\n{'dask path':<22}{'Mpix/s':>9}{'bare Mpix/s':>12}{'kept':>7}")
+    for key, row in cluster.items():
+        if not isinstance(row, dict):
+            continue
+        _, precision, b = key.split("-")[:3]
+        bare = plain.get((precision, int(b[1:])), {}).get("plain")
+        if bare:
+            kept[key] = row["mpix_per_s"] / bare
+            print(f"{key:<22}{row['mpix_per_s']:>9.1f}{bare:>12.1f}{kept[key]:>7.0%}")
+    results["cuda-kept"] = kept
 
 
 if __name__ == "__main__":
