@@ -30,3 +30,16 @@ def test_bench_cloud_model_runs(capsys):
     pytest.importorskip("torch")
     _load("bench_cloud_model").main(["--quick", "--repeat", "1"])
     assert "Mpix/s" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_store_open_runs(capsys):
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    results = _load("bench_store_open").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "ratio naive/open_store" in out
+    assert set(results) == {"local", "s3"}
+    assert all(
+        r["total"] > 0 and r["peak_mb"] > 0 for rows in results.values() for r in rows.values()
+    )

@@ -27,6 +27,7 @@ from s2cube.store import (
     LeaseError,
     LeaseLostError,
     check_lease,
+    is_store,
     read_lease,
     read_manifest,
     store_location,
@@ -214,7 +215,7 @@ def test_a_second_writer_is_refused(where, sample_catalog):
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and first.poll() is None:
-            if read_lease(where) is not None and s2cube.is_store(where):
+            if read_lease(where) is not None and is_store(where):
                 break
             time.sleep(0.05)
         assert first.poll() is None, first.stderr.read().decode()[-2000:]

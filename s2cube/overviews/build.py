@@ -304,11 +304,18 @@ def open_level(store: StoreLike, level: int) -> xr.Dataset:
     if level == 0:
         return open_store(p)
     _require_template(p)
+    from ..store.read import aligned_chunks, block_edge
+
+    lv = levels[level]
+    # no dask at open (a level of a global store has millions of chunks), then blocks of
+    # whole chunks (at most ~128 MiB each), as open_store does
     ds = xr.open_zarr(
         p.zarr_store(read_only=True),
-        group=levels[level].path,
+        group=lv.path,
         decode_coords="all",
         consolidated=False,
         zarr_format=3,
+        chunks=None,
     )
+    ds = ds.chunk(aligned_chunks(lv.window, block_edge(lv.chunk, lv.cell_pixels)))
     return ds.rio.write_crs("EPSG:4326", grid_mapping_name="spatial_ref")

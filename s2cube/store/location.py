@@ -121,7 +121,10 @@ class StoreLocation:
         if self._fs is None:
             import fsspec
 
-            self._fs, self._root = fsspec.url_to_fs(self.url, **self.storage_options)
+            # no listing cache: records and leases are written by other processes (and by
+            # zarr's own filesystem instance), and a stale listing would hide them
+            options = {"use_listings_cache": False, **self.storage_options}
+            self._fs, self._root = fsspec.url_to_fs(self.url, **options)
         return self._fs
 
     def _key(self, key: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import xarray as xr
 
-from ..grid import Cell, GlobalGrid
+from ..grid import Cell, GlobalGrid, Window
 from .cells import read_manifest
 from .layout import _require_store, store_metadata
 from .location import StoreLike
@@ -74,11 +74,7 @@ def open_store(
     if cell is not None or bbox is not None:
         ds = ds.isel(latitude=window.rows, longitude=window.cols)
     if chunks is None:
-        edge = dask_edge(grid)
-        chunks = {
-            "latitude": _aligned(window.row0, window.height, edge),  # type: ignore[dict-item]
-            "longitude": _aligned(window.col0, window.width, edge),  # type: ignore[dict-item]
-        }
+        chunks = aligned_chunks(window, dask_edge(grid))  # type: ignore[assignment]
     if chunks is not False:
         ds = ds.chunk(chunks)
     ds = ds.rio.write_crs("EPSG:4326", grid_mapping_name="spatial_ref")
@@ -91,14 +87,35 @@ MAX_CHUNK_BYTES = 128 * 2**20
 
 
 def dask_edge(grid: GlobalGrid) -> int:
-    """Edge (px) of :func:`open_store`'s default dask chunks: the largest block of whole store
-    chunks that divides a cell and holds at most :data:`MAX_CHUNK_BYTES` of datetime64."""
-    per_cell = grid.cell_pixels // grid.chunk_size
+    """Edge (px) of :func:`open_store`'s default dask chunks (see :func:`block_edge`)."""
+    return block_edge(grid.chunk_size, grid.cell_pixels)
+
+
+def block_edge(chunk: int, shard: int | None) -> int:
+    """Edge of square dask blocks over a ``chunk``-px chunked, ``shard``-px sharded array.
+
+    A block holds at most :data:`MAX_CHUNK_BYTES` of datetime64 (~4096 px): whole shards when
+    shards are smaller, else whole chunks that divide a shard, so no block reads a chunk twice
+    and none straddles a shard boundary needlessly.
+    """
+    limit = max(1, int((MAX_CHUNK_BYTES / 8) ** 0.5))
+    unit = shard or chunk
+    if unit <= limit:
+        return unit * (limit // unit)
+    per_shard = unit // chunk
     best = 1
-    for k in range(1, per_cell + 1):
-        if per_cell % k == 0 and (k * grid.chunk_size) ** 2 * 8 <= MAX_CHUNK_BYTES:
+    for k in range(1, per_shard + 1):
+        if per_shard % k == 0 and k * chunk <= limit:
             best = k
-    return best * grid.chunk_size
+    return best * chunk
+
+
+def aligned_chunks(window: Window, edge: int) -> dict[str, tuple[int, ...]]:
+    """Dask chunks of ``window`` whose boundaries fall on multiples of ``edge`` (global px)."""
+    return {
+        "latitude": _aligned(window.row0, window.height, edge),
+        "longitude": _aligned(window.col0, window.width, edge),
+    }
 
 
 def _aligned(start: int, size: int, edge: int) -> tuple[int, ...]:

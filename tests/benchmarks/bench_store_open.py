@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
             for where, store in stores.items():
                 t = time.perf_counter()
                 bbox = build_store(store, grid)
-                print(f"\n{where}: {store} (template + one cell in {time.perf_counter() - t:.1f} s)")
+                print(
+                    f"\n{where}: {store} (template + one cell in {time.perf_counter() - t:.1f} s)"
+                )
                 print(f"  window {tuple(round(v, 4) for v in bbox)}")
                 rows = {}
                 for case in CASES:
