@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "s2cube.composite.order": 2,
     "s2cube.harmonize": 2,
     "s2cube.render": 2,
+    "s2cube.render_metrics": 2,
+    "s2cube.fill": 2,
     "s2cube.models": 2,
     "s2cube.landcover": 2,
     "s2cube.overviews.pyramid": 2,

@@ -4,8 +4,10 @@ For an area it writes, from the same items and grid:
 
 * ``blend.png``: the plain priority composite (no harmonization, no blending) | harmonized +
   feathered | harmonized + multi-band blending, with the source-scene map underneath;
-* ``tone.png``: the ESA TCI rule (linear 0–2000 DN → 0–255) | the s2cube global tone curve;
-* ``metrics.json``: the seam metric and colour differences of each variant.
+* ``tone.png``: the ESA TCI rule (linear 0–2000 DN → 0–255) | the Planetary Computer's
+  sigmoidal formula | the old log curve (v1) | the s2cube global tone curve (v2);
+* ``metrics.json``: the seam metric and colour differences of each variant, and the rendering
+  metrics of each tone rule (:mod:`s2cube.render_metrics`) under ``"tone"``.
 
 Every variant is planned over all cells of the area together, as :func:`s2cube.mosaic` plans a
 run, so the pictures show what a store would hold.
@@ -35,6 +37,8 @@ from ..grid import GlobalGrid, validate_bbox
 from ..harmonize.metrics import seam_metric
 from ..planner import plan_cells
 from ..quicklook import true_colour
+from ..render import pc_sigmoidal, tci, tone_curve, tone_curve_v1
+from ..render_metrics import luminance, rendering_metrics
 from ..search import search
 
 __all__ = ["figures", "make_figures"]
@@ -70,6 +74,29 @@ def _variants(blend_width: int) -> dict[str, MosaicConfig]:
         "harmonized+feather": MosaicConfig(blend="feather", blend_width=blend_width),
         "harmonized+multiband": MosaicConfig(blend="multiband", blend_width=blend_width),
     }
+
+
+def tone_panels(ds: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """RGBA renderings of ``ds`` by every tone rule, and their metrics on the valid pixels."""
+    r, g, b = (np.asarray(ds[v].values) for v in ("red", "green", "blue"))
+    valid = (r > 0) & (g > 0) & (b > 0)
+    rules = {
+        "ESA TCI rule (0-2000 linear)": np.stack([tci(r), tci(g), tci(b)], axis=-1),
+        "Planetary Computer sigmoidal": pc_sigmoidal(r, g, b),
+        "s2cube tone curve v1 (log)": np.stack(
+            [tone_curve_v1(r), tone_curve_v1(g), tone_curve_v1(b)], axis=-1
+        ),
+        "s2cube tone curve v2": np.stack([tone_curve(r), tone_curve(g), tone_curve(b)], axis=-1),
+    }
+    lum_in = luminance(np.stack([r, g, b], axis=-1))
+    panels, metrics = {}, {}
+    for name, rgb in rules.items():
+        metrics[name] = rendering_metrics(rgb, valid, lum_in)
+        rgba = np.zeros((*valid.shape, 4), "uint8")
+        rgba[..., :3] = np.where(valid[..., None], rgb, 0)
+        rgba[..., 3] = np.where(valid, 255, 0)
+        panels[name] = rgba
+    return panels, metrics
 
 
 def _composite_area(
@@ -151,13 +178,8 @@ def make_figures(
     sheet = np.concatenate([np.concatenate(top, axis=1), np.concatenate(bottom, axis=1)], axis=0)
     Image.fromarray(sheet).save(out_p / "blend.png")
     best = mosaics["harmonized+feather"]
-    tone = np.concatenate(
-        [
-            _label(true_colour(best, rule="tci"), "ESA TCI rule (0-2000 linear)"),
-            _label(true_colour(best), "s2cube global tone curve"),
-        ],
-        axis=1,
-    )
+    panels, metrics["tone"] = tone_panels(best)
+    tone = np.concatenate([_label(img, name) for name, img in panels.items()], axis=1)
     Image.fromarray(tone).save(out_p / "tone.png")
     (out_p / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return {"blend": str(out_p / "blend.png"), "tone": str(out_p / "tone.png"), "metrics": metrics}
@@ -180,7 +202,7 @@ def figures(
     end: str | None,
     blend_width: int,
 ) -> None:
-    """Side-by-side PNGs: no blending vs blending, ESA TCI rule vs the global tone curve."""
+    """Side-by-side PNGs: no blending vs blending; TCI, PC sigmoidal and the tone curves."""
     result = make_figures(
         catalog,
         bbox,
@@ -192,4 +214,5 @@ def figures(
     )
     click.echo(f"wrote {result['blend']} and {result['tone']}")
     for name, m in result["metrics"].items():
-        click.echo(f"{name:22s} " + "  ".join(f"{k}={v:.4g}" for k, v in m.items()))
+        for sub, mm in m.items() if name == "tone" else [(name, m)]:
+            click.echo(f"{sub:30s} " + "  ".join(f"{k}={v:.4g}" for k, v in mm.items()))
