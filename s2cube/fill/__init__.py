@@ -1,0 +1,1 @@
+"""Holes: donors from other periods, then inpainting (see docs/fill.md)."""

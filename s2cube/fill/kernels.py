@@ -1,0 +1,251 @@
+"""Hole filling kernels (numpy in, numpy out): donors from other dates, classical inpainting.
+
+A *hole* is a pixel of a composite with no clear observation in its period.  Holes are filled
+in two steps, and every filled pixel says how (:data:`FILL_CODES`):
+
+1. :func:`fill_from_donors`: holes are grouped into components (holes closer than ``merge``
+   pixels share one component); for each component, donors (other dates, in the caller's
+   order: nearest period first) are tried in turn.  A donor's radiometry is fitted band by band
+   to the composite on the *ring* of observed pixels around the component that the donor also
+   sees clear (:func:`s2cube.harmonize.radiometry.fit_linear`, robust gain/offset), and the fit
+   error (RMSE of the fitted donor on that ring, reflectance) decides: a donor that is hazy
+   (SCL can call haze clear), changed (harvest, flood) or misregistered fits badly and is
+   rejected.  Accepted donors fill the component's pixels they see clear, with their fitted
+   transfers: nearest period first, and within a period the best-fitting donor first; what one
+   donor leaves, the next one may fill.
+2. :func:`inpaint`: spatial inpainting of what no donor could fill (OpenCV Telea on uint16, or
+   scikit-image's biharmonic): a guess from the neighbourhood, never an observation.
+
+These kernels know nothing about dates and scenes; :func:`s2cube.fill.fill_holes` carries
+provenance (date, scene, ``fill`` code) around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..harmonize.radiometry import IDENTITY, apply_knots, fit_linear
+from ..mask import dilate_disk
+
+__all__ = [
+    "FILL_NONE",
+    "FILL_OBSERVED",
+    "FILL_DONOR",
+    "FILL_INPAINTED",
+    "FILL_CODES",
+    "DonorFit",
+    "hole_components",
+    "fill_from_donors",
+    "inpaint",
+    "fill_codes",
+]
+
+FILL_NONE, FILL_OBSERVED, FILL_DONOR, FILL_INPAINTED = 0, 1, 2, 3
+#: meaning of each ``fill`` code (stored as the variable's ``flag_values``/``flag_meanings``)
+FILL_CODES = {
+    FILL_NONE: "none",
+    FILL_OBSERVED: "observed_in_period",
+    FILL_DONOR: "donor_from_other_period",
+    FILL_INPAINTED: "inpainted",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DonorFit:
+    """One donor tried on one hole component."""
+
+    component: int
+    donor: int
+    n_ring: int
+    rmse: float
+    """RMSE (reflectance, all bands) of the fitted donor on the ring; NaN when not fitted."""
+    accepted: bool
+    reason: str
+    """``"ok"``, ``"no clear pixels in the hole"``, ``"ring too small"``, ``"degenerate fit"``
+    or ``"fit error"``."""
+    n_filled: int
+
+
+def hole_components(hole: np.ndarray, merge: int = 2) -> tuple[np.ndarray, int]:
+    """Label holes into components; holes within ``merge`` pixels share one label.
+
+    Returns ``(labels, n)``: ``labels`` is int32, 0 outside holes, 1..n on hole pixels.
+
+    >>> h = np.zeros((1, 9), bool); h[0, [1, 3, 8]] = True
+    >>> hole_components(h, merge=1)[0].tolist()
+    [[0, 1, 0, 1, 0, 0, 0, 0, 2]]
+    """
+    from scipy import ndimage
+
+    hole = np.asarray(hole, dtype=bool)
+    grown = dilate_disk(hole, merge) if merge > 0 else hole
+    labels, n = ndimage.label(grown, structure=np.ones((3, 3), bool))
+    return np.where(hole, labels, 0).astype("int32"), int(n)
+
+
+def fill_from_donors(
+    bands: np.ndarray,
+    observed: np.ndarray,
+    donors: np.ndarray,
+    donor_clear: np.ndarray,
+    *,
+    ring: int = 8,
+    merge: int = 2,
+    max_fit_rmse: float = 0.015,
+    min_ring: int = 50,
+    rank: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[DonorFit]]:
+    """Fill the holes of a composite from donor dates fitted to the pixels around each hole.
+
+    Parameters
+    ----------
+    bands
+        ``(band, y, x)`` uint16 composite (reflectance × 10000, 0 = nodata).
+    observed
+        ``(y, x)`` bool: pixels the composite observed (everything else is a hole).
+    donors
+        ``(donor, band, y, x)`` uint16 candidate dates.
+    donor_clear
+        ``(donor, y, x)`` bool: where each donor sees the surface clear.
+    ring
+        Width (pixels) of the ring of observed pixels around a hole that the fit uses.
+    merge
+        Holes closer than this share one component (and one fit).
+    max_fit_rmse
+        A donor whose fitted RMSE on the ring (reflectance, all bands) exceeds this is rejected.
+    min_ring
+        Fewest ring pixels (observed in the composite and clear in the donor) to fit on.
+    rank
+        ``(donor,)`` int: donors of a lower rank fill first (the period distance: 1 = the
+        periods right before/after, 2 = the next ones…); within one rank the donor with the
+        smallest fit error fills first.  Default: all donors one rank.
+
+    Returns
+    -------
+    filled, source, fits
+        ``filled`` (band, y, x) uint16: ``bands`` with donor pixels written into holes;
+        ``source`` (y, x) int32: index of the donor that filled each pixel, -1 elsewhere;
+        ``fits``: every donor tried on every component (:class:`DonorFit`).
+    """
+    from scipy import ndimage
+
+    bands = np.asarray(bands)
+    observed = np.asarray(observed, dtype=bool) & (bands > 0).all(axis=0)
+    donors = np.asarray(donors)
+    donor_clear = np.asarray(donor_clear, dtype=bool) & (donors > 0).all(axis=1)
+    if donors.shape[1:] != bands.shape or donor_clear.shape != (donors.shape[0], *bands.shape[1:]):
+        raise ValueError(
+            f"donors {donors.shape} / donor_clear {donor_clear.shape} do not match bands "
+            f"{bands.shape}"
+        )
+    nan = float("nan")
+    rank = np.zeros(donors.shape[0], "int64") if rank is None else np.asarray(rank)
+    filled = bands.copy()
+    source = np.full(bands.shape[1:], -1, dtype="int32")
+    fits: list[DonorFit] = []
+    labels, n = hole_components(~observed, merge)
+    ny, nx = observed.shape
+    pad = ring + 1
+    for comp, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        ys = slice(max(sl[0].start - pad, 0), min(sl[0].stop + pad, ny))
+        xs = slice(max(sl[1].start - pad, 0), min(sl[1].stop + pad, nx))
+        hole = labels[ys, xs] == comp
+        around = dilate_disk(hole, ring) & observed[ys, xs]
+        target = bands[:, ys, xs]
+        left = hole.copy()
+        tried: list[tuple[int, float, int, list]] = []
+        for d in range(donors.shape[0]):
+            clear = donor_clear[d, ys, xs]
+            if not (left & clear).any():
+                fits.append(DonorFit(comp, d, 0, nan, False, "no clear pixels in the hole", 0))
+                continue
+            shared = around & clear
+            n_ring = int(shared.sum())
+            if n_ring < min_ring:
+                fits.append(DonorFit(comp, d, n_ring, nan, False, "ring too small", 0))
+                continue
+            donor = donors[d][:, ys, xs]
+            knots = [fit_linear(donor[b][shared], target[b][shared]) for b in range(len(bands))]
+            if any(k is IDENTITY for k in knots):
+                fits.append(DonorFit(comp, d, n_ring, nan, False, "degenerate fit", 0))
+                continue
+            err = np.stack(
+                [
+                    apply_knots(donor[b][shared], k).astype("float64") - target[b][shared]
+                    for b, k in enumerate(knots)
+                ]
+            )
+            rmse = float(np.sqrt(np.mean(err**2)) / 10000.0)
+            if rmse > max_fit_rmse:
+                fits.append(DonorFit(comp, d, n_ring, rmse, False, "fit error", 0))
+                continue
+            tried.append((d, rmse, n_ring, knots))
+        # nearest rank (period) first; within a rank, the donor that fits best first
+        for d, rmse, n_ring, knots in sorted(tried, key=lambda r: (rank[r[0]], r[1])):
+            take = left & donor_clear[d, ys, xs]
+            if take.any():
+                win = filled[:, ys, xs]
+                donor = donors[d][:, ys, xs]
+                for b, k in enumerate(knots):
+                    win[b][take] = apply_knots(donor[b][take], k)
+                source[ys, xs][take] = d
+                left &= ~take
+            fits.append(DonorFit(comp, d, n_ring, rmse, True, "ok", int(take.sum())))
+    return filled, source, fits
+
+
+def inpaint(
+    bands: np.ndarray, hole: np.ndarray, *, method: str = "telea", radius: int = 5
+) -> np.ndarray:
+    """Spatially inpaint ``hole`` pixels of ``(band, y, x)`` uint16 reflectance.
+
+    ``method``: ``"telea"`` (OpenCV's fast marching, Telea 2004; run on uint16, since OpenCV's
+    inpainting returns garbage on float32 input) or ``"biharmonic"`` (scikit-image).  Pixels
+    outside ``hole`` are returned unchanged; filled values are ≥ 1 (never nodata).
+
+    >>> b = np.full((1, 5, 5), 1000, "uint16"); h = np.zeros((5, 5), bool); h[2, 2] = True
+    >>> b[0, 2, 2] = 0
+    >>> int(inpaint(b, h, method="biharmonic")[0, 2, 2])
+    1000
+    """
+    bands = np.asarray(bands)
+    hole = np.asarray(hole, dtype=bool)
+    out = bands.copy()
+    if not hole.any():
+        return out
+    if method == "telea":
+        import cv2
+
+        m8 = hole.astype("uint8")
+        for b in range(bands.shape[0]):
+            src = np.ascontiguousarray(bands[b].astype("uint16"))
+            out[b] = cv2.inpaint(src, m8, radius, cv2.INPAINT_TELEA)
+    elif method == "biharmonic":
+        from skimage.restoration import inpaint_biharmonic
+
+        for b in range(bands.shape[0]):
+            res = inpaint_biharmonic(bands[b].astype("float64"), hole)
+            out[b] = np.clip(np.rint(res), 1, 65535).astype(bands.dtype)
+    else:
+        raise ValueError(f"inpainting method {method!r}; choose 'telea' or 'biharmonic'")
+    out[:, ~hole] = bands[:, ~hole]
+    out[:, hole] = np.maximum(out[:, hole], 1)
+    return out
+
+
+def fill_codes(observed: np.ndarray, donor: np.ndarray, inpainted: np.ndarray) -> np.ndarray:
+    """The ``fill`` code per pixel: 1 observed, 2 donor, 3 inpainted, 0 none (uint8).
+
+    >>> fill_codes(np.array([1, 0, 0, 0], bool), np.array([0, 1, 0, 0], bool),
+    ...            np.array([0, 0, 1, 0], bool)).tolist()
+    [1, 2, 3, 0]
+    """
+    out = np.zeros(np.shape(observed), dtype="uint8")
+    out[np.asarray(inpainted, bool)] = FILL_INPAINTED
+    out[np.asarray(donor, bool)] = FILL_DONOR
+    out[np.asarray(observed, bool)] = FILL_OBSERVED
+    return out
