@@ -10,6 +10,8 @@ This module owns :func:`stack` (scenes on a :class:`~s2cube.grid.Window` of the 
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,17 +41,58 @@ class PolicyRioReader:
     (for distributed workers) from its constructor arguments, like stackstac's reader.
     """
 
-    def __init__(self, *, policy: ReadPolicy = _DEFAULT_POLICY, **kwargs: Any) -> None:
+    def __init__(
+        self, *, policy: ReadPolicy = _DEFAULT_POLICY, gather: bool = True, **kwargs: Any
+    ) -> None:
         from stackstac.rio_reader import AutoParallelRioReader
 
         kwargs["errors_as_nodata"] = ()
         self.policy = policy
+        self.gather = gather
         self._kwargs = kwargs
         self._reader = AutoParallelRioReader(**kwargs)
+
+    def _gathered(self, window: Any) -> np.ndarray | None:
+        """The window as a gather through GDAL's own nearest mapping, shared by every scene
+        of the source grid (:mod:`s2cube.reader.gather`); ``None`` where that does not apply."""
+        from .gather import eligible, gather, gather_map, source_grid
+
+        kw = self._kwargs
+        if kw["scale_offset"] != (1, 0) or np.dtype(kw["dtype"]) != np.dtype("uint16"):
+            return None
+        resampling = getattr(kw["resampling"], "name", str(kw["resampling"]))
+        env = kw.get("gdal_env") or gdal_env()
+        ds = _thread_dataset(kw["url"], env)
+        spec = kw["spec"]
+        vrt = spec.vrt_params
+        if not eligible(ds, resampling):
+            return None
+        same = (ds.crs.to_epsg(), ds.transform, ds.height, ds.width)
+        if same == (vrt["crs"], vrt["transform"], vrt["height"], vrt["width"]):
+            return None  # no warp: stackstac reads the file directly
+        win = (int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+        if win != (window.row_off, window.col_off, window.height, window.width):
+            return None
+        gmap = gather_map(
+            source_grid(ds),
+            crs=f"EPSG:{vrt['crs']}",
+            transform=vrt["transform"],
+            width=vrt["width"],
+            height=vrt["height"],
+            window=win,
+            env=env,
+            dtype=ds.dtypes[0],
+        )
+        with env.read:
+            return gather(ds, gmap, fill=int(kw["fill_value"])).astype("uint16", copy=False)
 
     def read(self, window: Any, **kwargs: Any) -> np.ndarray:
         """Pixels of ``window`` (a rasterio window); nodata after a tolerated failure."""
         try:
+            if self.gather and not kwargs:
+                got = self._gathered(window)
+                if got is not None:
+                    return got
             out: np.ndarray = self._reader.read(window, **kwargs)
             return out
         except Exception as exc:
@@ -64,10 +107,37 @@ class PolicyRioReader:
         self._reader.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self._kwargs, "policy": self.policy}
+        return {**self._kwargs, "policy": self.policy, "gather": self.gather}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
+
+
+#: nearest reads through :mod:`s2cube.reader.gather` (False: GDAL's warp per scene and band,
+#: the reference the gather is tested against); read when a stack is built
+GATHER = True
+_LOCAL = threading.local()
+#: open datasets kept per thread (their GDAL block caches serve neighbouring chunks and blocks)
+_OPEN_PER_THREAD = 256
+
+
+def _thread_dataset(url: str, env: Any) -> Any:
+    """This thread's open dataset of ``url`` (GDAL datasets are never shared across threads)."""
+    import rasterio
+
+    cache: OrderedDict[str, Any] | None = getattr(_LOCAL, "datasets", None)
+    if cache is None:
+        cache = _LOCAL.datasets = OrderedDict()
+    ds = cache.get(url)
+    if ds is not None and not ds.closed:
+        cache.move_to_end(url)
+        return ds
+    with env.open:
+        ds = rasterio.open(url, sharing=False)
+    cache[url] = ds
+    while len(cache) > _OPEN_PER_THREAD:
+        cache.popitem(last=False)[1].close()
+    return ds
 
 
 def _stackstac(
@@ -88,7 +158,7 @@ def _stackstac(
     if resampling not in RESAMPLING:
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     spatial = (chunks, chunks) if isinstance(chunks, int) else (tuple(chunks[0]), tuple(chunks[1]))
-    reader = functools.partial(PolicyRioReader, policy=ReadPolicy(strict=strict))
+    reader = functools.partial(PolicyRioReader, policy=ReadPolicy(strict=strict), gather=GATHER)
     return stackstac.stack(
         list(items),
         assets=list(assets),

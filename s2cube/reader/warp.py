@@ -91,6 +91,9 @@ def _target(window: PixelGrid) -> tuple[Affine, int, int, str]:
 #: switching it to blocks moves up to 0.2 % of its SCL pixels (measured on the real fixture), which
 #: changes plans and harmonization samples, hence stores.
 _WHOLE_TARGET_WARP = {"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "YES"}
+#: nearest reads through :mod:`s2cube.reader.gather` (False: one GDAL warp per read, the
+#: reference the gather is tested against)
+GATHER = True
 
 
 def _overview_open_options(src: Any, transform: Affine, height: int) -> dict[str, Any]:
@@ -162,6 +165,8 @@ def read_warped(
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     if overview is not None and overview != "auto" and not isinstance(overview, int):
         raise InputError(f"overview={overview!r}; pass None, an overview level (int) or 'auto'")
+    from .gather import eligible, gather, gather_map, source_grid
+
     transform, h, w, crs = _target(window)
     env = gdal_env()
     try:
@@ -172,6 +177,24 @@ def read_warped(
                     opts = _overview_open_options(probe, transform, h)
             elif overview is not None:
                 opts = {"OVERVIEW_LEVEL": overview}
+            with rasterio.open(href, **opts) as src:
+                if GATHER and eligible(src, resampling) and nodata == 0:
+                    # warp once per geometry: GDAL's own mapping, shared by every scene
+                    # of this source grid (s2cube.reader.gather)
+                    gmap = gather_map(
+                        source_grid(src),
+                        crs=crs,
+                        transform=transform,
+                        width=w,
+                        height=h,
+                        window=(0, 0, h, w),
+                        env=env,
+                        dtype=src.dtypes[0],
+                        whole_target=True,
+                    )
+                    with env.read:
+                        data = gather(src, gmap, fill=0)
+                    return data if dtype is None else data.astype(dtype)
             with (
                 rasterio.open(href, **opts) as src,
                 WarpedVRT(

@@ -1,0 +1,342 @@
+"""Warp once per geometry: nearest reads as a gather through GDAL's own pixel mapping.
+
+Scenes of one MGRS tile share a source grid (CRS, transform, shape), so a nearest warp of any
+of them onto a given output window picks the same source pixel for every output pixel.  This
+module computes that *output → source* mapping once per (source grid, output grid, window)
+and serves every (scene, band) of the grid by a window read of the source (GDAL decodes only
+the internal tiles under the window and keeps them in its block cache) and a numpy gather.
+
+The mapping is not re-derived: it **is** GDAL's.  Two uint16 index rasters of the source grid
+(row + 1 and column + 1, 0 = nodata, only the part under the window written, in a sparse
+in-memory GeoTIFF) are warped with exactly the warped-VRT parameters, GDAL environment and read
+window the real read would use, so every output pixel gets the index of the source pixel GDAL's
+nearest kernel would have copied (its approximate transformer, VRT block lattice and all), and 0
+where GDAL writes nodata.  A source pixel that is nodata gives nodata either way.  Same data
+type (uint16) and same nodata as the bands, so GDAL takes the same warp path and chunking.
+``tests/test_reader_gather.py`` checks the result against GDAL's own reads pixel for pixel.
+
+Where the shortcut does not apply (resampling other than nearest, a source without a nodata
+value, more than one band, a source over 65534 px), the callers fall back to GDAL's warp.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GatherMap", "SourceGrid", "clear_cache", "gather", "gather_map", "source_grid"]
+
+#: largest source side the uint16 index rasters can number (0 is nodata)
+MAX_SIDE = 65534
+#: source pixels added around the mapped window (GDAL's approximate transformer errs by < 1 px)
+MARGIN = 8
+#: bytes of mappings kept (int32 per output pixel): a few cells' read chunks
+CACHE_BYTES = 192 * 2**20
+
+
+@dataclass(frozen=True)
+class SourceGrid:
+    """The pixel grid of a source raster: CRS (WKT), affine coefficients and shape."""
+
+    crs: str
+    transform: tuple[float, ...]
+    height: int
+    width: int
+
+
+def source_grid(ds: Any) -> SourceGrid:
+    """The :class:`SourceGrid` of an open rasterio dataset."""
+    return SourceGrid(ds.crs.to_wkt(), tuple(ds.transform)[:6], int(ds.height), int(ds.width))
+
+
+@dataclass(frozen=True, eq=False)
+class GatherMap:
+    """Where each output pixel of a window comes from in one source grid.
+
+    ``window`` ``(row0, col0, height, width)`` of the source holds every mapped pixel; ``index``
+    ``(h, w)`` int32 is the flat index into that window (``height * width`` = nodata).
+    """
+
+    window: tuple[int, int, int, int]
+    index: np.ndarray
+
+    @property
+    def empty(self) -> bool:
+        return self.window[2] == 0 or self.window[3] == 0
+
+    def apply(self, source: np.ndarray, fill: int = 0) -> np.ndarray:
+        """Output pixels from ``source``, the source's ``window`` (as read)."""
+        flat = np.empty(source.size + 1, dtype=source.dtype)
+        flat[:-1] = source.ravel()
+        flat[-1] = fill
+        return flat[self.index]
+
+
+class _LRU:
+    """A byte-bounded LRU of computed maps; one computation per key even across threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: OrderedDict[Hashable, GatherMap] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+        self.pending: dict[Hashable, threading.Lock] = {}
+        self.hits = itertools.count()
+        self.misses = itertools.count()
+
+    def get(self, key: Hashable, make: Callable[[], GatherMap]) -> GatherMap:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                next(self.hits)
+                return self.items[key]
+            key_lock = self.pending.setdefault(key, threading.Lock())
+        with key_lock:
+            with self.lock:
+                if key in self.items:
+                    next(self.hits)
+                    return self.items[key]
+            value = make()
+            next(self.misses)
+            with self.lock:
+                self.items[key] = value
+                self.size += value.index.nbytes
+                while self.size > self.limit and len(self.items) > 1:
+                    _, old = self.items.popitem(last=False)
+                    self.size -= old.index.nbytes
+                self.pending.pop(key, None)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.size = 0
+
+
+_MAPS = _LRU(CACHE_BYTES)
+
+
+def clear_cache() -> None:
+    """Forget every computed map (tests, benchmarks)."""
+    _MAPS.clear()
+
+
+def _source_window(
+    grid: SourceGrid, crs: Any, transform: Any, window: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """Source rows/cols (``row0, col0, h, w``) covering an output window, with a margin."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp_points
+
+    r0, c0, h, w = window
+    n = 33
+    rows = np.concatenate(
+        [np.full(n, r0), np.full(n, r0 + h), np.linspace(r0, r0 + h, n), np.linspace(r0, r0 + h, n)]
+    )
+    cols = np.concatenate(
+        [np.linspace(c0, c0 + w, n), np.linspace(c0, c0 + w, n), np.full(n, c0), np.full(n, c0 + w)]
+    )
+    # an interior lattice too: a window may bulge past its edges' image in another projection
+    gy, gx = np.meshgrid(np.linspace(r0, r0 + h, 9), np.linspace(c0, c0 + w, 9), indexing="ij")
+    rows = np.concatenate([rows, gy.ravel()])
+    cols = np.concatenate([cols, gx.ravel()])
+    xs, ys = Affine(*transform[:6]) * (cols, rows)  # type: ignore[operator]
+    sx, sy = warp_points(CRS.from_user_input(crs), CRS.from_wkt(grid.crs), xs, ys)
+    sc, sr = ~Affine(*grid.transform) * (np.asarray(sx), np.asarray(sy))
+    if not (np.isfinite(sc).all() and np.isfinite(sr).all()):
+        return (0, 0, grid.height, grid.width)
+    row0 = max(int(np.floor(np.min(sr))) - MARGIN, 0)
+    row1 = min(int(np.ceil(np.max(sr))) + MARGIN, grid.height)
+    col0 = max(int(np.floor(np.min(sc))) - MARGIN, 0)
+    col1 = min(int(np.ceil(np.max(sc))) + MARGIN, grid.width)
+    if row1 <= row0 or col1 <= col0:
+        return None
+    return (row0, col0, row1 - row0, col1 - col0)
+
+
+#: index digits per source data type: (numpy type, base); a digit is stored + 1 (0 is nodata)
+_DIGITS = {"uint8": ("uint8", 255), "uint16": ("uint16", 65535)}
+
+
+def _warp_index(
+    grid: SourceGrid,
+    dtype: str,
+    region: tuple[int, int, int, int],
+    warp: Callable[[Any], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp index rasters of ``grid`` (only ``region`` written) with ``warp``; return the
+    source row + 1 and column + 1 of every output pixel (0: none).
+
+    The rasters have the source's data type and nodata (0), so GDAL takes the same kernel and
+    splits a large warp into the same chunks: a row or column number is written in base 255
+    (uint8, two digits) or 65535 (uint16, one), each digit + 1.
+    """
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.io import MemoryFile
+    from rasterio.windows import Window as RioWindow
+
+    np_type, base = _DIGITS[dtype]
+    r0, c0, h, w = region
+    profile = dict(
+        driver="GTiff",
+        width=grid.width,
+        height=grid.height,
+        count=1,
+        dtype=np_type,
+        nodata=0,
+        crs=CRS.from_wkt(grid.crs),
+        transform=Affine(*grid.transform),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        sparse_ok=True,
+    )
+    n_digits = 1 if base > max(grid.height, grid.width) else 2
+    found = []
+    for axis, (start, n) in enumerate(((r0, h), (c0, w))):
+        numbers = np.arange(start, start + n, dtype="int64")
+        value = np.zeros((), dtype="int64")
+        valid = np.ones((), dtype=bool)
+        for d in range(n_digits):
+            digit = (numbers // base**d) % base + 1
+            full = digit[:, None] if axis == 0 else digit[None, :]
+            with MemoryFile() as mem:
+                with mem.open(**profile) as dst:
+                    dst.write(
+                        np.ascontiguousarray(np.broadcast_to(full, (h, w)), dtype=np_type),
+                        1,
+                        window=RioWindow(c0, r0, w, h),
+                    )
+                with mem.open() as src:
+                    got = warp(src).astype("int64")
+            ok = got > 0
+            value = value + np.where(ok, got - 1, 0) * base**d
+            valid = valid & ok
+        found.append(np.where(valid, value + 1, 0))
+    return found[0], found[1]
+
+
+def _to_map(rows1: np.ndarray, cols1: np.ndarray) -> GatherMap:
+    """Row/col + 1 index arrays (0 none) → a :class:`GatherMap` over their bounding window."""
+    valid = (rows1 > 0) & (cols1 > 0)
+    if not valid.any():
+        return GatherMap((0, 0, 0, 0), np.zeros(rows1.shape, dtype="int32"))
+    r = rows1[valid] - 1
+    c = cols1[valid] - 1
+    r0, r1, c0, c1 = int(r.min()), int(r.max()) + 1, int(c.min()), int(c.max()) + 1
+    h, w = r1 - r0, c1 - c0
+    index = np.full(rows1.shape, h * w, dtype="int32")
+    index[valid] = ((r - r0) * w + (c - c0)).astype("int32")
+    return GatherMap((r0, c0, h, w), index)
+
+
+def _layer(env: Any, *layers: str) -> dict[str, Any]:
+    """The GDAL options of ``always`` + ``layers`` of a stackstac ``LayeredEnv``."""
+    opts = dict(env._always)
+    for name in layers:
+        opts.update(getattr(env, f"_{name}"))
+    return opts
+
+
+def gather_map(
+    grid: SourceGrid,
+    *,
+    crs: Any,
+    transform: Any,
+    width: int,
+    height: int,
+    window: tuple[int, int, int, int],
+    env: Any,
+    dtype: str = "uint16",
+    whole_target: bool = False,
+) -> GatherMap:
+    """GDAL's nearest mapping of an output ``window`` (``row0, col0, h, w``) of the warped grid
+    ``(crs, transform, width, height)`` onto ``grid``, computed once and cached.
+
+    ``env`` is the reading :func:`~s2cube.reader.policy.gdal_env`; ``whole_target`` warps the
+    window in one operation (:data:`~s2cube.reader.warp._WHOLE_TARGET_WARP`, the planning
+    looks) instead of block-wise (the lazy stacks).
+    """
+    key = (
+        grid,
+        str(crs),
+        tuple(transform)[:6],
+        int(width),
+        int(height),
+        tuple(int(v) for v in window),
+        dtype,
+        whole_target,
+    )
+
+    def make() -> GatherMap:
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+        from rasterio.windows import Window as RioWindow
+
+        from .warp import _WHOLE_TARGET_WARP
+
+        region = _source_window(grid, crs, transform, window)
+        if region is None:
+            return GatherMap((0, 0, 0, 0), np.zeros(window[2:], dtype="int32"))
+        r0, c0, h, w = window
+
+        def warp(src: Any) -> np.ndarray:
+            # fresh Envs of the layers' options: stackstac's LayeredEnv hands out the *same*
+            # Env object for ``open`` and ``open_vrt``, and re-entering it inside a read that
+            # is already in ``open`` (read_warped) leaves its options set process-wide
+            with rasterio.Env(**_layer(env, "open", "open_vrt")):
+                vrt = WarpedVRT(
+                    src,
+                    sharing=False,
+                    resampling=Resampling.nearest,
+                    crs=crs,
+                    transform=transform,
+                    width=width,
+                    height=height,
+                    **({"src_nodata": 0, "nodata": 0} if whole_target else {"add_alpha": False}),
+                )
+            read_opts = _layer(env, "read")
+            if whole_target:
+                read_opts.update(_WHOLE_TARGET_WARP)
+            with vrt, rasterio.Env(**read_opts):
+                return vrt.read(1, window=RioWindow(c0, r0, w, h))
+
+        rows1, cols1 = _warp_index(grid, dtype, region, warp)
+        return _to_map(rows1, cols1)
+
+    return _MAPS.get(key, make)
+
+
+def gather(ds: Any, gmap: GatherMap, *, fill: int = 0, band: int = 1) -> np.ndarray:
+    """The output pixels of ``gmap`` from band ``band`` of an open dataset (one window read)."""
+    from rasterio.windows import Window as RioWindow
+
+    if gmap.empty:
+        return np.full(gmap.index.shape, fill, dtype=ds.dtypes[band - 1])
+    r0, c0, h, w = gmap.window
+    source = ds.read(band, window=RioWindow(c0, r0, w, h))
+    return gmap.apply(source, fill)
+
+
+def eligible(ds: Any, resampling: str) -> bool:
+    """Whether a nearest gather reproduces GDAL's warp for this dataset."""
+    return bool(
+        resampling == "nearest"
+        and ds.dtypes[0] in _DIGITS
+        and ds.count == 1
+        and ds.nodata == 0
+        and ds.crs is not None
+        and ds.height <= MAX_SIDE
+        and ds.width <= MAX_SIDE
+        and ds.transform.b == 0
+        and ds.transform.d == 0
+    )
