@@ -16,6 +16,10 @@ Every case runs in its own fresh Python process (started by this one), so its wa
 its own; ratios are naive / recipe, from the same run.  Usage::
 
     python tests/benchmarks/bench_store_open.py [--quick] [--no-s3] [--repeat N]
+                                                [--timeout S] [--max-gb G]
+
+A case that dies (out of memory) or runs past ``--timeout`` is reported with its time and
+peak memory so far, as lower bounds (``>=``).
 
 ``--quick`` uses a coarse global grid (1/200°, 100 px chunks: ~260 k chunks per variable) so
 the test suite can run it in seconds.
@@ -29,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from fractions import Fraction
@@ -62,20 +67,46 @@ print(json.dumps({"open": t_open, "total": t_all, "shape": list(ds["red"].shape)
 """
 
 
-def _run_case(case: str, store: str, bbox: tuple[float, ...]) -> dict[str, float]:
+def _run_case(
+    case: str, store: str, bbox: tuple[float, ...], timeout: float, max_gb: float
+) -> dict[str, float]:
+    """One case in a fresh process; a case that dies or times out is reported, not raised.
+
+    The process's address space is capped at ``max_gb`` (the naive recipe on the full global
+    grid otherwise takes all the machine's memory: 21.5 GB before the OOM killer, measured).
+    """
+    import resource
+
+    cap = int(max_gb * 2**30)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, case, store, json.dumps(list(bbox))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        preexec_fn=limit,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    wall = time.perf_counter() - t0
     out = proc.stdout.read().decode() if proc.stdout else ""
     err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{case} on {store} failed:\n{err[-3000:]}")
+    code = os.waitstatus_to_exitcode(status)
+    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    if code != 0:
+        why = "timed out" if wall >= timeout else f"exit code {code}"
+        print(f"  ({case} failed: {why} after {wall:.0f} s, peak RSS {peak:.0f} MB) {err[-300:]}")
+        return {"failed": 1.0, "open": wall, "total": wall, "peak_mb": peak}
     res = json.loads(out.strip().splitlines()[-1])
-    res["peak_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    res["peak_mb"] = peak
     return res
 
 
@@ -125,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     ap.add_argument("--quick", action="store_true", help="coarse global grid (test suite)")
     ap.add_argument("--no-s3", action="store_true", help="local disk only")
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (best time is kept)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per case run")
+    ap.add_argument("--max-gb", type=float, default=8, help="address-space cap per case run")
     args = ap.parse_args(argv)
     if args.quick:
         grid = GlobalGrid(resolution=Fraction(1, 200), cell_size=Fraction(1, 2), chunk_size=100)
@@ -155,23 +188,29 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
                 print(f"  window {tuple(round(v, 4) for v in bbox)}")
                 rows = {}
                 for case in CASES:
-                    runs = [_run_case(case, store, bbox) for _ in range(args.repeat)]
+                    runs = [
+                        _run_case(case, store, bbox, args.timeout, args.max_gb)
+                        for _ in range(args.repeat)
+                    ]
                     best = min(runs, key=lambda r: r["total"])
                     best["peak_mb"] = max(r["peak_mb"] for r in runs)
                     rows[case] = best
+                    mark = ">=" if best.get("failed") else "  "
                     print(
-                        f"  {case:11s} open {best['open']:8.3f} s   open+read "
-                        f"{best['total']:8.3f} s   peak RSS {best['peak_mb']:8.0f} MB   "
-                        f"window {best['shape']}"
+                        f"  {case:11s} open {best['open']:8.3f} s   open+read {mark}"
+                        f"{best['total']:8.3f} s   peak RSS {mark}{best['peak_mb']:8.0f} MB   "
+                        f"window {best.get('shape', 'failed')}"
                     )
-                # all three read the same pixels
-                assert len({(r["valid"], r["red_sum"]) for r in rows.values()}) == 1, rows
+                # all that finished read the same pixels
+                done = [r for r in rows.values() if not r.get("failed")]
+                assert len({(r["valid"], r["red_sum"]) for r in done}) == 1, rows
                 base = rows["naive"]
                 for case in ("open_store", "xr_no_dask"):
                     r = rows[case]
+                    mark = ">=" if base.get("failed") else ""
                     print(
-                        f"  ratio naive/{case}: time {base['total'] / r['total']:.1f}x, "
-                        f"peak memory {base['peak_mb'] / r['peak_mb']:.1f}x"
+                        f"  ratio naive/{case}: time {mark}{base['total'] / r['total']:.1f}x, "
+                        f"peak memory {mark}{base['peak_mb'] / r['peak_mb']:.1f}x"
                     )
                 results[where] = rows
         finally:
