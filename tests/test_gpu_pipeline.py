@@ -9,8 +9,10 @@ model's weights together.
 
 Tolerances: the learned mask on CUDA (fp32, cuDNN may use TF32 convolutions) may flip a
 class where two probabilities tie within ~1e-3; at most 0.1 % of the mask codes may differ
-from the CPU (numpy) oracle, and where no code of a pixel's stack differs the composite is
-equal.  With every code equal, the composite is equal pixel for pixel.
+from the CPU (numpy) oracle.  Both composites use the scene parameters fitted on the oracle's
+codes (a fit over the whole cell moves by a few DN everywhere when 47 of 1.9 M codes flip, as
+the first H200 run showed), and the composite is equal pixel for pixel wherever no code
+differs within the pixels a composite pixel depends on (dilation + blend context).
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ def test_masked_composite_cell_on_a_gpu_worker(cell_cube) -> None:
     result = masked_composite_on_cluster(cell_cube, "cuda")
     assert all(v > 0 for v in result["cuda_peak_bytes"].values()), "inference missed the GPU"
     assert result["codes_differing_fraction"] <= 1e-3
+    assert result["independent_fraction"] >= 0.9
     for v, equal in result["equal_fraction"].items():
-        assert equal == 1.0 if result["codes_differing"] == 0 else equal >= 0.999, v
+        assert equal == 1.0, v
     assert result["valid_fraction"] > 0.5  # a real composite, not an empty one
 
 
@@ -88,15 +91,20 @@ def masked_composite_on_cluster(cube, device: str) -> dict:
 
     import dask
     from distributed import Client
+    from scipy.ndimage import binary_dilation
 
     import s2cube
+    from s2cube.config import blend_halo
+    from s2cube.harmonize.fit import fit_cube_params
 
     dilation = {"cloud": 2, "shadow": 1}
     config = s2cube.MosaicConfig(mask_method="model", cloud_dilation=2, shadow_dilation=1)
     t0 = time.perf_counter()
     with dask.config.set({"s2cube.models.device": "cpu"}):
         codes_cpu = s2cube.mask(cube, method="model", dilation=dilation).values
-        ref = s2cube.composite(cube, codes_cpu_da(cube, codes_cpu), config=config)
+        oracle = codes_cpu_da(cube, codes_cpu)
+        params = fit_cube_params(cube, oracle, config)
+        ref = s2cube.composite(cube, oracle, config=config, scene_params=params)
     t_cpu = time.perf_counter() - t0
     cluster, kind = _gpu_cluster() if device == "cuda" else _cpu_cluster_with_gpu_resource()
     with cluster, Client(cluster) as client:
@@ -114,11 +122,12 @@ def masked_composite_on_cluster(cube, device: str) -> dict:
         t0 = time.perf_counter()
         codes = codes.persist()
         codes_dev = codes.values
-        out = s2cube.composite(chunked, codes, config=config).compute()
+        out = s2cube.composite(chunked, codes, config=config, scene_params=params).compute()
         t_dev = time.perf_counter() - t0
         peak = client.run(_cuda_bytes_peak)
     differ = codes_dev != codes_cpu
-    stable = ~differ.any(axis=0)
+    context = max(dilation.values()) + blend_halo(config.blend_width, config.blend) + 1
+    stable = ~binary_dilation(differ.any(axis=0), iterations=context)
     bands = [str(b) for b in cube.band.values if b != "scl"]
     equal = {
         v: float((out[v].values[stable] == ref[v].values[stable]).mean())
@@ -131,6 +140,7 @@ def masked_composite_on_cluster(cube, device: str) -> dict:
         "cuda_peak_bytes": {str(k): v for k, v in peak.items()},
         "codes_differing": int(differ.sum()),
         "codes_differing_fraction": float(differ.mean()),
+        "independent_fraction": float(stable.mean()),
         "equal_fraction": equal,
         "valid_fraction": float((out["scene"].values >= 0).mean()),
         "seconds_cpu_oracle": round(t_cpu, 2),

@@ -99,6 +99,23 @@ _TRAINING = (
 )
 
 
+_NORM_CACHE: dict[tuple[str, Any], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _norm_tensors(device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (p30, p70) tensors on ``device``, made once: a host-to-device copy inside a forward
+    pass would break CUDA graph capture (the first H200 run fell back to eager on it)."""
+    key = (str(device), dtype)
+    if key not in _NORM_CACHE:
+        p30 = np.array([p for p, _ in DW_NORM], dtype=np.float32)[:, None, None]
+        p70 = np.array([q for _, q in DW_NORM], dtype=np.float32)[:, None, None]
+        _NORM_CACHE[key] = (
+            torch.from_numpy(p30).to(device, dtype),
+            torch.from_numpy(p70).to(device, dtype),
+        )
+    return _NORM_CACHE[key]
+
+
 def normalise_dn(dn: Any) -> Any:
     """The published input normalisation: L1C DN (reflectance × 10000) → network input.
 
@@ -116,8 +133,7 @@ def normalise_dn(dn: Any) -> Any:
     p30 = np.array([p for p, _ in DW_NORM], dtype=np.float32)[:, None, None]
     p70 = np.array([q for _, q in DW_NORM], dtype=np.float32)[:, None, None]
     if isinstance(dn, torch.Tensor):
-        t30 = torch.from_numpy(p30).to(dn.device, dn.dtype)
-        t70 = torch.from_numpy(p70).to(dn.device, dn.dtype)
+        t30, t70 = _norm_tensors(dn.device, dn.dtype)
         x = torch.log(dn * 0.005 + 1.0)
         x = torch.exp((x - t30) / t70 * 5.0 - 1.0)
         return x / (x + 1.0)

@@ -27,6 +27,7 @@ __all__ = [
     "as_model",
     "check_precision",
     "get_module",
+    "GraphedRunner",
     "make_runner",
     "module_of",
     "register_model",
@@ -74,10 +75,15 @@ def check_precision(precision: str) -> None:
         raise InputError(f"precision={precision!r}; expected one of {PRECISIONS}")
 
 
-def make_runner(module: Any, device: Any, precision: str = "fp32") -> Any:
+def make_runner(
+    module: Any, device: Any, precision: str = "fp32", *, graphs: bool | None = None
+) -> Any:
     """A function: torch batch on ``device`` → float32 probabilities on ``device``.
 
-    ``precision`` is ``"fp32"``, or ``"bf16"`` / ``"fp16"`` run under torch autocast.
+    ``precision`` is ``"fp32"``, or ``"bf16"`` / ``"fp16"`` run under torch autocast.  On CUDA
+    the forward pass is replayed from a captured CUDA graph (:class:`GraphedRunner`) unless
+    ``graphs=False`` or ``s2cube.models.cuda_graphs`` is false in dask config: a network of
+    hundreds of small kernels is otherwise bound by their launches, not by the GPU.
 
     Examples
     --------
@@ -86,6 +92,12 @@ def make_runner(module: Any, device: Any, precision: str = "fp32") -> Any:
     """
     torch: Any = require("torch", "ml")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if graphs is None:
+        import dask
+
+        graphs = bool(dask.config.get("s2cube.models.cuda_graphs", True))
+    if device.type == "cuda" and graphs:
+        return GraphedRunner.for_module(module, device, precision)
 
     def run(batch: Any) -> Any:
         with (
@@ -99,6 +111,95 @@ def make_runner(module: Any, device: Any, precision: str = "fp32") -> Any:
             return module(batch).float()
 
     return run
+
+
+class GraphedRunner:
+    """The forward pass of one module on one GPU at one precision, replayed from CUDA graphs.
+
+    One graph per input shape; a smaller batch of the same window shape is padded into the
+    smallest graph that holds it (a chunk's last batch), so a run captures one or two graphs.
+    Replays are serialised by a lock (the worker's threads share the module and the graphs;
+    their CPU work still overlaps).  Capture runs with ``capture_error_mode="thread_local"``
+    so other threads' CUDA work does not break it; if capture fails the runner falls back to
+    eager execution and says why in :attr:`mode`.  The result equals the eager forward pass
+    (same kernels, same order); the GPU tests check it.
+    """
+
+    _instances: dict[tuple[int, str, str], GraphedRunner] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, module: Any, device: Any, precision: str) -> None:
+        import torch
+
+        self.module, self.device = module, device
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.mode = "cuda-graph"
+        self._graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_module(cls, module: Any, device: Any, precision: str) -> GraphedRunner:
+        """The process-wide runner of ``module`` (graphs are captured once per process)."""
+        key = (id(module), str(device), precision)
+        with cls._instances_lock:
+            runner = cls._instances.get(key)
+            if runner is None or runner.module is not module:
+                runner = cls._instances[key] = cls(module, device, precision)
+        return runner
+
+    def _forward(self, x: Any) -> Any:
+        import torch
+
+        with torch.autocast(
+            "cuda",
+            dtype=self.dtype or torch.float32,
+            enabled=self.dtype is not None,
+            cache_enabled=False,  # autocast's weight cast cache cannot live in a graph
+        ):
+            return self.module(x).float()
+
+    def _capture(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        import torch
+
+        static_in = torch.empty(shape, device=self.device, dtype=torch.float32)
+        if len(shape) == 4 and _channels_last():
+            static_in = static_in.contiguous(memory_format=torch.channels_last)
+        static_in.uniform_()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # warm-up: cuDNN picks its kernels outside the capture
+                self._forward(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            static_out = self._forward(static_in)
+        return graph, static_in, static_out
+
+    def _slot(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        fits = [k for k in self._graphs if k[1:] == shape[1:] and k[0] >= shape[0]]
+        return min(fits) if fits else shape
+
+    def __call__(self, batch: Any) -> Any:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            if self.mode != "cuda-graph":
+                return self._forward(batch)
+            shape = tuple(batch.shape)
+            key = self._slot(shape)
+            if key not in self._graphs:
+                try:
+                    self._graphs[key] = self._capture(key)
+                except Exception as exc:  # noqa: BLE001 - any capture failure: run eagerly
+                    why = f"{exc.__class__.__name__}: {exc}"
+                    self.mode = f"eager (CUDA graph capture failed: {why})"
+                    self._graphs.clear()
+                    return self._forward(batch)
+            graph, static_in, static_out = self._graphs[key]
+            static_in[: shape[0]].copy_(batch)
+            graph.replay()
+            return static_out[: shape[0]].clone()
 
 
 @dataclass(frozen=True)
@@ -148,6 +249,13 @@ class ModelRef:
         return cls(token=hashlib.sha1(payload).hexdigest()[:16], payload=payload)
 
 
+def _channels_last() -> bool:
+    """Whether CUDA modules run in channels-last layout (``s2cube.models.channels_last``)."""
+    import dask
+
+    return bool(dask.config.get("s2cube.models.channels_last", True))
+
+
 _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -171,6 +279,8 @@ def get_module(ref: ModelRef, device: Any) -> Any:
 
                     # windows have one fixed shape: let cuDNN pick its fastest kernels once
                     torch.backends.cudnn.benchmark = True
+                    if _channels_last():  # NHWC: the layout of the GPU's tensor-core kernels
+                        module = module.to(memory_format=torch.channels_last)
                 _CACHE[key] = module
     return module
 

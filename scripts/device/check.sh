@@ -87,6 +87,13 @@ else
     "${FILES[@]}" || status=1
 fi
 
+if [ -f tests/benchmarks/bench_landcover.py ]; then
+  step "benchmark: land cover (Dynamic World)"
+  quick=""; [ "$MODE" = "--cpu" ] && quick="--quick"
+  timeout 120 "$PY" tests/benchmarks/bench_landcover.py --device "$BENCH_DEVICE" $quick \
+    --json "$OUT/bench_landcover.json" || status=1
+fi
+
 step "benchmark: cloud mask (csmask-l2a-4b)"
 if [ "$MODE" = "--cpu" ]; then
   timeout 600 "$PY" tests/benchmarks/bench_cloud_model.py --device cpu --quick --repeat 1 \
@@ -94,13 +101,6 @@ if [ "$MODE" = "--cpu" ]; then
 else
   timeout 240 "$PY" tests/benchmarks/bench_cloud_model.py --device cuda --repeat 2 \
     --json "$OUT/bench_cloud_model.json" || status=1
-fi
-
-if [ -f tests/benchmarks/bench_landcover.py ]; then
-  step "benchmark: land cover (Dynamic World)"
-  quick=""; [ "$MODE" = "--cpu" ] && quick="--quick"
-  timeout 120 "$PY" tests/benchmarks/bench_landcover.py --device "$BENCH_DEVICE" $quick \
-    --json "$OUT/bench_landcover.json" || status=1
 fi
 
 step "summary"
@@ -121,15 +121,15 @@ if bench.exists():
     b = json.loads(bench.read_text())
     for key, rows in b.items():
         if key.endswith("cluster"):
-            best = max((r for r in rows.values() if isinstance(r, dict)),
-                       key=lambda r: r["mpix_per_s"], default=None)
-            if best:
-                print(f"cloud mask end to end through dask ({key}, {rows.get('cluster')}): "
-                      f"best {best['mpix_per_s']:.1f} Mpix/s")
-        elif isinstance(rows, dict):
-            plain = [v["plain"] for v in rows.values() if isinstance(v, dict) and "plain" in v]
-            if plain:
-                print(f"cloud mask bare model ({key}): best {max(plain):.1f} Mpix/s")
+            for name, r in rows.items():
+                if isinstance(r, dict):
+                    print(f"cloud mask through dask ({rows.get('cluster')}) {name:<24}"
+                          f"{r['mpix_per_s']:8.1f} Mpix/s")
+        elif key in ("cuda", "cpu") and isinstance(rows, dict):
+            for name, r in rows.items():
+                if isinstance(r, dict):
+                    print(f"cloud mask {key} {name:<10}" + "  ".join(
+                        f"{path} {v:.1f}" for path, v in r.items()) + "  Mpix/s")
     for key, kept in b.get("cuda-kept", {}).items():
         print(f"  dask path keeps {kept:.0%} of the bare model ({key})")
 lc = out / "bench_landcover.json"

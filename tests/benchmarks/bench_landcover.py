@@ -137,6 +137,7 @@ def run(
                     "batch": b,
                     "mpix_s": mpix / sec,
                     "seconds": sec,
+                    "runner": getattr(runner, "mode", "eager"),
                 }
                 rows.append(row)
                 print(f"{k:<10}{precision:>10}{b:>7}{mpix / sec:>10.3f}{sec:>9.3f}", flush=True)

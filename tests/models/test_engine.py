@@ -218,3 +218,36 @@ def test_cuda_matches_cpu(small_net) -> None:
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
     bf16 = predict(small_net, x, window=32, overlap=8, device="cuda", precision="bf16")
     assert np.abs(bf16 - cpu).max() < 0.05
+
+
+@pytest.mark.gpu
+def test_cuda_graph_runner_equals_eager() -> None:
+    """The CUDA-graph runner (the default on GPUs) returns what the eager forward pass returns
+    (the real ukis-csmask network: ~450 torch calls per pass after fusion).
+
+    Same batch shape: the same kernels, equal results (H200, 2026-12-04: 0.0 at fp32).  A
+    smaller batch padded into the graph of a larger one runs the larger shape's cuDNN
+    algorithms, which eager execution of the smaller shape need not pick: TF32 round-off
+    (measured 3.5e-4 in probabilities at fp32), bounded here at 1e-3; bf16 at 2e-2.
+    """
+    from s2cube.models import load_model
+    from s2cube.models.runtime import GraphedRunner, get_module, make_runner, resolve_device
+
+    model = load_model("csmask-l2a-4b")
+    device = resolve_device("cuda")
+    module = get_module(ModelRef.of(model), device)
+    rng = np.random.default_rng(0)
+    for precision, same_shape, padded in (("fp32", 1e-5, 1e-3), ("bf16", 2e-2, 2e-2)):
+        graphed = make_runner(module, device, precision)
+        eager = make_runner(module, device, precision, graphs=False)
+        assert isinstance(graphed, GraphedRunner)
+        for n in (8, 5, 8):
+            x = torch.from_numpy(rng.random((n, 4, 256, 256), dtype=np.float32) * 0.4)
+            x = x.to(device)
+            got, ref = graphed(x).cpu().numpy(), eager(x).cpu().numpy()
+            assert graphed.mode == "cuda-graph", graphed.mode
+            assert got.shape == ref.shape == (n, 3, 256, 256)
+            err = float(np.abs(got - ref).max())
+            print(f"{precision} batch {n}: max |graph - eager| = {err:.2e}")
+            assert err < (same_shape if n == 8 else padded)
+        assert len(graphed._graphs) == 1  # the batch of 5 replayed the batch-8 graph
