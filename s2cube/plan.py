@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,11 +240,14 @@ def survey_cell(
     seed: int = 0,
     with_bands: bool = True,
     looks: Sequence[CoarseLook] | None = None,
+    surveyed: Collection[str] | None = None,
 ) -> Survey:
     """Coarse looks of a cell's candidates and the samples the driver needs.
 
     ``looks`` (one per item, from :func:`read_coarse_look` over :func:`coarse_window`) may be
-    given when they were read elsewhere, e.g. in parallel tasks.
+    given when they were read elsewhere, e.g. in parallel tasks.  ``surveyed`` names the items
+    whose look was read; the others carry a :func:`footprint_look` (survey stopped early) and get
+    no haze or harmonization samples (so no fitted parameters).
 
     Returns a :class:`Survey` (its ``sample``: codes and bands of every scene at up to
     ``n_samples`` pixels clear in at least two scenes).  The harmonization reference is the
@@ -282,6 +285,8 @@ def survey_cell(
     haze: dict[str, np.ndarray] = {}
     pairs: dict[str, np.ndarray] = {}
     for k, it in enumerate(items):
+        if surveyed is not None and it.id not in surveyed:
+            continue
         ok = clear[k] & (bands[k] > 0).all(axis=0)
         idx = np.flatnonzero(ok.ravel())
         if idx.size > n_samples:
@@ -305,6 +310,77 @@ def survey_cell(
         bands=bands.reshape(len(bands), 4, -1)[:, :, flat],
     )
     return Survey(codes=codes, haze=haze, pairs=pairs, sample=sample)
+
+
+def footprint_mask(item: pystac.Item, window: Window, *, dilate: int = 2) -> np.ndarray:
+    """Pixels of a (coarse) ``window`` where ``item`` may have data, from its metadata alone.
+
+    The footprint geometry (else bbox) rasterized with ``all_touched`` and dilated by
+    ``dilate`` pixels: a superset of the pixels a look would find data in.  No geometry: all.
+    """
+    from rasterio.features import rasterize
+    from scipy.ndimage import binary_dilation
+    from shapely.geometry import box, mapping
+
+    geom = item.geometry
+    if geom is None and item.bbox is not None:
+        geom = mapping(box(*item.bbox[:2], *item.bbox[-2:]))
+    if geom is None:
+        return np.ones(window.shape, bool)
+    mask = rasterize(
+        [geom],
+        out_shape=window.shape,
+        transform=window.transform,
+        all_touched=True,
+        fill=0,
+        default_value=1,
+        dtype="uint8",
+    ).astype(bool)
+    if dilate and mask.any():
+        mask = binary_dilation(mask, iterations=dilate)
+    return mask
+
+
+def footprint_look(item: pystac.Item, window: Window) -> CoarseLook:
+    """The look of a candidate the survey did not read: "data, not clear" (:data:`UNCERTAIN`)
+    wherever :func:`footprint_mask` says it may have data, nodata elsewhere, no band values.
+
+    Planning with it is conservative: no block counts on the scene being clear, and every block
+    it may cover lists it as a candidate (so the fallback and an unplanned run read it).
+    """
+    fp = footprint_mask(item, window)
+    codes = np.where(fp, UNCERTAIN, NODATA).astype("uint8")
+    return CoarseLook(item.id, codes, np.zeros((len(LOOK_BANDS), *window.shape), "uint16"))
+
+
+def look_is_hazy(look: CoarseLook, threshold: float | None) -> bool:
+    """Whether a look's own haze score (median HOT of its clear pixels) exceeds ``threshold``."""
+    if threshold is None:
+        return False
+    ok = (look.codes == CLEAR) & (look.bands > 0).all(axis=0)
+    b = look.bands[:, ok]
+    score = haze_score([haze_optimized_transform(b[0], b[2])])
+    return bool(score > threshold)
+
+
+def survey_complete(
+    looks: Sequence[CoarseLook], remaining: np.ndarray, *, haze_threshold: float | None
+) -> bool:
+    """Whether surveying more candidates can no longer shorten any block's plan.
+
+    True when every pixel where an unsurveyed candidate may have data (``remaining``, from
+    :func:`footprint_mask`) is clear in a surveyed look that is not hazy by its own score: the
+    unsurveyed candidates come later in the priority order, so no planned prefix reaches them
+    there.  (Scenes demoted as hazy by the pooled score only lengthen the plan; the plan stays
+    exact either way, see :func:`footprint_look`.)
+    """
+    if not remaining.any():
+        return True
+    covered = np.zeros(remaining.shape, bool)
+    for lk in looks:
+        if not look_is_hazy(lk, haze_threshold):
+            covered |= lk.codes == CLEAR
+    return bool(covered[remaining].all())
 
 
 def plan_blocks(
@@ -360,4 +436,12 @@ def plan_blocks(
     return cp
 
 
-__all__ += ["prefix_lengths", "reduce_codes", "haze_score"]
+__all__ += [
+    "prefix_lengths",
+    "reduce_codes",
+    "haze_score",
+    "footprint_mask",
+    "footprint_look",
+    "look_is_hazy",
+    "survey_complete",
+]

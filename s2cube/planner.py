@@ -109,6 +109,7 @@ def _survey_task(
     reference_scene: str | None,
     reference: np.ndarray | None,
     looks: list[CoarseLook],
+    surveyed: frozenset[str] | None = None,
 ) -> Survey:
     from .plan import survey_cell
 
@@ -122,6 +123,7 @@ def _survey_task(
         reference=reference,
         reference_scene=reference_scene,
         looks=looks,
+        surveyed=surveyed,
     )
 
 
@@ -142,6 +144,10 @@ def _reference_from_store(
     return np.where(arr > 0, arr, np.nan)
 
 
+#: candidates surveyed per round and cell (a round's looks run in parallel)
+SURVEY_BATCH = 8
+
+
 def _survey(
     items: Sequence[pystac.Item],
     cells: Sequence[Cell],
@@ -152,32 +158,89 @@ def _survey(
     strict: bool,
     client: Any,
 ) -> dict[str, Survey]:
-    """Survey every cell with candidates (looks in parallel on ``client`` or dask)."""
+    """Survey every cell with candidates (looks in parallel on ``client`` or dask).
+
+    Candidates are looked at in priority order, in rounds of :data:`SURVEY_BATCH` that run
+    every open cell's looks in parallel.  A cell stops once the candidates not yet
+    looked at cannot shorten any of its block plans (:func:`~s2cube.plan.survey_complete`,
+    from their footprints alone); they get a conservative
+    :func:`~s2cube.plan.footprint_look` and no fitted parameters.
+    """
     import dask
+
+    from .plan import footprint_look, footprint_mask, survey_complete
+
+    def compute(tasks: dict[str, Any]) -> dict[str, Any]:
+        if not tasks:
+            return {}
+        if client is not None:
+            futures = client.compute(list(tasks.values()))
+            return dict(zip(tasks, client.gather(futures), strict=True))
+        (done,) = dask.compute(tasks)
+        return dict(done)
 
     best = None
     if config.reference == "best" and items:
         best = min(items, key=lambda it: (it.properties.get("eo:cloud_cover", 100.0), it.id)).id
+    f = plan_factor(grid, config.plan_factor)
+    looks: dict[str, dict[int, CoarseLook]] = {c.name: {} for c in cells if candidates[c.name]}
+    by_name = {c.name: c for c in cells}
+    open_cells = list(looks)
+    start, size = 0, SURVEY_BATCH
+    while open_cells:
+        wanted: dict[str, list[int]] = {}
+        for name in open_cells:
+            cands = candidates[name]
+            idx = list(range(start, min(start + size, len(cands))))
+            if start == 0 and best is not None:
+                # the harmonization reference is looked at whatever its rank
+                idx += [k for k, it in enumerate(cands) if it.id == best and k >= size]
+            wanted[name] = [k for k in idx if k not in looks[name]]
+        got = compute(
+            {
+                f"{name}/{k}": dask.delayed(_look_task, pure=True)(
+                    candidates[name][k], by_name[name], grid, config, strict
+                )
+                for name, ks in wanted.items()
+                for k in ks
+            }
+        )
+        for key, look in got.items():
+            cell_name, _, pos = key.rpartition("/")
+            looks[cell_name][int(pos)] = look
+        start += size
+        still = []
+        for name in open_cells:
+            cands = candidates[name]
+            rest = [j for j in range(len(cands)) if j not in looks[name]]
+            if not rest:
+                continue
+            window = coarse_window(grid, by_name[name], config.halo, f)
+            remaining = np.zeros(window.shape, bool)
+            for j in rest:
+                remaining |= footprint_mask(cands[j], window)
+            if not survey_complete(
+                list(looks[name].values()), remaining, haze_threshold=config.haze_threshold
+            ):
+                still.append(name)
+        open_cells = still
     tasks = {}
-    for c in cells:
-        if not candidates[c.name]:
-            continue
+    for name, got_looks in looks.items():
+        c = by_name[name]
+        cands = candidates[name]
         ref = None
         if config.reference_store is not None:
             ref = _reference_from_store(config.reference_store, grid, c, config)
-        looks = [
-            dask.delayed(_look_task, pure=True)(it, c, grid, config, strict)
-            for it in candidates[c.name]
+        window = coarse_window(grid, c, config.halo, f)
+        all_looks = [
+            got_looks[k] if k in got_looks else footprint_look(it, window)
+            for k, it in enumerate(cands)
         ]
-        tasks[c.name] = dask.delayed(_survey_task, pure=True)(
-            candidates[c.name], c, grid, config, best, ref, looks
+        surveyed = frozenset(cands[k].id for k in got_looks)
+        tasks[name] = dask.delayed(_survey_task, pure=True)(
+            cands, c, grid, config, best, ref, all_looks, surveyed
         )
-    if not tasks:
-        return {}
-    if client is not None:
-        return dict(zip(tasks, client.gather(client.compute(list(tasks.values()))), strict=True))
-    (surveys,) = dask.compute(tasks)
-    return dict(surveys)
+    return compute(tasks)
 
 
 def plan_cells(

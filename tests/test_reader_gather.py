@@ -90,7 +90,7 @@ def test_gather_map_shares_one_mapping_per_grid(sample_catalog, monkeypatch):
     gather.clear_cache()
     misses0 = next(gather._MAPS.misses)
     with dask.config.set(scheduler="sync"):
-        load(items, cell, grid=grid, bands=["red"]).values
+        load(items, cell, grid=grid, bands=["red"]).compute()
     computed = next(gather._MAPS.misses) - misses0 - 1
     # one map per source grid (the 60 m band grid and SCL's) and read chunk, not per scene
     assert 1 <= computed <= 2

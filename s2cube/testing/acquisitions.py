@@ -267,8 +267,12 @@ class DateSpec:
         return (-length * math.sin(math.radians(az)), -length * math.cos(math.radians(az)))
 
 
-def date_spec(seed: int, i: int) -> DateSpec:
-    """The acquisition plan of date ``i`` of a sample made with ``seed``."""
+def date_spec(seed: int, i: int, cloud_scale: float = 1.0) -> DateSpec:
+    """The acquisition plan of date ``i`` of a sample made with ``seed``.
+
+    ``cloud_scale`` multiplies every date's cloud and cirrus fractions (capped at 0.95): the
+    same dates, cloudier or clearer (benchmarks at several cloudiness levels).
+    """
     rng = stream_rng(seed, STREAM_DATE + 100 * i)
     day = _FIRST_DAY + dt.timedelta(days=5 * (i // 2) + (3 if i % 2 else 0))
     platform = "S2B" if (i // 2) % 2 == 0 else "S2A"
@@ -282,6 +286,9 @@ def date_spec(seed: int, i: int) -> DateSpec:
         cloud = float(np.round(rng.uniform(0.03, 0.6), 3))
         cirrus = float(np.round(rng.uniform(0.0, 0.2), 3))
         baseline, applied, snow = "05.09", True, False
+    if cloud_scale != 1.0:
+        cloud = float(np.round(min(cloud * cloud_scale, 0.95), 3))
+        cirrus = float(np.round(min(cirrus * cloud_scale, 0.95), 3))
     return DateSpec(
         i,
         day,

@@ -11,6 +11,7 @@ concurrent callers never see a half-written catalog.  What the catalog holds is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -48,6 +49,7 @@ def make_sample_catalog(
     size: int = 300,
     pixel_size: float = 60.0,
     overwrite: bool = False,
+    cloud_scale: float = 1.0,
 ) -> pathlib.Path:
     """Write the synthetic Sentinel-2 L2A sample catalog under ``path``.
 
@@ -79,6 +81,9 @@ def make_sample_catalog(
     overwrite : bool, default False
         Replace a sample catalog made with other parameters (only the files this function
         writes are removed).
+    cloud_scale : float, default 1.0
+        Multiplies every date's cloud and cirrus fractions (capped at 0.95); recorded in the
+        parameters file only when it is not 1.
 
     Returns
     -------
@@ -115,6 +120,10 @@ def make_sample_catalog(
         "size": int(size),
         "pixel_size": float(pixel_size),
     }
+    if not (math.isfinite(cloud_scale) and cloud_scale >= 0):
+        raise InputError(f"cloud_scale must be a finite number >= 0, got {cloud_scale!r}")
+    if cloud_scale != 1.0:
+        params["cloud_scale"] = float(cloud_scale)
     catalog_json = root / "catalog.json"
     existing = _read_params(root)
     if existing == params and not overwrite:
@@ -228,10 +237,16 @@ def _write_cog(path: pathlib.Path, array: np.ndarray, tile: Tile, resampling: st
 
 
 def _build(
-    tmp: pathlib.Path, *, seed: int, n_dates: int, size: int, pixel_size: float
+    tmp: pathlib.Path,
+    *,
+    seed: int,
+    n_dates: int,
+    size: int,
+    pixel_size: float,
+    cloud_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Write rasters and STAC under ``tmp``; return the ground-truth record."""
-    scene = cached_scene(seed, size, pixel_size)
+    scene = cached_scene(seed, size, pixel_size, cloud_scale)
     coll_dir = tmp / COLLECTION_ID
     lonlat = [tile.pixel_lonlat() for tile in scene.tiles]
     surfaces = [scene.surface(*to_local(*ll)) for ll in lonlat]

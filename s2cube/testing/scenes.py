@@ -76,8 +76,9 @@ _CIRRUS_SPECTRUM = np.array([1.0, 0.95, 0.9, 0.8, 0.45, 0.3])
 class Scene:
     """The static land surface and the per-date atmosphere, defined in lon/lat."""
 
-    def __init__(self, seed: int, size: int, pixel_size: float) -> None:
+    def __init__(self, seed: int, size: int, pixel_size: float, cloud_scale: float = 1.0) -> None:
         self.seed, self.size, self.pixel_size = seed, size, pixel_size
+        self.cloud_scale = cloud_scale
         self.tiles = make_tiles(size, pixel_size)
         w = self.width = size * pixel_size
         es: list[float] = []
@@ -199,7 +200,7 @@ class Scene:
 
     def _date_fields(self, i: int) -> tuple[DateSpec, dict[str, Any]]:
         if i not in self._date_cache:
-            spec = date_spec(self.seed, i)
+            spec = date_spec(self.seed, i, self.cloud_scale)
             base = STREAM_DATE + 100 * i
             fields: dict[str, Any] = {}
             w = self.width
@@ -270,7 +271,7 @@ class Scene:
 
     def wedge_mask(self, i: int, e: np.ndarray, n: np.ndarray) -> np.ndarray:
         """True where a pixel lies beyond the swath edge on date ``i``."""
-        spec = date_spec(self.seed, i)
+        spec = date_spec(self.seed, i, self.cloud_scale)
         if not spec.wedge:
             return np.zeros(np.shape(e), dtype=bool)
         return e > self._wedge_edge(n)
@@ -349,9 +350,9 @@ class Scene:
 
 
 @functools.lru_cache(maxsize=4)
-def cached_scene(seed: int, size: int, pixel_size: float) -> Scene:
+def cached_scene(seed: int, size: int, pixel_size: float, cloud_scale: float = 1.0) -> Scene:
     """The scene of a sample made with these parameters (a few are kept: they take a while)."""
-    return Scene(seed, size, pixel_size)
+    return Scene(seed, size, pixel_size, cloud_scale)
 
 
 def sample_truth(
