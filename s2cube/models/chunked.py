@@ -47,6 +47,8 @@ def run_block(
         layout=opts.layout,
         n_out=opts.n_out,
         device=device,
+        input_scale=opts.input_scale,
+        reduce=opts.reduce,
     )
 
 
@@ -103,7 +105,9 @@ def predict_dask(ref: ModelRef, x: Any, opts: RunOptions, halo: int) -> Any:
                             dsk[key] = (operator.getitem, src, (slice(None), slice(None), sly, slx))
                             row.append(key)
                     rows.append(row)
-                dsk[(name, it, 0, i, j)] = (
+                # with reduce="argmax" a task returns (time, y, x): no channel axis
+                out_key = (name, it, i, j) if opts.reduce else (name, it, 0, i, j)
+                dsk[out_key] = (
                     run_block,
                     ref_key,
                     opts,
@@ -118,5 +122,8 @@ def predict_dask(ref: ModelRef, x: Any, opts: RunOptions, halo: int) -> Any:
         annotations = {"resources": {"GPU": 1}}
     with dask.annotate(**annotations):
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    if opts.reduce == "argmax":
+        meta = np.empty((0, 0, 0), dtype=np.uint8)
+        return da.Array(graph, name, chunks=(t_chunks, y_chunks, x_chunks), meta=meta)
     chunks = (t_chunks, (opts.n_out,), y_chunks, x_chunks)
     return da.Array(graph, name, chunks=chunks, meta=np.empty((0, 0, 0, 0), dtype=np.float32))

@@ -54,6 +54,8 @@ def predict(
     batch_size: int = 8,
     precision: str = "fp32",
     device: str | None = None,
+    input_scale: float | None = None,
+    reduce: str | None = None,
 ) -> Any:
     """Run a model over an image by overlapping windows, per chunk for dask inputs.
 
@@ -82,12 +84,20 @@ def predict(
     device:
         ``None`` chooses per worker (CUDA if present, else CPU); ``"cpu"``/``"cuda"`` force one
         (``"cuda"`` also annotates the tasks with the ``GPU`` resource).
+    input_scale:
+        Multiply the input by this on the model's device, which lets integer data (e.g.
+        uint16 DN with ``input_scale=1e-4``) travel at its own width.  Without it the input
+        must be float reflectance.
+    reduce:
+        ``"argmax"``: return the uint8 index of the most probable class, computed on the
+        device (no ``channel``/``class`` axis; a twelfth of the bytes of three float32
+        probabilities leave the GPU).
 
     Returns
     -------
     The same kind as ``data``: ``(channel, y, x)`` or ``(time, channel, y, x)`` float32. An
     xarray result has a ``class`` dimension named after the card's classes (``channel`` for a
-    plain module).
+    plain module).  With ``reduce="argmax"``: ``(y, x)`` or ``(time, y, x)`` uint8.
 
     Examples
     --------
@@ -97,6 +107,10 @@ def predict(
     import dask.array as da
 
     check_precision(precision)
+    if reduce not in (None, "argmax"):
+        raise InputError(f"reduce={reduce!r}; expected None or 'argmax'")
+    if input_scale is not None and not (np.isfinite(input_scale) and input_scale > 0):
+        raise InputError(f"input_scale={input_scale!r}; expected a positive number or None")
     layout = TileLayout(window=window, overlap=overlap, batch_size=batch_size)
     if halo is not None and halo < 0:
         raise InputError(f"halo={halo}; expected None or a non-negative number of pixels")
@@ -130,22 +144,24 @@ def predict(
             batch_size=batch_size,
             precision=precision,
             device=device,
+            input_scale=input_scale,
+            reduce=reduce,
         )
 
     if data.ndim not in (3, 4):
         raise InputError(
             f"data has shape {data.shape}; expected (band, y, x) or (time, band, y, x)"
         )
-    if np.dtype(data.dtype).kind not in "f":
+    if np.dtype(data.dtype).kind not in "f" and input_scale is None:
         raise InputError(
             f"data has dtype {data.dtype}; expected float reflectance (0-1). Convert DN first, "
-            "e.g. data.astype('float32') / 10000"
+            "e.g. data.astype('float32') / 10000, or pass input_scale=1e-4"
         )
     n_band = data.shape[-3]
     expected = _expected_bands(model)
     if expected is not None and n_band != len(expected):
         raise InputError(f"data has {n_band} bands; the model expects {len(expected)}: {expected}")
-    opts = RunOptions(layout, precision, device, _n_out(model, n_band, window))
+    opts = RunOptions(layout, precision, device, _n_out(model, n_band, window), input_scale, reduce)
     squeeze = data.ndim == 3
     x = data[None] if squeeze else data
     if isinstance(x, da.Array):
@@ -182,6 +198,12 @@ def _predict_xarray(model: Any, data: Any, **kw: Any) -> Any:
         data = data.sel(band=list(expected))
     result = predict(model, data.data, **kw)
     card = getattr(model, "card", None)
+    if kw.get("reduce") == "argmax":
+        coords = {k: v for k, v in data.coords.items() if "band" not in v.dims}
+        attrs = dict(data.attrs) | ({"model": card.name} if card is not None else {})
+        return xr.DataArray(
+            result, dims=tuple(d for d in dims if d != "band"), coords=coords, attrs=attrs
+        )
     out_dim = "class" if card is not None else "channel"
     coords = {k: v for k, v in data.coords.items() if "band" not in v.dims}
     labels = list(card.classes) if card is not None else list(range(result.shape[-3]))
@@ -239,4 +261,6 @@ def _predict_numpy(module: Any, x: np.ndarray, opts: RunOptions) -> np.ndarray:
             layout=opts.layout,
             n_out=opts.n_out,
             device=device,
+            input_scale=opts.input_scale,
+            reduce=opts.reduce,
         )

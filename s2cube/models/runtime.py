@@ -210,6 +210,10 @@ class RunOptions:
     precision: str
     device: str | None
     n_out: int
+    #: integer input is multiplied by this on the device (DN travel as uint16, not float32)
+    input_scale: float | None = None
+    #: ``"argmax"``: the class index (uint8) leaves the device, not the probabilities
+    reduce: str | None = None
 
 
 # -- the model as it travels through the graph ------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 
 from s2cube.errors import InputError
 
-__all__ = ["TileLayout", "blend_ramp", "predict_region", "window_starts"]
+__all__ = ["TileLayout", "blend_ramp", "predict_region", "to_device", "window_starts"]
 
 
 def window_starts(n: int, window: int, overlap: int) -> np.ndarray:
@@ -103,6 +103,8 @@ def predict_region(
     layout: TileLayout,
     n_out: int,
     device: Any = None,
+    input_scale: float | None = None,
+    reduce: str | None = None,
 ) -> np.ndarray:
     """Blend windowed predictions over the ``core`` of a slab.
 
@@ -128,11 +130,18 @@ def predict_region(
         Output channels.
     device:
         torch device (default CPU).
+    input_scale:
+        Multiply the slab by this on the device (integer DN travel at their own width; uint16
+        travels as int16 bits and is widened there).
+    reduce:
+        ``"argmax"``: return the class index of the blended probabilities (uint8) computed on
+        the device: one byte per pixel leaves it instead of ``4 * n_out``.
 
     Returns
     -------
     numpy.ndarray
-        ``(time, n_out, y1 - y0, x1 - x0)`` float32.
+        ``(time, n_out, y1 - y0, x1 - x0)`` float32, or ``(time, y1 - y0, x1 - x0)`` uint8
+        with ``reduce="argmax"``.
     """
     import torch
 
@@ -152,12 +161,11 @@ def predict_region(
     ys = starts(image_shape[0], oy, oy + h, y0, y1)
     xs = starts(image_shape[1], ox, ox + w, x0, x1)
     if t_len == 0 or y1 == y0 or x1 == x0:
+        if reduce == "argmax":
+            return np.zeros((t_len, y1 - y0, x1 - x0), dtype=np.uint8)
         return np.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=np.float32)
 
-    data = torch.as_tensor(
-        np.asarray(slab, dtype=np.float32) if not torch.is_tensor(slab) else slab
-    )
-    data = data.to(device=device, dtype=torch.float32, non_blocking=True)
+    data = to_device(slab, device, input_scale)
     ramp = torch.from_numpy(blend_ramp(win, ov)).to(device)
     acc = torch.zeros((t_len, n_out, y1 - y0, x1 - x0), dtype=torch.float32, device=device)
     wsum = torch.zeros((y1 - y0, x1 - x0), dtype=torch.float32, device=device)
@@ -208,4 +216,29 @@ def predict_region(
         for k, (t, _, _, (cy, cx, wy, wx)) in enumerate(batch_jobs):
             acc[t, :, cy, cx] += out[k, :, wy, wx] * (ramp[wy, None] * ramp[None, wx])
     acc /= wsum
+    if reduce == "argmax":
+        return acc.argmax(dim=1).to(torch.uint8).cpu().numpy()
     return acc.cpu().numpy()
+
+
+def to_device(slab: Any, device: Any, input_scale: float | None = None) -> Any:
+    """``slab`` (numpy or torch, float or integer) as float32 on ``device``, times
+    ``input_scale`` when given. Integers cross to the device at their own width (uint16, which
+    torch supports only partly, as its int16 bits) and are widened and scaled there."""
+    import torch
+
+    if torch.is_tensor(slab):
+        data = slab
+    else:
+        arr = np.ascontiguousarray(slab)
+        if arr.dtype == np.uint16:
+            bits = torch.from_numpy(arr.view(np.int16)).to(device, non_blocking=True)
+            data = bits.to(torch.int32).bitwise_and_(0xFFFF)
+        elif arr.dtype.kind in "iub":
+            data = torch.from_numpy(arr).to(device, non_blocking=True)
+        else:
+            data = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+    data = data.to(device=device, dtype=torch.float32, non_blocking=True)
+    if input_scale is not None:
+        data = data * float(input_scale)
+    return data

@@ -251,3 +251,29 @@ def test_cuda_graph_runner_equals_eager() -> None:
             print(f"{precision} batch {n}: max |graph - eager| = {err:.2e}")
             assert err < (same_shape if n == 8 else padded)
         assert len(graphed._graphs) == 1  # the batch of 5 replayed the batch-8 graph
+
+
+def test_input_scale_and_argmax_equal_the_float_path(small_net) -> None:
+    """uint16 DN scaled on the device and the class index taken there give exactly what the
+    float32 reflectance path and a host argmax give, numpy and dask alike."""
+    rng = np.random.default_rng(3)
+    dn = rng.integers(0, 12000, (2, 3, 48, 40), dtype=np.uint16)
+    refl = dn.astype(np.float32) * np.float32(1e-4)
+    probs = predict(small_net, refl, window=16, overlap=4)
+    index = predict(small_net, dn, window=16, overlap=4, input_scale=1e-4, reduce="argmax")
+    assert index.dtype == np.uint8 and index.shape == (2, 48, 40)
+    np.testing.assert_array_equal(index, probs.argmax(1))
+    lazy = predict(
+        small_net,
+        da.from_array(dn, chunks=(1, 3, 24, 20)),
+        window=16,
+        overlap=4,
+        input_scale=1e-4,
+        reduce="argmax",
+    )
+    assert lazy.shape == (2, 48, 40) and lazy.dtype == np.uint8
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), index)
+    with pytest.raises(InputError, match="reduce"):
+        predict(small_net, refl, window=16, overlap=4, reduce="max")
+    with pytest.raises(InputError, match="input_scale"):
+        predict(small_net, dn, window=16, overlap=4, input_scale=-1.0)
