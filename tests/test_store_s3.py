@@ -137,6 +137,17 @@ def test_info_and_chips_on_s3(pair, tmp_path):
         ):
             np.testing.assert_array_equal(x.read(), y.read())
             assert x.transform == y.transform
+    # the COG export reads the S3 store through the same location (and its options)
+    args = ["--bbox", *map(str, REAL_SMALL_BBOX), "--level", "1"]
+    endpoint = ["--storage-option", f"endpoint_url={opts['endpoint_url']}"]
+    res = runner.invoke(main, ["export", url, str(tmp_path / "s3.tif"), *args, *endpoint])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["export", str(local), str(tmp_path / "local.tif"), *args])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(tmp_path / "s3.tif") as x, rasterio.open(tmp_path / "local.tif") as y:
+        assert x.read().any()
+        np.testing.assert_array_equal(x.read(), y.read())
+        assert x.transform == y.transform and x.crs == y.crs
 
 
 def _serve(store: str, port: int) -> subprocess.Popen:

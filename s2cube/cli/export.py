@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from . import _storage_option
+
 __all__ = ["export"]
 
 
@@ -73,6 +75,7 @@ def _bands(text: str | None) -> tuple[str, ...] | None:
     "--blocksize", type=int, default=512, show_default=True, help="COG tile edge in pixels."
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@_storage_option
 def export(
     store: str,
     out: str | None,
@@ -85,6 +88,7 @@ def export(
     compress: str,
     blocksize: int,
     overwrite: bool,
+    storage_option: tuple[str, ...] = (),
 ) -> None:
     """Export the pixels of STORE inside --bbox at --level as a COG at OUT (a .tif file).
 
@@ -93,6 +97,10 @@ def export(
     """
     from ..errors import InputError
     from ..export import export_cells, export_cog
+    from ..store import parse_storage_options, store_location
+
+    # a URL store (s3://...) with its options: one location for every read below
+    location = store_location(store, parse_storage_options(storage_option))
 
     if out is None and per_cell is None:
         raise InputError("name an output: OUT (a .tif file), --per-cell DIR, or both")
@@ -108,16 +116,16 @@ def export(
     }
     # every argument and every output path is checked before the first byte is written
     if out is not None:
-        export_cog(store, out, check_only=True, **kwargs)
+        export_cog(location, out, check_only=True, **kwargs)
     if per_cell is not None:
-        export_cells(store, per_cell, check_only=True, **kwargs)
+        export_cells(location, per_cell, check_only=True, **kwargs)
     results = []
     if out is not None:
-        one = export_cog(store, out, **kwargs)
+        one = export_cog(location, out, **kwargs)
         assert one is not None
         results.append(one)
     if per_cell is not None:
-        results.extend(export_cells(store, per_cell, **kwargs))
+        results.extend(export_cells(location, per_cell, **kwargs))
     for r in results:
         h, w = r.shape
         click.echo(
