@@ -19,9 +19,59 @@ from .grid import Cell
 from .planner import PlannedCell
 from .store import StoreLike, write_cell, write_empty_cell
 
-__all__ = ["MosaicReport", "cell_tasks", "run_tasks"]
+__all__ = ["MosaicReport", "Spinner", "cell_tasks", "run_tasks"]
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+#: the spinner shown before the cell bar (at most one per process; run_tasks ends it)
+_spinner: Spinner | None = None
+
+
+class Spinner:
+    """A progress line from the first second: the stage and the time spent so far, redrawn by
+    a thread until the cell bar takes over (:func:`run_tasks` closes it) or :meth:`close`.
+
+    >>> with Spinner("planning") as sp:  # doctest: +SKIP
+    ...     sp.stage("searching")
+    """
+
+    def __init__(self, desc: str, *, interval: float = 0.5) -> None:
+        import threading
+
+        from tqdm.auto import tqdm
+
+        global _spinner
+        if _spinner is not None:
+            _spinner.close()
+        self._bar = tqdm(total=None, desc=desc, bar_format="{desc} … {elapsed}", leave=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, args=(interval,), daemon=True)
+        self._thread.start()
+        _spinner = self
+
+    def _spin(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._bar.refresh()
+
+    def stage(self, desc: str) -> None:
+        """Show a new stage (the clock keeps running)."""
+        self._bar.set_description_str(desc)
+
+    def close(self) -> None:
+        global _spinner
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join()
+        self._bar.close()
+        if _spinner is self:
+            _spinner = None
+
+    def __enter__(self) -> Spinner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -117,6 +167,8 @@ def run_tasks(
 
     callback = progress if callable(progress) else None
     bar = None
+    if _spinner is not None:
+        _spinner.close()  # the cells' bar takes over from the planning spinner
     if progress is True:
         from tqdm.auto import tqdm
 

@@ -238,6 +238,9 @@ def mosaic_cmd(
     parse_dates(start, end)
     check_reference(config)
     location = store_location(store, parse_storage_options(storage_option))
+    if location.is_local and not location.path.is_absolute():
+        # workers have their own working directory: they get the absolute path
+        location = store_location(str(location.path.resolve()))
     check_store_path(location)
     grid = None
     if resolution is not None or cell_size is not None or chunk_size is not None:
@@ -248,12 +251,27 @@ def mosaic_cmd(
             chunk_size=chunk_size or base.chunk_size,
         )
     local = not scheduler and workers != 0
-    client = get_client(
-        scheduler, local=local, gpu=gpu or None, n_workers=workers, threads_per_worker=threads
-    )
+    spinner = None
+    if not no_progress:
+        from ..execute import Spinner
+
+        what = f"connecting to {scheduler}" if scheduler else "starting a local dask cluster"
+        spinner = Spinner(what if scheduler or local else "searching and planning")
+    try:
+        client = get_client(
+            scheduler, local=local, gpu=gpu or None, n_workers=workers, threads_per_worker=threads
+        )
+    except BaseException:
+        if spinner is not None:
+            spinner.close()
+        raise
     if client is not None:
         click.echo(f"dask dashboard: {client.dashboard_link}", err=True)
+    if spinner is not None:
+        spinner.stage("searching and planning (the cells' bar follows)")
     try:
+        if scheduler and location.is_local:
+            _check_workers_see(client, location.path)
         report = mosaic(
             catalog,
             store=location,
@@ -269,6 +287,8 @@ def mosaic_cmd(
             break_lease=break_lease,
         )
     finally:
+        if spinner is not None:
+            spinner.close()
         if client is not None:
             cluster = client.cluster if local else None
             client.close()
@@ -282,12 +302,36 @@ def mosaic_cmd(
     )
 
 
+def _check_workers_see(client: Any, store: Path) -> None:
+    """Workers of a remote scheduler must reach a local store's folder (a shared file system):
+    checked before anything is written, so the error names the real problem."""
+    import os
+
+    folder = store if store.exists() else store.parent
+    seen = client.run(os.path.isdir, str(folder))
+    if not seen:
+        raise S2CubeError(
+            "the scheduler has no workers; start some with "
+            f"`dask worker {client.scheduler.address}`"
+        )
+    blind = sorted(w for w, ok in seen.items() if not ok)
+    if blind:
+        raise S2CubeError(
+            f"--store {store}: {len(blind)} of {len(seen)} dask worker(s) cannot see {folder} "
+            f"(e.g. {blind[0]}); workers of a remote scheduler write the store themselves, so "
+            "put it on a file system every worker mounts at the same path, or use object "
+            "storage (--store s3://bucket/mosaic.zarr)"
+        )
+
+
 @main.command("info")
 @click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_storage_option
 def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None:
     """Summarise a store (a path or a URL): cells done, coverage, dates, scenes, metrics."""
+    import numpy as np
+
     from ..store import parse_storage_options, store_info
 
     info = store_info(store, parse_storage_options(storage_option))
@@ -295,26 +339,64 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
         click.echo(json.dumps(info, indent=1, default=str))
         return
     g = info["grid"]
+    res = Fraction(g["resolution"])
+    metres = float(res) * 111_320  # one degree of latitude ≈ 111.32 km
     click.echo(f"store        {info['path']}")
     click.echo(
-        f"grid         EPSG:4326, {g['resolution']}° px, cells {g['cell_size']}°, "
-        f"chunks {g['chunk_size']} px"
+        f"grid         EPSG:4326, {g['resolution']}° per pixel (≈{metres:,.0f} m at the equator), "
+        f"cells of {g['cell_size']}°, chunks of {g['chunk_size']} px"
     )
-    click.echo(f"bands        {', '.join(info['bands'])}")
-    click.echo(f"cells done   {info['cells_done']}")
+    click.echo(f"bands        {', '.join(info['bands'])} (uint16 reflectance × 10000, 0 = nodata)")
+    click.echo(f"cells done   {info['cells_done']} (finished cells, each with a manifest record)")
     click.echo(
         f"coverage     {100 * info['composited_fraction']:.2f} % of pixels in finished cells "
         "have a clear observation"
     )
-    click.echo(f"dates        {info['date_min']} .. {info['date_max']}")
+    if info["date_min"]:
+        click.echo(f"dates        {info['date_min']} .. {info['date_max']} (acquisitions used)")
+    else:
+        click.echo("dates        none yet (no finished cell has a clear pixel)")
     click.echo(f"scenes       {info['scenes']} in the scene table")
-    for cell, metrics in info.get("metrics", {}).items():
+    metrics: dict[str, dict[str, Any]] = info.get("metrics", {})
+    if metrics:
         click.echo(
-            f"metrics      {cell}: "
-            + ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
-            )
+            f"metrics      median (min .. max) over {len(metrics)} cell(s); "
+            "per cell: s2cube info --json"
         )
+        names = sorted({k for m in metrics.values() for k in m})
+        for name in names:
+            values = [
+                float(m[name])
+                for m in metrics.values()
+                if isinstance(m.get(name), int | float) and m[name] == m[name]  # not NaN
+            ]
+            unit, fmt, what = METRIC_DOCS.get(name, ("", ".4g", ""))
+            if not values:
+                click.echo(f"  {name:28s} n/a  {what}")
+                continue
+            med, lo, hi = (float(f(values)) for f in (np.median, np.min, np.max))
+            scale = 100.0 if unit == "%" else 1.0
+            text = f"{med * scale:{fmt}}{unit} ({lo * scale:{fmt}} .. {hi * scale:{fmt}}{unit})"
+            click.echo(f"  {name:28s} {text:28s} {what}")
+
+
+#: units and one-line explanations of the per-cell metrics (``s2cube info``)
+METRIC_DOCS: dict[str, tuple[str, str, str]] = {
+    "read_fraction": ("%", ".1f", "scene-blocks read / scene-blocks with data (plan savings)"),
+    "read_fraction_pixels": ("%", ".1f", "warped pixels read / a full read of every candidate"),
+    "seam": (
+        "",
+        ".3f",
+        "gradient across scene transitions / inside scenes (1 = invisible seams)",
+    ),
+    "colour_diff_raw": (" DN", ".1f", "mean |difference| of overlapping scenes, before"),
+    "colour_diff_harmonized": (" DN", ".1f", "the same after harmonization (lower is better)"),
+    "colour_diff_raw_rel": ("%", ".2f", "colour_diff_raw / mean reflectance"),
+    "colour_diff_harmonized_rel": ("%", ".2f", "colour_diff_harmonized / mean reflectance"),
+    "blocks": ("", ".0f", "processing blocks in the cell"),
+    "fallback_blocks": ("", ".0f", "blocks that read beyond the plan (finer cloud edges)"),
+    "scene_blocks_read": ("", ".0f", "scene × block reads done"),
+}
 
 
 @main.command("demo")
