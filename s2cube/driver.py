@@ -164,6 +164,8 @@ def mosaic(
     parse_dates(start, end)
     check_reference(config)
     store = zs.store_location(store, storage_options)
+    if store.is_local and not store.path.is_absolute():
+        store = zs.store_location(str(store.path.resolve()))  # workers have their own cwd
     zs.check_store_path(store)
     if grid is None:
         grid = zs.store_grid(store) if zs.is_store(store) else DEFAULT_GRID
