@@ -3,6 +3,7 @@
 #
 #   * PostgreSQL + PostGIS (for tests/support/stac_api.py: a throwaway pgstac STAC API)
 #   * chromium + chromium-driver (web-map tests; optional, a failure here does not abort)
+#   * gdal-bin (gdalinfo: the exported COGs are checked with GDAL's own CLI; optional)
 #
 # Idempotent: when everything is already installed it does no apt work at all.
 # It installs packages only and starts no service (a policy-rc.d guard keeps the
@@ -54,9 +55,11 @@ need_pg=1
 if [[ -n "$major" ]] && postgis_ok "$major"; then need_pg=0; fi
 need_chromium=1
 if pkg_installed chromium && pkg_installed chromium-driver; then need_chromium=0; fi
+need_gdal=1
+if pkg_installed gdal-bin; then need_gdal=0; fi
 
-if (( need_pg == 0 && need_chromium == 0 )); then
-    log "PostgreSQL $major + PostGIS and chromium already installed; nothing to do"
+if (( need_pg == 0 && need_chromium == 0 && need_gdal == 0 )); then
+    log "PostgreSQL $major + PostGIS, chromium and gdal-bin already installed; nothing to do"
     exit 0
 fi
 
@@ -93,6 +96,13 @@ if (( need_chromium )); then
     if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive "${APT_INSTALL[@]}" \
             chromium chromium-driver; then
         log "WARNING: chromium/chromium-driver could not be installed; web-map tests will be skipped"
+    fi
+fi
+
+if (( need_gdal )); then
+    log "installing gdal-bin (optional)"
+    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive "${APT_INSTALL[@]}" gdal-bin; then
+        log "WARNING: gdal-bin could not be installed; the gdalinfo check of exports is skipped"
     fi
 fi
 
