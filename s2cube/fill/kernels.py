@@ -92,6 +92,7 @@ def fill_from_donors(
     donor_clear: np.ndarray,
     *,
     ring: int = 8,
+    gap: int = 2,
     merge: int = 2,
     max_fit_rmse: float = 0.015,
     min_ring: int = 50,
@@ -111,6 +112,9 @@ def fill_from_donors(
         ``(donor, y, x)`` bool: where each donor sees the surface clear.
     ring
         Width (pixels) of the ring of observed pixels around a hole that the fit uses.
+    gap
+        The ring leaves out the observed pixels within ``gap`` of the hole: the edge of a cloud
+        the composite did see past is where its own pixels are least trustworthy.
     merge
         Holes closer than this share one component (and one fit).
     max_fit_rmse
@@ -147,14 +151,14 @@ def fill_from_donors(
     fits: list[DonorFit] = []
     labels, n = hole_components(~observed, merge)
     ny, nx = observed.shape
-    pad = ring + 1
+    pad = max(ring, gap) + 1
     for comp, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
         ys = slice(max(sl[0].start - pad, 0), min(sl[0].stop + pad, ny))
         xs = slice(max(sl[1].start - pad, 0), min(sl[1].stop + pad, nx))
         hole = labels[ys, xs] == comp
-        around = dilate_disk(hole, ring) & observed[ys, xs]
+        around = dilate_disk(hole, ring) & ~dilate_disk(hole, gap) & observed[ys, xs]
         target = bands[:, ys, xs]
         left = hole.copy()
         tried: list[tuple[int, float, int, list]] = []
