@@ -28,6 +28,7 @@ from .errors import (
     StoreError,
 )
 from .execute import MosaicReport
+from .fill import fill_holes
 from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .harmonize.fit import SceneParams
 from .landcover import landcover
@@ -67,6 +68,7 @@ __all__ = [
     "StoreError",
     "__version__",
     "composite",
+    "fill_holes",
     "composite_cell",
     "create_store",
     "landcover",

@@ -128,7 +128,7 @@ def fill_holes(
     bands = [v for v in composite.data_vars if v not in _NOT_BANDS]
     ydim, xdim = composite[bands[0]].dims
     stack = np.stack([np.asarray(composite[b].values) for b in bands])
-    observed = (stack > 0).all(axis=0)
+    observed: np.ndarray = np.asarray((stack > 0).all(axis=0))
     d = donors.transpose("time", "band", ydim, xdim)
     if d.shape[-2:] != stack.shape[-2:]:
         raise ValueError(f"donors {d.shape[-2:]} and composite {stack.shape[-2:]} differ in shape")

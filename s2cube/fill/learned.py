@@ -31,6 +31,7 @@ class PartialConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=True)
+        self.ones: torch.Tensor
         self.register_buffer("ones", torch.ones(1, 1, k, k))
         self.stride, self.pad, self.k = stride, k // 2, k
 
@@ -40,6 +41,7 @@ class PartialConv2d(nn.Module):
             new_m = (count > 0).to(x.dtype)
             ratio = (self.k * self.k) / count.clamp(min=1.0) * new_m
         raw = self.conv(x * m)
+        assert self.conv.bias is not None  # built with bias=True
         b = self.conv.bias.view(1, -1, 1, 1)
         return ((raw - b) * ratio + b) * new_m, new_m
 
@@ -117,7 +119,10 @@ def train_inpainter(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     net.train()
     for _ in range(steps):
-        xb, mb, tb, wb = [], [], [], []
+        xb: list[np.ndarray] = []
+        mb: list[np.ndarray] = []
+        tb: list[np.ndarray] = []
+        wb: list[np.ndarray] = []
         while len(xb) < batch:
             i = int(rng.integers(len(xs)))
             _, ny, nx = xs[i].shape
