@@ -23,9 +23,11 @@ provenance (date, scene, ``fill`` code) around them.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
+from ..errors import require
 from ..harmonize.radiometry import IDENTITY, apply_knots, fit_linear
 from ..mask import dilate_disk
 
@@ -222,7 +224,7 @@ def inpaint(
     if not hole.any():
         return out
     if method == "telea":
-        import cv2
+        cv2: Any = require("cv2", "fill")
 
         m8 = hole.astype("uint8")
         for b in range(bands.shape[0]):
