@@ -27,7 +27,9 @@ from .grid import GlobalGrid
 
 __all__ = [
     "BLEND_METHODS",
+    "FILL_DIRECTIONS",
     "HARMONIZE_METHODS",
+    "INPAINT_METHODS",
     "MASK_METHODS",
     "RESAMPLING_METHODS",
     "CompositeSpec",
@@ -46,6 +48,10 @@ HARMONIZE_METHODS: tuple[str, ...] = get_args(HarmonizeMethod)
 BLEND_METHODS: tuple[str, ...] = get_args(BlendMethod)
 MASK_METHODS: tuple[str, ...] = get_args(MaskMethod)
 RESAMPLING_METHODS: tuple[str, ...] = get_args(Resampling)
+FillDirection = Literal["both", "back", "forward"]
+InpaintMethod = Literal["none", "telea", "biharmonic"]
+FILL_DIRECTIONS: tuple[str, ...] = get_args(FillDirection)
+INPAINT_METHODS: tuple[str, ...] = get_args(InpaintMethod)
 
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
 #: the bands the learned cloud masks read
@@ -160,6 +166,19 @@ class MosaicConfig:
         "Context in grid pixels the learned mask gets around each block (default: the "
         "model's whole window, exactly tiling-invariant; smaller is faster but approximate).",
     )
+    fill_periods: int = _opt(
+        0,
+        "Holes left after the period are filled from donor scenes of up to this many adjacent "
+        "periods of the same length (needs start and end; 0: off; docs/fill.md).",
+    )
+    fill_direction: FillDirection = _opt(
+        "both", "Where donor periods are searched: before the period, after it, or both."
+    )
+    inpaint: InpaintMethod = _opt(
+        "none",
+        "Spatial inpainting of the holes left after donors (flagged fill=3, never counted as "
+        "observations; telea needs the 'fill' extra).",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", check_bands(self.bands))
@@ -168,6 +187,13 @@ class MosaicConfig:
         _choice("harmonize", self.harmonize, HARMONIZE_METHODS)
         _choice("blend", self.blend, BLEND_METHODS)
         _choice("mask_method", self.mask_method, MASK_METHODS)
+        _choice("fill_direction", self.fill_direction, FILL_DIRECTIONS)
+        _choice("inpaint", self.inpaint, INPAINT_METHODS)
+        fp = self.fill_periods
+        if not isinstance(fp, int) or isinstance(fp, bool) or fp < 0:
+            raise InputError(f"fill_periods={fp!r} must be a whole number of periods >= 0")
+        if self.inpaint == "telea":
+            require("cv2", "fill")
         _non_negative(self, "cloud_dilation", "shadow_dilation", "blend_width")
         if not isinstance(self.plan_factor, int) or self.plan_factor < 1:
             raise InputError(f"plan_factor={self.plan_factor!r} must be a whole number >= 1")
@@ -199,6 +225,11 @@ class MosaicConfig:
     def reference_store(self) -> str | None:
         """The reference store path, or None for 'composite'/'best'."""
         return None if self.reference in ("composite", "best") else self.reference
+
+    @property
+    def fills_holes(self) -> bool:
+        """True when holes are filled after the period (donors and/or inpainting)."""
+        return self.fill_periods > 0 or self.inpaint != "none"
 
     def for_grid(self, grid: GlobalGrid) -> MosaicConfig:
         """Resolve grid-dependent defaults (the learned mask's pixel factor)."""

@@ -163,6 +163,7 @@ def mosaic(
     bbox_t = validate_bbox(bbox)
     parse_dates(start, end)
     check_reference(config)
+    check_fill(config, catalog, start, end)
     store = zs.store_location(store, storage_options)
     if store.is_local and not store.path.is_absolute():
         store = zs.store_location(str(store.path.resolve()))  # workers have their own cwd
@@ -179,6 +180,16 @@ def mosaic(
         bands=config.bands,
         search_kwargs=search_kwargs,
     )
+    donors = find_donors(
+        catalog,
+        config,
+        items,
+        bbox=bbox_t,
+        start=start,
+        end=end,
+        max_cloud=max_cloud,
+        search_kwargs=search_kwargs,
+    )
     cells = grid.cells_in_bbox(bbox_t)
     # one writer at a time: the lease is held (and renewed) from before the template is
     # written until the last overview; every cell write checks it
@@ -187,7 +198,7 @@ def mosaic(
     try:
         return _run(
             store, lease, items, cells, grid, config, execution, client, scheduler, overwrite,
-            progress, bbox_t, start, end, max_cloud, t0,
+            progress, bbox_t, start, end, max_cloud, t0, donors,
         )  # fmt: skip
     finally:
         lease.release()
@@ -210,12 +221,18 @@ def _run(
     end: Any,
     max_cloud: float | None,
     t0: float,
+    donors: Sequence[pystac.Item] = (),
 ) -> MosaicReport:
     """The writing part of :func:`mosaic`, under the store's lease."""
     from . import store as zs
     from .cluster import get_client
 
     zs.create_store(store, grid=grid, bands=config.bands)
+    if config.fills_holes and not store.exists(f"{zs.FILL_VAR}/zarr.json"):
+        raise InputError(
+            f"store {store.url!r} was created before the 'fill' variable existed; filling holes "
+            "(fill_periods, inpaint) needs a new store"
+        )
     done = set(zs.read_manifest(store)) if not overwrite else set()
     todo = [c for c in cells if c.name not in done]
     report = MosaicReport(
@@ -224,7 +241,8 @@ def _run(
         scenes=len(items),
         skipped=[c.name for c in cells if c.name in done],
     )
-    scene_index = zs.register_scenes(store, items)
+    # donors after the period's scenes: the period's indices are those of a run without fill
+    scene_index = zs.register_scenes(store, [*items, *donors])
     if execution.overviews:
         from .overviews import prepare_overviews
 
@@ -260,6 +278,7 @@ def _run(
         run_record=run_record,
         overviews=execution.overviews,
         lease=lease.owner,
+        fills=fill_jobs(run.cells, donors, grid, config, execution, scene_index, start, end),
     )
     report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     run_tasks(tasks, report, client=client, progress=progress)
@@ -271,6 +290,114 @@ def _run(
         build_overviews(store, coarse=True)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def check_fill(config: MosaicConfig, catalog: Catalog, start: Any, end: Any) -> None:
+    """Donors need a period (start and end) and a catalog to search for other periods."""
+    if config.fill_periods == 0:
+        return
+    if start is None or end is None:
+        raise InputError(
+            f"fill_periods={config.fill_periods} needs the period's start and end: donors come "
+            "from the periods of the same length before and after it"
+        )
+    if not isinstance(catalog, str | os.PathLike):
+        raise InputError(
+            f"fill_periods={config.fill_periods} needs a catalog to search for donor scenes "
+            "(a STAC API, preset or static catalog); a list of items has no other periods"
+        )
+
+
+def find_donors(
+    catalog: Catalog,
+    config: MosaicConfig,
+    items: Sequence[pystac.Item],
+    *,
+    bbox: tuple[float, float, float, float],
+    start: Any,
+    end: Any,
+    max_cloud: float | None,
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> list[pystac.Item]:
+    """Donor scenes for filling holes: the catalog searched over the ``config.fill_periods``
+    adjacent periods (:func:`s2cube.fill.donor_periods`, in ``config.fill_direction``), with the
+    run's own filters; scenes of the period itself are left out.  Sorted by date, then id."""
+    if config.fill_periods == 0:
+        return []
+    from .errors import EmptySearchError
+    from .fill import donor_periods
+
+    check_fill(config, catalog, start, end)
+    s, e = parse_dates(start, end)
+    assert s is not None and e is not None
+    seen = {it.id for it in items}
+    out: dict[str, pystac.Item] = {}
+    for _, a, b in donor_periods(s.date(), e.date(), config.fill_periods):
+        back = b < s.date()
+        if config.fill_direction == ("forward" if back else "back"):
+            continue
+        try:
+            found = find_items(
+                catalog,
+                bbox=bbox,
+                start=a.isoformat(),
+                end=b.isoformat(),
+                max_cloud=max_cloud,
+                bands=config.bands,
+                search_kwargs=search_kwargs,
+            )
+        except EmptySearchError:
+            continue
+        out.update({it.id: it for it in found if it.id not in seen})
+    return sorted(out.values(), key=lambda it: (str(it.datetime), it.id))
+
+
+def fill_jobs(
+    planned: Mapping[str, Any],
+    donors: Sequence[pystac.Item],
+    grid: GlobalGrid,
+    config: MosaicConfig,
+    execution: ExecutionOptions,
+    scene_index: Mapping[str, int],
+    start: Any,
+    end: Any,
+) -> dict[str, tuple[Any, Any]]:
+    """Per planned cell: its :class:`~s2cube.execute.FillJob` and lazy donor cube (None: no
+    donor touches the cell).  Empty when the config fills no holes."""
+    if not config.fills_holes:
+        return {}
+    from .cube import items_touching, load
+    from .execute import FillJob
+
+    spec = config.for_grid(grid).spec
+    halo = spec.mask_halo
+    s, e = parse_dates(start, end)
+    period = (str(s.date()), str(e.date())) if s is not None and e is not None else None
+    out: dict[str, tuple[Any, Any]] = {}
+    for name in planned:
+        cell = Cell.from_name(name)
+        near = items_touching(donors, grid.cell_window(cell).pad(halo).bounds) if donors else []
+        cube = None
+        if near:
+            cube = load(
+                near,
+                cell,
+                grid=grid,
+                bands=config.bands,
+                halo=halo,
+                resampling=config.resampling,
+                strict=execution.strict,
+            )
+        job = FillJob(
+            spec=spec,
+            halo=halo,
+            period=period,
+            max_periods=config.fill_periods,
+            inpaint=None if config.inpaint == "none" else config.inpaint,
+            scene_index={it.id: scene_index[it.id] for it in near},
+        )
+        out[name] = (job, cube)
+    return out
 
 
 def composite_cell(

@@ -19,7 +19,7 @@ from .grid import Cell
 from .planner import PlannedCell
 from .store import StoreLike, write_cell, write_empty_cell
 
-__all__ = ["MosaicReport", "Spinner", "cell_tasks", "run_tasks"]
+__all__ = ["FillJob", "MosaicReport", "Spinner", "cell_tasks", "run_tasks"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -91,6 +91,19 @@ class MosaicReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FillJob:
+    """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_cell`); the
+    donor cube itself travels next to it, as a dask collection."""
+
+    spec: Any  # CompositeSpec: the mosaic's own mask for the donors
+    halo: int
+    period: tuple[str, str] | None
+    max_periods: int
+    inpaint: str | None
+    scene_index: dict[str, int]
+
+
 def write_task(
     store: StoreLike,
     cell: Cell,
@@ -99,13 +112,31 @@ def write_task(
     overviews: bool,
     stats: list[dict[str, Any]] | None = None,
     lease: str | None = None,
+    fill: FillJob | None = None,
+    donors: xr.DataArray | None = None,
 ) -> dict[str, Any]:
-    """Runs on a worker: ``ds`` and ``stats`` arrive computed (numpy-backed)."""
+    """Runs on a worker: ``ds``, ``stats`` and ``donors`` arrive computed (numpy-backed).
+
+    With ``fill``, the cell's holes are filled (donors, then inpainting) before the write."""
     from .harmonize.metrics import seam_metric
 
     t0 = time.perf_counter()
     record = dict(record)
     metrics = dict(record.pop("metrics", {}))
+    if fill is not None:
+        from .fill import fill_cell
+
+        ds = fill_cell(
+            ds,
+            donors,
+            spec=fill.spec,
+            halo=fill.halo,
+            period=fill.period,
+            max_periods=fill.max_periods,
+            inpaint_method=fill.inpaint,
+            scene_index=fill.scene_index,
+        )
+        record["fill_stats"] = ds.attrs["fill_stats"]
     bands = np.stack(
         [ds[b].values for b in ds.data_vars if ds[b].dtype == np.uint16 and b != "clear_count"]
     )
@@ -133,10 +164,12 @@ def cell_tasks(
     run_record: dict[str, Any],
     overviews: bool,
     lease: str | None = None,
+    fills: dict[str, tuple[FillJob, xr.DataArray | None]] | None = None,
 ) -> list[tuple[Cell, Any]]:
     """One delayed task per cell: its write (shards, overview levels, manifest record last).
 
-    ``lease`` is the owner id of the run's writer lease; every write checks it."""
+    ``lease`` is the owner id of the run's writer lease; every write checks it.  ``fills``:
+    per cell name, its :class:`FillJob` and lazy donor cube (holes filled before the write)."""
     import dask
 
     tasks = []
@@ -148,8 +181,17 @@ def cell_tasks(
             )
         else:
             write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
+            job, donors = (fills or {}).get(cell.name, (None, None))
             task = write(
-                store, cell, pc.dataset, {**run_record, **pc.record}, overviews, pc.stats, lease
+                store,
+                cell,
+                pc.dataset,
+                {**run_record, **pc.record},
+                overviews,
+                pc.stats,
+                lease,
+                job,
+                donors,
             )
         tasks.append((cell, task))
     return tasks

@@ -357,6 +357,14 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
     else:
         click.echo("dates        none yet (no finished cell has a clear pixel)")
     click.echo(f"scenes       {info['scenes']} in the scene table")
+    if info.get("fill"):
+        f = info["fill"]
+        click.echo(
+            f"fill         {100 * f.get('observed_in_period', 0):.2f} % observed, "
+            f"{100 * f.get('donor_from_other_period', 0):.2f} % donor, "
+            f"{100 * f.get('inpainted', 0):.2f} % inpainted, {100 * f.get('none', 0):.2f} % none "
+            "(per cell: s2cube info --json)"
+        )
     metrics: dict[str, dict[str, Any]] = info.get("metrics", {})
     if metrics:
         click.echo(

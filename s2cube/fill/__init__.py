@@ -5,7 +5,7 @@
 the small partial-convolution inpainter (torch, imported only when used).
 """
 
-from .api import donor_periods, fill_holes, period_rank
+from .api import donor_periods, fill_cell, fill_holes, period_rank
 from .kernels import (
     FILL_CODES,
     FILL_DONOR,
@@ -23,6 +23,7 @@ __all__ = [
     "FILL_NONE",
     "FILL_OBSERVED",
     "donor_periods",
+    "fill_cell",
     "fill_from_donors",
     "fill_holes",
     "inpaint",

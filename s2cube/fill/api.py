@@ -23,7 +23,7 @@ import xarray as xr
 from ..mask import CIRRUS, CLEAR, CLOUD, SHADOW, dilate_disk, scl_to_mask
 from .kernels import FILL_CODES, fill_codes, fill_from_donors, inpaint
 
-__all__ = ["fill_holes", "period_rank", "donor_periods"]
+__all__ = ["fill_holes", "fill_cell", "period_rank", "donor_periods"]
 
 _NOT_BANDS = {"date", "scene", "clear_count", "fill", "spatial_ref"}
 
@@ -195,3 +195,64 @@ def fill_holes(
         "inpaint": inpaint_method or "none",
     }
     return out
+
+
+def fill_cell(
+    composite: xr.Dataset,
+    donors: xr.DataArray | None,
+    *,
+    spec: Any,
+    halo: int,
+    period: tuple[Any, Any] | None,
+    max_periods: int,
+    inpaint_method: str | None,
+    scene_index: Mapping[str, int] | Sequence[int] | None = None,
+    donor_buffer: int = 2,
+) -> xr.Dataset:
+    """:func:`fill_holes` of one cell of a mosaic: donors masked as the mosaic masks its scenes.
+
+    ``donors`` is the cell's donor cube loaded with ``halo`` pixels of context (``s2cube.load``,
+    ``halo = spec.mask_halo``) or None (no donor: inpainting only).  Their clear pixels are the
+    mosaic's own mask (:func:`s2cube.mask.window_codes` with ``spec``: SCL rules or the learned
+    model, with its dilation), kept ``donor_buffer`` px away from cloud, shadow and cirrus.
+    """
+    from ..mask import window_codes
+
+    ydim, xdim = composite["date"].dims
+    h, w = composite.sizes[ydim], composite.sizes[xdim]
+    bands = [v for v in composite.data_vars if v not in _NOT_BANDS]
+    if donors is None or donors.sizes.get("time", 0) == 0:
+        empty = np.zeros((0, len(bands) + 1, h, w), "uint16")
+        cube = xr.DataArray(
+            empty,
+            dims=("time", "band", ydim, xdim),
+            coords={
+                "time": np.array([], "datetime64[ns]"),
+                "band": [*bands, "scl"],
+                "id": ("time", np.array([], object)),
+            },
+        )
+        clear = np.zeros((0, h, w), bool)
+        scene_index = []
+    else:
+        d = donors.transpose("time", "band", ...)
+        data = np.asarray(d.sel(band=[*spec.bands, "scl"]).values)
+        codes = window_codes(data, spec)
+        bad = np.isin(codes, [CLOUD, SHADOW, CIRRUS])
+        keep = (codes == CLEAR) & ~dilate_disk(bad, donor_buffer)
+        core = (slice(halo, halo + h), slice(halo, halo + w))
+        clear = keep[(slice(None), *core)]
+        cube = d.isel({d.dims[2]: core[0], d.dims[3]: core[1]})
+        names = {a: b for a, b in zip(cube.dims[2:], (ydim, xdim), strict=True) if a != b}
+        cube = cube.rename(names) if names else cube
+        cube = cube.drop_vars([ydim, xdim], errors="ignore")
+    return fill_holes(
+        composite,
+        cube,
+        donor_clear=clear,
+        scene_index=scene_index,
+        period=period,
+        max_periods=max_periods,
+        donor_buffer=donor_buffer,
+        inpaint_method=inpaint_method,
+    )

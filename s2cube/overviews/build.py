@@ -27,6 +27,7 @@ import xarray as xr
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid, Window
 from ..store import _atomic_write_json, _require_store, read_manifest
+from ..store.layout import FILL_VAR
 from ..store.location import StoreLike, StoreLocation
 from .kernels import PROVENANCE_VARS, downsample_cell
 from .levels import OVERVIEW_GROUP, Level
@@ -98,8 +99,8 @@ def build_cell_overviews(store: StoreLike, cell: Cell | str) -> list[int]:
     _require_template(p)
     c = _as_cell(cell)
     _, bands, levels = _store_levels(p)
-    names = [*bands, *PROVENANCE_VARS]
     root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
+    names = [*bands, *PROVENANCE_VARS, *([FILL_VAR] if FILL_VAR in root else [])]
     written: list[int] = []
     for lv in levels[1:]:
         if not lv.per_cell:
@@ -173,9 +174,9 @@ def build_coarse_overviews(
     p = _require_store(store)
     _require_template(p)
     grid, bands, levels = _store_levels(p)
-    names = [*bands, *PROVENANCE_VARS]
     cell_list = [_as_cell(c) for c in (read_manifest(p) if cells is None else cells)]
     root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
+    names = [*bands, *PROVENANCE_VARS, *([FILL_VAR] if FILL_VAR in root else [])]
     done: dict[int, int] = {}
     for lv in levels[1:]:
         if lv.per_cell:

@@ -1,9 +1,10 @@
 """The numpy kernels of the pyramid: one 2×2 step for reflectance and for provenance.
 
 Reflectance is the mean of the valid (non-zero) children, so nodata never darkens an edge;
-``date``, ``scene`` and ``clear_count`` are taken together from one child (the first valid one
-in the order NW, NE, SW, SE), so provenance stays a real observation and the three never
-disagree.  Arrays only: no zarr, no xarray.
+``date``, ``scene`` and ``clear_count`` (and ``fill``, when stored) are taken together from one
+child (the first valid one in the order NW, NE, SW, SE), so provenance stays a real observation
+and they never disagree; where no child has a scene, ``fill`` is the first child's code that is
+set (an inpainted pixel).  Arrays only: no zarr, no xarray.
 """
 
 from __future__ import annotations
@@ -109,4 +110,10 @@ def downsample_cell(arrays: dict[str, np.ndarray], bands: Sequence[str]) -> dict
     none = out["scene"] < 0
     out["date"][none] = 0
     out["clear_count"][none] = 0
+    if "fill" in arrays:
+        # the fill code of the provenance child; where no child has a scene (inpainted or
+        # empty), the first child with a code (nearest-style: codes are never averaged)
+        fill = take_child(arrays["fill"], child, np.uint8(0))
+        other = take_child(arrays["fill"], first_valid_child(arrays["fill"] > 0), np.uint8(0))
+        out["fill"] = np.where(none, other, fill).astype("uint8")
     return out

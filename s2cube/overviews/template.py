@@ -16,7 +16,9 @@ import xarray as xr
 from ..errors import StoreError
 from ..grid import GlobalGrid
 from ..store import DATE_EPOCH, _require_store, consolidate, geozarr, store_metadata
+from ..store.layout import FILL_VAR
 from ..store.location import StoreLike, StoreLocation, store_location
+from ..store.template import fill_attrs
 from .levels import OVERVIEW_GROUP, Level, pyramid
 
 __all__ = ["has_overviews", "prepare_overviews"]
@@ -50,12 +52,15 @@ def _multiscales(levels: Sequence[Level]) -> dict[str, Any]:
         "resampling_method": "average",
         "s2cube:notes": (
             "asset '.' is the store's root group (full resolution). Reflectance: mean of valid "
-            "(non-zero) children; date/scene/clear_count: first valid child (NW, NE, SW, SE)."
+            "(non-zero) children; date/scene/clear_count/fill: first valid child (NW, NE, SW, SE); "
+            "fill where no child has a scene: the first filled (inpainted) child."
         ),
     }
 
 
-def _level_template(lv: Level, bands: Sequence[str]) -> tuple[xr.Dataset, dict[str, Any]]:
+def _level_template(
+    lv: Level, bands: Sequence[str], fill: bool = True
+) -> tuple[xr.Dataset, dict[str, Any]]:
     import dask.array as da
     import zarr.codecs
 
@@ -126,6 +131,15 @@ def _level_template(lv: Level, bands: Sequence[str]) -> tuple[xr.Dataset, dict[s
         "fill_value": np.uint16(0),
         **shard,
     }
+    if fill:  # the fill code, taken with the provenance (stores from before it lack it)
+        data_vars[FILL_VAR] = (dims, lazy("uint8"), fill_attrs())
+        enc[FILL_VAR] = {
+            "chunks": chunks,
+            "compressors": comp,
+            "dtype": "uint8",
+            "fill_value": np.uint8(0),
+            **shard,
+        }
     lat_attrs = {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"}
     lon_attrs = {"standard_name": "longitude", "units": "degrees_east", "axis": "X"}
     ds = xr.Dataset(
@@ -211,7 +225,7 @@ def prepare_overviews(store: StoreLike) -> list[Level]:
     for lv in levels[1:]:
         if p.exists(f"{lv.path}/zarr.json"):
             continue
-        ds, enc = _level_template(lv, bands)
+        ds, enc = _level_template(lv, bands, fill=FILL_VAR in root)
         ds.to_zarr(
             p.zarr_store(),
             group=lv.path,

@@ -26,7 +26,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid
-from .layout import DATE_EPOCH, MANIFEST_DIR, _require_store, store_metadata
+from .layout import DATE_EPOCH, FILL_VAR, MANIFEST_DIR, _require_store, store_metadata
 from .lease import check_lease
 from .location import StoreLike, StoreLocation, store_location
 
@@ -89,7 +89,23 @@ def _encode_cell(ds: xr.Dataset, bands: Sequence[str]) -> dict[str, np.ndarray]:
     out["date"] = np.where(valid, days, 0).astype("uint16")
     out["scene"] = np.asarray(ds["scene"].values, dtype="int32")
     out["clear_count"] = np.asarray(ds["clear_count"].values, dtype="uint16")
+    if FILL_VAR in ds:
+        out[FILL_VAR] = np.asarray(ds[FILL_VAR].values, dtype="uint8")
+    else:
+        # no filling step: a pixel with data in every band was observed in the period
+        from ..fill.kernels import FILL_OBSERVED
+
+        has_data = np.logical_and.reduce([out[b] > 0 for b in bands])
+        out[FILL_VAR] = np.where(has_data, FILL_OBSERVED, 0).astype("uint8")
     return out
+
+
+def fill_counts(fill: np.ndarray) -> dict[str, int]:
+    """Pixels per ``fill`` code, by meaning (``observed_in_period``, ``inpainted``...)."""
+    from ..fill.kernels import FILL_CODES
+
+    counts = np.bincount(np.asarray(fill, dtype="uint8").ravel(), minlength=len(FILL_CODES))
+    return {name: int(counts[code]) for code, name in FILL_CODES.items()}
 
 
 def write_cell(
@@ -136,6 +152,8 @@ def write_cell(
     encoded = _encode_cell(ds, bands)
     forget_cell(p, cell)
     group = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3)
+    if FILL_VAR not in group:  # a store created before the fill variable existed
+        encoded.pop(FILL_VAR)
     for name, arr in encoded.items():
         target: Any = group[name]  # an array (zarr types members as array-or-group)
         target[window.rows, window.cols] = arr
@@ -152,6 +170,7 @@ def write_cell(
         "scenes_used": sorted({int(s) for s in np.unique(encoded["scene"][valid])}),
         "date_min": str(np.datetime64(DATE_EPOCH) + int(days.min())) if days.size else None,
         "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
+        **({"fill": fill_counts(encoded[FILL_VAR])} if FILL_VAR in encoded else {}),
         **(record or {}),
     }
     check_lease(p, lease)

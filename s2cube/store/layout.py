@@ -7,6 +7,8 @@ Layout (one store for the globe)::
       date                      uint16 days since 2015-01-01 (decoded to datetime64), 0 = none
       scene                     int32 index into the scene table, -1 = none
       clear_count               uint16 number of clear observations
+      fill                      uint8 how the pixel was filled: 0 none, 1 observed in the
+                                period, 2 donor from another period, 3 inpainted (docs/fill.md)
       latitude, longitude       pixel-centre coordinates (EPSG:4326)
       spatial_ref               CRS (CF grid mapping, WKT)
       scenes/                   the scene table: 1-D arrays on dimension ``scene_index``
@@ -41,6 +43,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_DIR",
     "PROVENANCE_VARS",
+    "FILL_VAR",
     "check_store_path",
     "is_store",
     "store_grid",
@@ -52,6 +55,8 @@ FORMAT_VERSION = 2  # 2: the scene table is the ``scenes`` group of 1-D arrays
 DATE_EPOCH = "2015-01-01"
 MANIFEST_DIR = "s2cube_manifest"
 PROVENANCE_VARS = ("date", "scene", "clear_count")
+#: the fill code array (stores created before it lack it; cell writes and overviews skip it)
+FILL_VAR = "fill"
 
 
 # --------------------------------------------------------------------------- metadata
@@ -169,6 +174,13 @@ def _encodings(grid: GlobalGrid, bands: Sequence[str]) -> dict[str, dict[str, An
         "compressors": comp,
         "dtype": "uint16",
         "fill_value": np.uint16(0),
+    }
+    enc[FILL_VAR] = {
+        "chunks": chunks,
+        "shards": shards,
+        "compressors": comp,
+        "dtype": "uint8",
+        "fill_value": np.uint8(0),
     }
     coord_chunk = max(grid.cell_pixels, 2**16 // grid.cell_pixels * grid.cell_pixels)
     enc["latitude"] = {"chunks": (min(coord_chunk, grid.shape[0]),)}

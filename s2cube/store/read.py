@@ -7,7 +7,7 @@ coverage, dates and scenes, from the metadata and the manifest).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import xarray as xr
@@ -150,4 +150,18 @@ def store_info(path: StoreLike, storage_options: Mapping[str, Any] | None = None
         "date_max": max(dmaxs) if dmaxs else None,
         "scenes": scene_count(loc),
         "metrics": {k: r.get("metrics") for k, r in manifest.items() if r.get("metrics")},
+        "fill": fill_shares(manifest.values()),
+        "fill_cells": {k: r["fill"] for k, r in manifest.items() if r.get("fill")},
+        "rendering": meta.get("rendering"),
     }
+
+
+def fill_shares(records: Iterable[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Share of each ``fill`` code (observed in period, donor, inpainted, none) over the pixels
+    of the cells whose records count them; None when no record does (stores from before)."""
+    totals: dict[str, int] = {}
+    for rec in records:
+        for name, n in (rec.get("fill") or {}).items():
+            totals[name] = totals.get(name, 0) + int(n)
+    n_all = sum(totals.values())
+    return {k: v / n_all for k, v in totals.items()} if n_all else None

@@ -17,9 +17,11 @@ import xarray as xr
 
 from ..errors import StoreError
 from ..grid import DEFAULT_GRID, GlobalGrid
+from ..render import rendering_attrs
 from . import geozarr
 from .layout import (
     DATE_EPOCH,
+    FILL_VAR,
     FORMAT,
     FORMAT_VERSION,
     LEASE_NAMES,
@@ -30,7 +32,19 @@ from .layout import (
 )
 from .location import StoreLike, StoreLocation, store_location
 
-__all__ = ["consolidate", "create_store"]
+__all__ = ["consolidate", "create_store", "fill_attrs"]
+
+
+def fill_attrs() -> dict[str, Any]:
+    """CF attributes of the ``fill`` variable (its codes and their meanings)."""
+    from ..fill.kernels import FILL_CODES
+
+    return {
+        "long_name": "how the pixel was filled",
+        "flag_values": list(FILL_CODES),
+        "flag_meanings": " ".join(FILL_CODES.values()),
+        "grid_mapping": "spatial_ref",
+    }
 
 
 def create_store(
@@ -124,6 +138,11 @@ def create_store(
         da.zeros((n_lat, n_lon), dtype="uint16", chunks=big),
         {"long_name": "number of clear observations", "grid_mapping": "spatial_ref"},
     )
+    data_vars[FILL_VAR] = (
+        dims,
+        da.zeros((n_lat, n_lon), dtype="uint8", chunks=big),
+        fill_attrs(),
+    )
     ds = xr.Dataset(
         data_vars,
         coords={
@@ -157,6 +176,8 @@ def create_store(
         "nodata": 0,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "attribution": "Contains modified Copernicus Sentinel data",
+        # the true-colour rendering the store is served with (tone curve name + version)
+        "rendering": rendering_attrs(),
     }
     ds.attrs["s2cube"] = meta
     ds.attrs["Conventions"] = "CF-1.9"
