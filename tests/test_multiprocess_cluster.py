@@ -148,6 +148,18 @@ def test_relative_store_and_a_killed_worker(cluster: Cluster, reference: Path, t
     assert f"{total} cell(s) written" in out.decode()
     assert not (cluster.cwd / "rel.zarr").exists()  # the workers got the absolute path
     assert_same_store(driver_cwd / "rel.zarr", reference)
+    # the finished store, described with units
+    info = subprocess.run(
+        [sys.executable, "-m", "s2cube.cli", "info", "rel.zarr"],
+        cwd=driver_cwd, env=ENV, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert info.returncode == 0, info.stderr
+    assert "1/800° per pixel (≈139 m at the equator)" in info.stdout
+    assert f"cells done   {total} " in info.stdout
+    assert "2023-08-" in info.stdout
+    lines = {line.split()[0]: line for line in info.stdout.splitlines() if line.startswith("  ")}
+    assert "%" in lines["read_fraction"] and "plan savings" in lines["read_fraction"]
+    assert "invisible seams" in lines["seam"]
     print(f"multi-process run: {seconds:.1f} s, worker killed after {killed_after}/{total} cells")
 
 

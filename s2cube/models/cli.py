@@ -22,10 +22,14 @@ def load_catalog_cube(
     resolution: float,
     bbox: tuple[float, float, float, float] | None = None,
     max_items: int | None = None,
+    bbox_crs: str = "items",
 ) -> Any:
     """A ``(time, band, y, x)`` uint16 cube from a static STAC catalog.
 
-    ``bbox`` is in the items' projected CRS. Items are normalised on a copy
+    ``bbox`` is in the items' projected CRS (``bbox_crs="items"``) or, with
+    ``bbox_crs="EPSG:4326"``, lon/lat degrees (west south east north), checked and projected
+    to the items' CRS; a bbox that misses every item is an :class:`InputError`. Items are
+    normalised on a copy
     (``proj:code`` → ``proj:epsg``, which stackstac 0.5 reads), then read through
     :func:`s2cube.reader.stack_projected` (a transient read failure: nodata and a warning).
     """
@@ -51,10 +55,54 @@ def load_catalog_cube(
         ):
             item.properties["proj:epsg"] = int(code.split(":")[1])
     epsg = items[0].properties.get("proj:epsg")
+    if bbox is not None and bbox_crs != "items":
+        bbox = _project_bbox(bbox, bbox_crs, epsg, items)
     cube = stack_projected(
         [i.to_dict() for i in items], assets=assets, epsg=epsg, resolution=resolution, bounds=bbox
     )
     return cube.drop_vars([c for c in cube.coords if c not in ("time", "band", "y", "x")])
+
+
+def _project_bbox(
+    bbox: tuple[float, float, float, float], crs: str, epsg: int | None, items: list[Any]
+) -> tuple[float, float, float, float]:
+    """A lon/lat bbox → the items' CRS, after checking it and that it touches an item."""
+    from pyproj import Transformer
+    from pyproj.exceptions import CRSError
+
+    from s2cube.errors import InputError
+    from s2cube.grid import validate_bbox
+
+    if crs.upper() not in ("EPSG:4326", "WGS84", "LONLAT"):
+        raise InputError(f"bbox_crs={crs!r}: use 'EPSG:4326' (lon/lat) or 'items'")
+    try:
+        west, south, east, north = validate_bbox(bbox)
+    except InputError as exc:
+        if any(abs(v) > 180 for v in bbox):
+            raise InputError(
+                f"--bbox {' '.join(f'{v:g}' for v in bbox)} is not lon/lat (degrees): these "
+                f"look like projected metres; give west south east north in degrees, or add "
+                f"--bbox-crs items to use the items' CRS (EPSG:{epsg})"
+            ) from exc
+        raise
+    boxes = [i.bbox for i in items if i.bbox]
+    if boxes and not any(
+        b[0] < east and b[2] > west and b[1] < north and b[3] > south for b in boxes
+    ):
+        w, s_, e, n = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                       max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
+        raise InputError(
+            f"--bbox {west:g} {south:g} {east:g} {north:g} touches none of the {len(items)} "
+            f"items (they cover lon {w:.3f}..{e:.3f}, lat {s_:.3f}..{n:.3f})"
+        )
+    if epsg is None:
+        raise InputError("the items carry no proj:epsg/proj:code: give --bbox-crs items")
+    try:
+        t = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    except CRSError as exc:
+        raise InputError(f"the items' CRS EPSG:{epsg} is unknown to PROJ ({exc})") from exc
+    x0, y0, x1, y1 = t.transform_bounds(west, south, east, north, densify_pts=21)
+    return (float(x0), float(y0), float(x1), float(y1))
 
 
 def _common(fn: Any) -> Any:
@@ -79,7 +127,16 @@ def _common(fn: Any) -> Any:
             type=float,
             nargs=4,
             default=None,
-            help="minx miny maxx maxy in the items' CRS.",
+            metavar="W S E N",
+            help="Area to train on: lon/lat degrees (west south east north), or in the "
+            "items' CRS with --bbox-crs items.",
+        ),
+        click.option(
+            "--bbox-crs",
+            type=click.Choice(["EPSG:4326", "items"], case_sensitive=False),
+            default="EPSG:4326",
+            show_default=True,
+            help="CRS of --bbox: lon/lat, or the items' projected CRS (metres).",
         ),
         click.option("--max-items", type=int, default=None),
         click.option(
@@ -106,6 +163,7 @@ def _run(
     out_dir: str,
     resolution: float,
     bbox: Any,
+    bbox_crs: str,
     max_items: Any,
     labels: Any,
     epochs: int,
@@ -124,6 +182,7 @@ def _run(
         resolution=resolution,
         bbox=tuple(bbox) if bbox else None,
         max_items=max_items,
+        bbox_crs="items" if bbox_crs.lower() == "items" else "EPSG:4326",
     )
     label_array = np.load(labels) if labels else None
     config = TrainConfig(

@@ -45,7 +45,8 @@ def serve(store: str | None, host: str | None, port: int | None, no_overviews: b
 @click.argument("store")
 @click.option("--cell", "cells", multiple=True, help="only these cells (default: missing/stale)")
 @click.option("--force", is_flag=True, help="rebuild every finished cell")
-def overviews(store: str, cells: tuple[str, ...], force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print what was built as JSON")
+def overviews(store: str, cells: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Build or refresh the multiscale overviews of STORE (per cell, then coarse levels).
 
     Holds the store's writer lease while it writes (refused while a mosaic run writes).
@@ -56,4 +57,17 @@ def overviews(store: str, cells: tuple[str, ...], force: bool) -> None:
     loc = _require_store(store)
     with Lease(loc):
         out = build_overviews(loc, list(cells) or None, force=force)
-    click.echo(json.dumps(out, indent=1))
+    if as_json:
+        click.echo(json.dumps(out, indent=1))
+        return
+    built, chunks = out["cells"], out["coarse_chunks"]
+    if not built and not chunks:
+        click.echo(
+            f"overviews of {store} are up to date: nothing to build "
+            "(--force rebuilds every finished cell)"
+        )
+        return
+    click.echo(f"built the overview levels of {len(built)} cell(s) in {store}")
+    if chunks:
+        levels = ", ".join(f"level {k}: {v}" for k, v in sorted(chunks.items(), key=str))
+        click.echo(f"coarse levels rewritten (chunks): {levels}")

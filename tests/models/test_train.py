@@ -69,6 +69,8 @@ def test_train_haze_from_the_cli(cube, fixture_root, tmp_path) -> None:
             str(tmp_path / "haze"),
             "--bbox",
             *map(str, BBOX),
+            "--bbox-crs",
+            "items",
             "--epochs",
             "1",
             "--width",

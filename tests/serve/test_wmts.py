@@ -4,6 +4,7 @@ serving a store made by the real pipeline (with overviews)."""
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -263,7 +264,9 @@ def test_cli_commands(real_store: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(overviews, [str(real_store)])
     assert r.exit_code == 0, r.output
-    assert '"cells": []' in r.output  # already built and up to date
+    assert "up to date: nothing to build" in r.output  # already built, said in words
+    r = runner.invoke(overviews, [str(real_store), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == {"cells": [], "coarse_chunks": {}}
     r = runner.invoke(serve, ["--help"])
     assert r.exit_code == 0 and "S2CUBE_" in r.output
     r = runner.invoke(
