@@ -81,7 +81,9 @@ class PolicyRioReader:
             height=vrt["height"],
             window=win,
             env=env,
-            dtype=ds.dtypes[0],
+            # block-wise warps (512×128 VRT blocks) are never split by data type: one map
+            # serves SCL (uint8) and the bands (uint16) of a grid alike (tests prove it)
+            dtype="uint16",
         )
         with env.read:
             return gather(ds, gmap, fill=int(kw["fill_value"])).astype("uint16", copy=False)
