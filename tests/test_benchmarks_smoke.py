@@ -43,3 +43,23 @@ def test_bench_store_open_runs(capsys):
     assert all(
         r["total"] > 0 and r["peak_mb"] > 0 for rows in results.values() for r in rows.values()
     )
+
+
+@pytest.mark.slow
+def test_bench_peers_runs(capsys):
+    pytest.importorskip("odc.stac")
+    results = _load("bench_peers").main(["--quick", "--repeat", "1", "--no-real"])
+    out = capsys.readouterr().out
+    assert "fastest peer" in out
+    (case,) = results.values()
+    assert set(case) == {
+        "production",
+        "priority",
+        "median",
+        "odc-stac",
+        "stackstac.mosaic",
+        "first-utm",
+    }
+    assert all(r["t"] > 0 and r["m"] > 0 for r in case.values())
+    # the priority kernel agrees with itself; odc-stac's first valid mostly agrees with it
+    assert case["priority"]["eq"] == 1.0
