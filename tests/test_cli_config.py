@@ -33,6 +33,13 @@ CASES = {
     "model": (("--model", "csmask-l2a-6b"), "config", "csmask-l2a-6b"),
     "model_factor": (("--model-factor", "2"), "config", 2),
     "model_context": (("--model-context", "16"), "config", 16),
+    "fill_periods": (
+        ("--fill-periods", "1", "--start", "2023-08-18", "--end", "2023-08-20"),
+        "config",
+        1,
+    ),
+    "fill_direction": (("--fill-direction", "back"), "config", "back"),
+    "inpaint": (("--inpaint", "telea"), "config", "telea"),
     "plan": (("--no-plan",), "execution", False),
     "block": (("--block", "64"), "execution", 64),
     "strict": (("--strict",), "execution", True),

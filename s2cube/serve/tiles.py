@@ -68,7 +68,7 @@ LAYERS: dict[str, LayerSpec] = {
             "True colour",
             ("red", "green", "blue"),
             "tone",
-            "Red, green, blue through the fixed global s2cube log tone curve",
+            "Red, green, blue through the fixed global s2cube tone curve (the store's version)",
         ),
         LayerSpec(
             "false-color",
@@ -114,6 +114,30 @@ def get_tms(tms_id: str) -> Any:
     return morecantile.tms.get(tms_id)
 
 
+#: the tone curve of each recorded version (``render.rendering_attrs()["tone_curve_version"]``)
+TONE_CURVES = {1: render.tone_curve_v1, 2: render.tone_curve}
+
+
+def tone_curve_for(rendering: dict[str, Any] | None) -> Any:
+    """The tone curve a store is served with: the version recorded in its root metadata.
+
+    A store without the record was created before the rendering was recorded, when stores
+    were served with version 1 (the log curve): it keeps version 1, so its tiles do not change.
+
+    >>> tone_curve_for({"tone_curve_version": 2}) is render.tone_curve
+    True
+    >>> tone_curve_for(None) is render.tone_curve_v1
+    True
+    """
+    version = int((rendering or {}).get("tone_curve_version", 1))
+    if version not in TONE_CURVES:
+        raise ValueError(
+            f"the store is rendered with tone curve version {version}, which this s2cube does "
+            f"not know (it has {sorted(TONE_CURVES)}); upgrade s2cube to serve it"
+        )
+    return TONE_CURVES[version]
+
+
 class TileSource:
     """Read-only view of a store for tile rendering (thread-safe; open once per process).
 
@@ -152,6 +176,10 @@ class TileSource:
         self._zarr_store = self.path.zarr_store(read_only=True)
         self._lock = threading.Lock()
         self.scene_ids = {i: sid for sid, i in scene_indices(self.path).items()}
+        #: the store's recorded rendering; tiles use its tone curve version
+        self.rendering = meta.get("rendering")
+        self.tone_curve = tone_curve_for(self.rendering)
+        self.has_fill = self.path.exists("fill/zarr.json")
         self.refresh()
 
     # ------------------------------------------------------------------ store state
@@ -297,7 +325,7 @@ class TileSource:
             return render.date_colors(data["date"], *self.date_range)
         a, b, c = (data[v] for v in spec.variables)
         valid = (a > 0) | (b > 0) | (c > 0)
-        curve = render.tone_curve if spec.rendering == "tone" else render.tci
+        curve = self.tone_curve if spec.rendering == "tone" else render.tci
         return render.stack_rgba(curve(a), curve(b), curve(c), valid)
 
     def point(self, lon: float, lat: float) -> dict[str, Any]:
@@ -312,10 +340,14 @@ class TileSource:
         col = min(int(j), self.grid.shape[1] - 1)
         vals = {
             v: self._array(0, v)[row, col].item()
-            for v in [*self.bands, "date", "scene", "clear_count"]
+            for v in [*self.bands, "date", "scene", "clear_count", *(["fill"] * self.has_fill)]
         }
         days = int(vals.pop("date"))
         scene = int(vals["scene"])
+        if self.has_fill:
+            from ..fill import FILL_CODES
+
+            vals["fill_meaning"] = FILL_CODES.get(int(vals["fill"]), "unknown")
         return {
             "lon": lon,
             "lat": lat,
@@ -324,7 +356,7 @@ class TileSource:
             "cell": self.grid.cell_of(lon, lat).name,
             "date": str(np.datetime64(DATE_EPOCH, "D") + days) if days > 0 else None,
             "scene_id": self.scene_ids.get(scene) if scene >= 0 else None,
-            **{k: int(v) for k, v in vals.items()},
+            **{k: v if isinstance(v, str) else int(v) for k, v in vals.items()},
         }
 
     # ------------------------------------------------------------------ helpers
@@ -344,7 +376,7 @@ class TileSource:
 
     @staticmethod
     def _dtype(v: str) -> str:
-        return "int32" if v == "scene" else "uint16"
+        return {"scene": "int32", "fill": "uint8"}.get(v, "uint16")
 
     def info(self) -> dict[str, Any]:
         return {
@@ -357,6 +389,7 @@ class TileSource:
             "layers": {k: {"title": s.title, "abstract": s.abstract} for k, s in LAYERS.items()},
             "tile_matrix_sets": {t: {"minzoom": 0, "maxzoom": self.maxzoom(t)} for t in TMS_IDS},
             "resolution_deg": str(self.grid.resolution),
+            "rendering": self.rendering or {"tone_curve_version": 1, "recorded": False},
             "attribution": self.meta.get(
                 "attribution", "Contains modified Copernicus Sentinel data"
             ),
