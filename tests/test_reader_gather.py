@@ -100,3 +100,27 @@ def test_gather_map_apply_puts_nodata_where_nothing_maps():
     gm = gather.GatherMap((10, 20, 2, 3), np.array([[0, 5, 6], [6, 2, 1]], dtype="int32"))
     src = np.arange(1, 7, dtype="uint16").reshape(2, 3)
     np.testing.assert_array_equal(gm.apply(src, fill=0), [[1, 6, 0], [0, 3, 2]])
+
+
+def test_open_cached_sees_a_rewritten_file(tmp_path):
+    """Datasets are kept open per thread, but a file rewritten in place is read afresh."""
+    import os
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from s2cube.reader import gdal_env
+
+    path = str(tmp_path / "a.tif")
+    profile = dict(
+        driver="GTiff", width=8, height=8, count=1, dtype="uint16", nodata=0, crs="EPSG:32633"
+    )
+    profile["transform"] = from_origin(500000, 5100000, 10, 10)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 8, 8), 7, "uint16"))
+    assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 7
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 8, 8), 9, "uint16"))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 9

@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GatherMap", "SourceGrid", "clear_cache", "gather", "gather_map", "source_grid"]
+__all__ = [
+    "GatherMap",
+    "SourceGrid",
+    "clear_cache",
+    "gather",
+    "gather_map",
+    "open_cached",
+    "source_grid",
+]
 
 #: largest source side the uint16 index rasters can number (0 is nodata)
 MAX_SIDE = 65534
@@ -314,6 +322,48 @@ def gather_map(
         return _to_map(rows1, cols1)
 
     return _MAPS.get(key, make)
+
+
+_LOCAL = threading.local()
+#: open datasets kept per thread (their GDAL block caches serve neighbouring chunks, blocks
+#: and the bands' looks)
+OPEN_PER_THREAD = 256
+
+
+def _file_key(url: str) -> tuple[int, int] | None:
+    """Size and mtime of a local file (a rewritten file is opened afresh); None if remote."""
+    import os
+
+    try:
+        st = os.stat(url)
+    except (OSError, ValueError):
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def open_cached(url: str, env: Any, **options: Any) -> Any:
+    """This thread's open dataset of ``url`` with GDAL open ``options`` (e.g. an overview
+    level), opened in ``env``'s ``open`` layer and kept for the next read.
+
+    GDAL datasets are never shared across threads.  A local file that changed since (size or
+    modification time) is opened again.
+    """
+    import rasterio
+
+    cache: OrderedDict[Hashable, Any] | None = getattr(_LOCAL, "datasets", None)
+    if cache is None:
+        cache = _LOCAL.datasets = OrderedDict()
+    key = (url, tuple(sorted(options.items())), _file_key(url))
+    ds = cache.get(key)
+    if ds is not None and not ds.closed:
+        cache.move_to_end(key)
+        return ds
+    with rasterio.Env(**_layer(env, "open")):
+        ds = rasterio.open(url, sharing=False, **options)
+    cache[key] = ds
+    while len(cache) > OPEN_PER_THREAD:
+        cache.popitem(last=False)[1].close()
+    return ds
 
 
 def gather(ds: Any, gmap: GatherMap, *, fill: int = 0, band: int = 1) -> np.ndarray:

@@ -10,8 +10,6 @@ This module owns :func:`stack` (scenes on a :class:`~s2cube.grid.Window` of the 
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,14 +53,14 @@ class PolicyRioReader:
     def _gathered(self, window: Any) -> np.ndarray | None:
         """The window as a gather through GDAL's own nearest mapping, shared by every scene
         of the source grid (:mod:`s2cube.reader.gather`); ``None`` where that does not apply."""
-        from .gather import eligible, gather, gather_map, source_grid
+        from .gather import eligible, gather, gather_map, open_cached, source_grid
 
         kw = self._kwargs
         if kw["scale_offset"] != (1, 0) or np.dtype(kw["dtype"]) != np.dtype("uint16"):
             return None
         resampling = getattr(kw["resampling"], "name", str(kw["resampling"]))
         env = kw.get("gdal_env") or gdal_env()
-        ds = _thread_dataset(kw["url"], env)
+        ds = open_cached(kw["url"], env)
         spec = kw["spec"]
         vrt = spec.vrt_params
         if not eligible(ds, resampling):
@@ -118,28 +116,6 @@ class PolicyRioReader:
 #: nearest reads through :mod:`s2cube.reader.gather` (False: GDAL's warp per scene and band,
 #: the reference the gather is tested against); read when a stack is built
 GATHER = True
-_LOCAL = threading.local()
-#: open datasets kept per thread (their GDAL block caches serve neighbouring chunks and blocks)
-_OPEN_PER_THREAD = 256
-
-
-def _thread_dataset(url: str, env: Any) -> Any:
-    """This thread's open dataset of ``url`` (GDAL datasets are never shared across threads)."""
-    import rasterio
-
-    cache: OrderedDict[str, Any] | None = getattr(_LOCAL, "datasets", None)
-    if cache is None:
-        cache = _LOCAL.datasets = OrderedDict()
-    ds = cache.get(url)
-    if ds is not None and not ds.closed:
-        cache.move_to_end(url)
-        return ds
-    with env.open:
-        ds = rasterio.open(url, sharing=False)
-    cache[url] = ds
-    while len(cache) > _OPEN_PER_THREAD:
-        cache.popitem(last=False)[1].close()
-    return ds
 
 
 def _stackstac(

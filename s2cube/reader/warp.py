@@ -165,20 +165,23 @@ def read_warped(
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     if overview is not None and overview != "auto" and not isinstance(overview, int):
         raise InputError(f"overview={overview!r}; pass None, an overview level (int) or 'auto'")
-    from .gather import eligible, gather, gather_map, source_grid
+    from .gather import eligible, gather, gather_map, open_cached, source_grid
 
     transform, h, w, crs = _target(window)
     env = gdal_env()
     try:
         with env.open:
             opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
-            if overview == "auto":
+            if overview == "auto" and GATHER:
+                opts = _overview_open_options(open_cached(href, env), transform, h)
+            elif overview == "auto":
                 with rasterio.open(href) as probe:
                     opts = _overview_open_options(probe, transform, h)
             elif overview is not None:
                 opts = {"OVERVIEW_LEVEL": overview}
-            with rasterio.open(href, **opts) as src:
-                if GATHER and eligible(src, resampling) and nodata == 0:
+            src = open_cached(href, env, **opts) if GATHER else None
+            if src is not None:
+                if eligible(src, resampling) and nodata == 0:
                     # warp once per geometry: GDAL's own mapping, shared by every scene
                     # of this source grid (s2cube.reader.gather)
                     gmap = gather_map(

@@ -288,14 +288,19 @@ def run_case(
             f"  {key:17s} {r['t']:8.2f} {r['t'] / base:6.2f} {r['m']:9.1f} {r['b']:9.1f} "
             f"{r['px'] / r['t'] / 1e6:7.2f} {eq:10.3f}"
         )
-    peers = [k for k in res if k not in ("production", "priority")]
+    # peers on the same output grid; first-utm writes other (UTM) grids: compared per pixel
+    peers = [k for k in res if k not in ("production", "priority", "first-utm")]
     if "production" in res and peers:
         fastest = min(peers, key=lambda k: res[k]["t"])
         print(
-            f"  fastest peer: {fastest} ({res[fastest]['t']:.2f} s); production is "
+            f"  fastest peer on the grid: {fastest} ({res[fastest]['t']:.2f} s); production is "
             f"×{res[fastest]['t'] / base:.2f} faster"
             + (f", ×{res['median']['t'] / base:.2f} vs median" if "median" in res else "")
         )
+    if "production" in res and "first-utm" in res:
+        mine = res["production"]["px"] / base
+        theirs = res["first-utm"]["px"] / res["first-utm"]["t"]
+        print(f"  first-utm output px/s ÷ production's: ×{theirs / mine:.2f}")
     return res
 
 
