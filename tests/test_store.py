@@ -88,7 +88,7 @@ def test_write_cell_round_trip_and_crs(tmp_path):
     shard_files = sorted(p.relative_to(store).as_posix() for p in store.glob("*/c/*/*"))
     assert shard_files == [
         f"{v}/c/{cell.row}/{cell.col}"
-        for v in sorted(["blue", "clear_count", "date", "green", "nir", "red", "scene"])
+        for v in sorted(["blue", "clear_count", "date", "fill", "green", "nir", "red", "scene"])
     ]
     assert list(read_manifest(store)) == [cell.name]
 
