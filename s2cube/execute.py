@@ -35,10 +35,14 @@ class Spinner:
     ...     sp.stage("searching")
     """
 
-    def __init__(self, desc: str, *, interval: float = 0.5) -> None:
+    def __init__(self, desc: str, *, interval: float | None = None) -> None:
+        import sys
         import threading
 
         from tqdm.auto import tqdm
+
+        if interval is None:  # a terminal ticks twice a second; a log file gets a line per 10 s
+            interval = 0.5 if sys.stderr.isatty() else 10.0
 
         global _spinner
         if _spinner is not None:
