@@ -220,6 +220,7 @@ def _free_port() -> int:
 def gateway_address(tmp_path: Path) -> Iterator[str]:
     """A real dask-gateway server (UnsafeLocalBackend: clusters are local processes)."""
     pytest.importorskip("dask_gateway_server")
+    pytest.importorskip("sqlalchemy", reason="dask-gateway-server's local backend needs it")
     pytest.importorskip("dask_gateway")
     api, proxy = _free_port(), _free_port()
     config = tmp_path / "gateway_config.py"
