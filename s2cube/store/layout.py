@@ -14,7 +14,7 @@ Layout (one store for the globe)::
       scenes/                   the scene table: 1-D arrays on dimension ``scene_index``
                                 (id, datetime, mgrs_tile, platform, haze, knots...)
       s2cube_manifest/<cell>.json   one record per finished cell (one object, written last)
-      s2cube_lease.json         the writer lease while a run writes (:mod:`.lease`)
+      s2cube_lease/lease.json   the writer lease while a run writes (:mod:`.lease`)
 
 The store may be a local folder or any fsspec URL (:mod:`.location`).
 
@@ -61,7 +61,7 @@ FILL_VAR = "fill"
 
 # --------------------------------------------------------------------------- metadata
 #: objects that may sit in a store folder before its template exists (the writer lease)
-LEASE_NAMES = ("s2cube_lease.json", ".s2cube_lease.json.lock")
+LEASE_NAMES = ("s2cube_lease",)  # the lease and its local lock file live in this folder
 
 
 def _root_meta(loc: StoreLocation) -> dict[str, Any] | None:

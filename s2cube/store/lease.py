@@ -1,6 +1,6 @@
 """The writer lease: at most one run writes a store at a time.
 
-A lease is one small JSON object at ``STORE/s2cube_lease.json``: owner id, host, pid, when it
+A lease is one small JSON object at ``STORE/s2cube_lease/lease.json``: owner id, host, pid, when it
 was taken and when it expires.  A writer takes it before anything is written
 (:meth:`Lease.acquire`) and renews it from a background thread while it runs; every cell write
 checks it (:func:`check_lease`) before its shards and again before its manifest record, so a
@@ -41,7 +41,13 @@ __all__ = [
     "read_lease",
 ]
 
-LEASE_KEY = "s2cube_lease.json"
+#: in a folder of its own that is an (empty) Zarr group, like the manifest's: Zarr warns
+#: about every object it does not recognise when it lists a group's members
+LEASE_KEY = "s2cube_lease/lease.json"
+_LEASE_GROUP = (
+    b'{"zarr_format": 3, "node_type": "group", "attributes": '
+    b'{"description": "s2cube: the writer lease (lease.json) while a run writes"}}'
+)
 #: seconds a lease lives without renewal (renewed every third of it); S2CUBE_LEASE_TTL overrides
 DEFAULT_TTL = 120.0
 
@@ -176,6 +182,7 @@ class Lease:
     def acquire(self) -> Lease:
         """Take the lease, or raise :class:`LeaseError` naming the live holder."""
         loc = self.location
+        loc.create(LEASE_KEY.rsplit("/", 1)[0] + "/zarr.json", _LEASE_GROUP)  # once per store
         for _ in range(5):
             data = self._record().to_bytes()
             if loc.create(LEASE_KEY, data):
