@@ -210,9 +210,8 @@ def _warp_index(
     n_digits = 1 if base > max(grid.height, grid.width) else 2
     found = []
     for axis, (start, n) in enumerate(((r0, h), (c0, w))):
-        numbers = np.arange(start, start + n, dtype="int64")
-        value = np.zeros((), dtype="int64")
-        valid = np.ones((), dtype=bool)
+        numbers = np.arange(start, start + n, dtype="int32")
+        value: np.ndarray | None = None
         for d in range(n_digits):
             digit = (numbers // base**d) % base + 1
             full = digit[:, None] if axis == 0 else digit[None, :]
@@ -224,11 +223,20 @@ def _warp_index(
                         window=RioWindow(c0, r0, w, h),
                     )
                 with mem.open() as src:
-                    got = warp(src).astype("int64")
-            ok = got > 0
-            value = value + np.where(ok, got - 1, 0) * base**d
-            valid = valid & ok
-        found.append(np.where(valid, value + 1, 0))
+                    got = warp(src)
+            # in place, int32 (index + 1 < 2**31): the maps of a large look stay small
+            if value is None:
+                value = got.astype("int32")  # digit + 1, 0 where nothing maps
+            else:
+                part = got.astype("int32")
+                none = (value == 0) | (part == 0)
+                part -= 1
+                part *= base**d
+                value += part
+                value[none] = 0
+                del part, none
+        assert value is not None
+        found.append(value)
     return found[0], found[1]
 
 
