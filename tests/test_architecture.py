@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "s2cube.fill": 2,
     "s2cube.models": 2,
     "s2cube.landcover": 2,
+    "s2cube.landcover.run": 5,  # the land-cover driver (store, catalog, cells)
     "s2cube.overviews.pyramid": 2,
     "s2cube.testing": 2,
     # 3: the I/O edge (rasters, catalogs, the store)

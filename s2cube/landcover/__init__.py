@@ -12,7 +12,9 @@ from s2cube.landcover.kernels import (
     DW_TO_LANDCOVER,
     LANDCOVER_CLASSES,
     LANDCOVER_CODES,
+    LANDCOVER_COLORS,
     NO_DATE,
+    SPLIT_CLASSES,
     dw_to_landcover,
     fuse,
 )
@@ -20,6 +22,8 @@ from s2cube.landcover.wrapper import landcover
 
 __all__ = [
     "DW_TO_LANDCOVER",
+    "LANDCOVER_COLORS",
+    "SPLIT_CLASSES",
     "LANDCOVER_CLASSES",
     "LANDCOVER_CODES",
     "NO_DATE",

@@ -36,6 +36,8 @@ import numpy as np
 from s2cube.errors import InputError
 
 __all__ = [
+    "LANDCOVER_COLORS",
+    "SPLIT_CLASSES",
     "DW_TO_LANDCOVER",
     "LANDCOVER_CLASSES",
     "LANDCOVER_CODES",
@@ -48,6 +50,20 @@ __all__ = [
 LANDCOVER_CLASSES = ("water", "tree", "grass", "barren", "built")
 LANDCOVER_CODES = {name: i + 1 for i, name in enumerate(LANDCOVER_CLASSES)}
 NO_DATE = 0
+
+#: the seed's palette, by class name (``built``: the unsplit built class has its own colour;
+#: ``residential``/``industrial`` only in the experimental split, :mod:`s2cube.landcover.split`)
+LANDCOVER_COLORS: dict[str, str] = {
+    "water": "#2b6cc4",  # blue
+    "tree": "#1b5e20",  # dark green
+    "grass": "#7cc242",  # green
+    "barren": "#f2e6c2",  # cream
+    "built": "#c0392b",  # red: built-up, residential/industrial not split
+    "residential": "#f28c28",  # orange (experimental split only)
+    "industrial": "#8b5a2b",  # brown (experimental split only)
+}
+#: codes of the experimental residential/industrial split (never in the ``landcover`` map)
+SPLIT_CLASSES = {"residential": 6, "industrial": 7}
 
 #: Dynamic World class (in DW's output order) → s2cube class, ``None`` = dropped
 DW_TO_LANDCOVER: dict[str, str | None] = {

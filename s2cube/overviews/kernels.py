@@ -20,6 +20,7 @@ __all__ = [
     "first_valid_child",
     "take_child",
     "downsample_cell",
+    "downsample_classes",
 ]
 
 PROVENANCE_VARS = ("date", "scene", "clear_count")
@@ -117,3 +118,43 @@ def downsample_cell(arrays: dict[str, np.ndarray], bands: Sequence[str]) -> dict
         other = take_child(arrays["fill"], first_valid_child(arrays["fill"] > 0), np.uint8(0))
         out["fill"] = np.where(none, other, fill).astype("uint8")
     return out
+
+
+def downsample_classes(
+    classes: np.ndarray, confidence: np.ndarray, dates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One 2×2 step of a class map (uint8 codes, 0 = none): the **mode** of the coded children.
+
+    Class codes are never averaged: the block takes the most frequent non-zero class among its
+    four children (a tie goes to the class with the higher summed ``confidence``, then to the
+    lower code), and ``confidence`` and ``dates`` are taken from the first child (NW, NE, SW,
+    SE) of that class, so they stay the values of a real pixel.  A block without a coded child
+    stays 0 in all three.
+
+    Examples
+    --------
+    >>> c = np.array([[3, 2], [2, 0]], "uint8"); p = np.array([[90, 60], [70, 0]], "uint8")
+    >>> [int(a[0, 0]) for a in downsample_classes(c, p, np.full((2, 2), 4, "uint8"))]
+    [2, 60, 4]
+    """
+    b = _blocks(np.asarray(classes), np.uint8(0))
+    conf = _blocks(np.asarray(confidence), np.uint8(0)).astype("int64")
+    n_classes = int(b.max()) if b.size else 0
+    best = np.zeros(b.shape[:2], dtype="uint8")
+    score = np.full(b.shape[:2], -1, dtype="int64")
+    for k in range(1, n_classes + 1):
+        hit = b == k
+        # count first, then summed confidence (at most 4 × 255 < 2048)
+        s = hit.sum(axis=-1) * 2048 + np.where(hit, conf, 0).sum(axis=-1)
+        s = np.where(hit.any(axis=-1), s, -1)
+        better = s > score
+        best[better] = k
+        score[better] = s[better]
+    child = np.argmax(b == best[..., None], axis=-1)
+    take = child[..., None].astype("intp")
+    out_conf = np.take_along_axis(_blocks(np.asarray(confidence), 0), take, -1)[..., 0]
+    out_dates = np.take_along_axis(_blocks(np.asarray(dates), 0), take, -1)[..., 0]
+    none = best == 0
+    out_conf = np.where(none, 0, out_conf).astype(np.asarray(confidence).dtype)
+    out_dates = np.where(none, 0, out_dates).astype(np.asarray(dates).dtype)
+    return best, out_conf, out_dates

@@ -44,10 +44,15 @@ from s2cube.testing.noise import (
     stream_rng,
 )
 
-__all__ = ["BANDS", "Scene", "cached_scene", "sample_truth"]
+__all__ = ["BANDS", "REDEDGE_BANDS", "Scene", "cached_scene", "rededge_dn", "sample_truth"]
 
 #: Reflectance assets written for every item (Earth Search asset keys), in this order.
 BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
+
+#: Red-edge assets written only with ``make_sample_catalog(rededge=True)`` (Dynamic World's
+#: B5-B7), and where each lies between red (0) and nir (1), see :func:`rededge_dn`.
+REDEDGE_BANDS: tuple[str, ...] = ("rededge1", "rededge2", "rededge3")
+_REDEDGE_POSITION = (0.2, 0.7, 0.9)
 
 _SWATH_SLANT_DEG = 12.0  # swath edge against the meridian (descending orbit heading ~SSW)
 _WEDGE_FRACTION = 0.12  # width of the nodata wedge at the tile centre, as a fraction of the tile
@@ -396,3 +401,19 @@ def sample_truth(
     out = {band: refl[b].reshape(shape) for b, band in enumerate(BANDS)}
     out["scl"] = scl.reshape(shape)
     return out
+
+
+def rededge_dn(dn: np.ndarray) -> np.ndarray:
+    """The three red-edge bands (3, H, W) uint16 of an item from its rendered bands (6, H, W).
+
+    Each is ``red + f * (nir - red)`` with ``f`` 0.2, 0.7, 0.9 (B5, B6, B7): the red-edge rise
+    of vegetation (red 350 / nir 3800 DN gives about 1040, 2770, 3460, as real B5-B7 of crops
+    are) and flat for water, soil and clouds.  Computed from the item's own DN, the per-date
+    gains, shadows, clouds and the +1000 BOA offset carry over exactly as in red and nir
+    (the rule is affine with weights summing to 1), and nodata (0 in both) stays 0.  A
+    simplification: real red edge has its own atmospheric and surface detail.
+    """
+    red = dn[BANDS.index("red")].astype(np.float64)
+    nir = dn[BANDS.index("nir")].astype(np.float64)
+    out = np.stack([np.rint(red + f * (nir - red)) for f in _REDEDGE_POSITION])
+    return np.clip(out, 0, 65535).astype(np.uint16)

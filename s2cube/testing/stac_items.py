@@ -20,7 +20,14 @@ from shapely.geometry import Polygon, mapping
 
 from s2cube.testing.acquisitions import DateSpec, Tile, earth_sun_factor, sun_position
 
-__all__ = ["ASSET_INFO", "COLLECTION_ID", "FORMAT_VERSION", "make_collection", "make_item"]
+__all__ = [
+    "ASSET_INFO",
+    "COLLECTION_ID",
+    "FORMAT_VERSION",
+    "REDEDGE_ASSET_INFO",
+    "make_collection",
+    "make_item",
+]
 
 #: Version of the generator: a catalog written by another version is rebuilt.
 FORMAT_VERSION = 1
@@ -99,6 +106,22 @@ ASSET_INFO: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "scl": ("SCL", "Scene classification map (SCL)", None),
 }
 
+#: the red-edge assets of a catalog made with ``rededge=True`` (Dynamic World needs B5-B7)
+REDEDGE_ASSET_INFO: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    f"rededge{k}": (
+        f"B0{k + 4}",
+        f"Red edge {k} (band {k + 4}) - 20m",
+        {
+            "name": f"rededge{k}",
+            "common_name": "rededge",
+            "description": f"Red edge {k} (band {k + 4})",
+            "center_wavelength": wl,
+            "full_width_half_max": fw,
+        },
+    )
+    for k, wl, fw in ((1, 0.704, 0.019), (2, 0.74, 0.018), (3, 0.783, 0.028))
+}
+
 _ITEM_EXTENSIONS = [
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
     "https://stac-extensions.github.io/mgrs/v1.0.0/schema.json",
@@ -146,11 +169,13 @@ def make_item(
     spec: DateSpec,
     scl: np.ndarray,
     footprint: Polygon,
+    rededge: bool = False,
 ) -> pystac.Item:
     """The STAC item of one tile on one date, its assets in ``item_dir``.
 
     ``scl`` is the item's SCL (its class percentages become properties) and ``footprint`` its
-    lon/lat footprint (the swath-cut polygon on wedge dates).
+    lon/lat footprint (the swath-cut polygon on wedge dates); ``rededge`` adds the red-edge
+    assets (:data:`REDEDGE_ASSET_INFO`).
     """
     when = spec.datetime(tile.index)
     lon_c, lat_c = Transformer.from_crs(tile.epsg, 4326, always_xy=True).transform(
@@ -226,7 +251,8 @@ def make_item(
         )
     )
     transform = list(tile.transform)[:6]
-    for key, (stem, title, eo_band) in ASSET_INFO.items():
+    assets = {**ASSET_INFO, **(REDEDGE_ASSET_INFO if rededge else {})}
+    for key, (stem, title, eo_band) in assets.items():
         extra: dict[str, Any] = {}
         if eo_band is not None:
             extra["eo:bands"] = [dict(eo_band)]

@@ -1,0 +1,451 @@
+"""The land-cover driver: land cover of every cell of a bbox into the global store.
+
+:func:`landcover_store` is to land cover what :func:`s2cube.mosaic` is to the mosaic, and uses
+its machinery: the store's writer lease, one write task per cell (shards, per-cell overview
+levels, manifest record last, :mod:`s2cube.store.landcover`), finished cells skipped on a rerun
+(its own manifest, so it resumes independently of the mosaic), coarse overviews once at the end.
+
+Two sources, chosen by the model:
+
+* **scenes** (Dynamic World, any model whose bands the store's mosaic lacks): the candidate
+  scenes of each cell from the catalog (searched with the model's bands), a *look* at their SCL
+  first (:func:`plan_looks`: one small array per cell and date says which dask blocks have a
+  clear pixel), then per date the model only on blocks with a clear pixel and the bands read
+  only for blocks within the model's reach of one (``window - 1`` px), then the clear-masked
+  Dirichlet fusion (:func:`~s2cube.landcover.kernels.fuse`).  Pruning is exact: a skipped
+  block has no clear pixel within reach, so no fused pixel can change (tested).
+* **mosaic** (the seed's three U-nets on the 4-band mosaic, :mod:`s2cube.landcover.unets`): the
+  store's own red/green/blue/nir of the cell, one "date"; ``landcover_dates`` is 1 where the
+  mosaic has data.
+
+Model inference runs through :func:`s2cube.models.predict` (``device="cuda"`` annotates the
+tasks with the ``GPU`` resource; ``None`` picks CUDA per worker when there is one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pystac
+
+from ..errors import InputError
+from ..grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
+from .kernels import LANDCOVER_CLASSES, LANDCOVER_COLORS, fuse
+
+__all__ = ["LandcoverOptions", "cell_landcover", "landcover_store", "plan_looks"]
+
+
+class LandcoverOptions:
+    """The result-defining options of a land-cover run (recorded in every cell's record)."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "dynamicworld",
+        method: str = "mean",
+        alpha: float = 0.1,
+        snow_threshold: float = 0.5,
+        dilation: int = 1,
+        window: int = 256,
+        overlap: int = 32,
+        halo: int | None = None,
+        cell_halo: int = 32,
+        chunk: int = 512,
+        precision: str = "fp32",
+    ) -> None:
+        if method not in ("mean", "product"):
+            raise InputError(f"method={method!r}; expected 'mean' or 'product'")
+        if window < 16 or chunk < 16 or cell_halo < 0 or dilation < 0:
+            raise InputError(
+                f"window={window}, chunk={chunk} must be >= 16 px; cell_halo={cell_halo} and "
+                f"dilation={dilation} >= 0"
+            )
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise InputError(f"precision={precision!r}; expected fp32, bf16 or fp16")
+        self.model, self.method, self.alpha = model, method, float(alpha)
+        self.snow_threshold, self.dilation = float(snow_threshold), int(dilation)
+        self.window, self.overlap = int(window), int(overlap)
+        self.halo = int(window - 1 if halo is None else halo)
+        self.cell_halo, self.chunk, self.precision = int(cell_halo), int(chunk), precision
+
+    def to_record(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+# --------------------------------------------------------------------------- scenes source
+def _clear_block(scl: np.ndarray, dilation: int) -> np.ndarray:
+    from ..mask import CLEAR, dilate_mask, scl_to_mask
+
+    codes = scl_to_mask(np.asarray(scl))
+    if dilation:
+        codes = dilate_mask(codes, cloud=dilation, shadow=dilation)
+    return codes == CLEAR
+
+
+def clear_of(cube: Any, dilation: int) -> Any:
+    """``(time, y, x)`` bool dask array: SCL says clear (clouds/shadows dilated) and has data."""
+    import dask.array as da
+
+    scl = cube.sel(band="scl").data
+    if not isinstance(scl, da.Array):
+        return _clear_block(scl, dilation)
+    depth = {0: 0, 1: dilation, 2: dilation}
+    return da.map_overlap(
+        _clear_block,
+        scl,
+        depth=depth,
+        boundary="none",
+        dtype=bool,
+        meta=np.empty((0, 0, 0), bool),
+        dilation=dilation,
+    )
+
+
+def _any_block(b: np.ndarray) -> np.ndarray:
+    return np.asarray(np.asarray(b).any(axis=(1, 2)))[:, None, None]
+
+
+def plan_looks(clear: Any) -> Any:
+    """Per date and dask block: does the block hold a clear pixel?  ``(time, nby, nbx)``."""
+    import dask.array as da
+
+    chunks = (clear.chunks[0], (1,) * clear.numblocks[1], (1,) * clear.numblocks[2])
+    return da.map_blocks(_any_block, clear, chunks=chunks, dtype=bool)
+
+
+def _ring(flags: np.ndarray, r: int) -> np.ndarray:
+    """``flags`` (nby, nbx) dilated by ``r`` blocks (a square).
+
+    >>> _ring(np.array([[True, False, False]]), 1).tolist()
+    [[True, True, False]]
+    """
+    h, w = flags.shape
+    padded = np.pad(flags, r, constant_values=False)
+    out = np.zeros_like(flags)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= padded[dy : dy + h, dx : dx + w]
+    return out
+
+
+def _select_blocks(arr: Any, keep: np.ndarray, leading: tuple[int, ...]) -> Any:
+    """``arr`` (lead..., y, x), its leading axes one chunk each, with the (y, x) blocks where
+    ``keep`` is False replaced by zeros: their tasks, and the reads under them, drop out of the
+    graph when it is computed."""
+    import dask.array as da
+
+    if keep.all():
+        return arr
+    ych, xch = arr.chunks[-2:]
+    head = (0,) * len(leading)
+    rows = []
+    for i, h in enumerate(ych):
+        row = []
+        for j, w in enumerate(xch):
+            if keep[i, j]:
+                row.append(arr.blocks[(*head, i, j)])
+            else:
+                row.append(da.zeros((*leading, h, w), dtype=arr.dtype, chunks=(*leading, h, w)))
+        rows.append(da.concatenate(row, axis=-1))
+    return da.concatenate(rows, axis=-2)
+
+
+def cell_landcover(
+    cube: Any,
+    clear: Any,
+    looks: np.ndarray | None,
+    loaded: Any,
+    options: LandcoverOptions,
+    device: str | None = None,
+    batch_size: int = 8,
+) -> Any:
+    """Lazy ``(3, y, x)`` float32 (class, confidence, dates) of a cube, per date only on the
+    blocks that need it (``looks``: ``(time, nby, nbx)`` from :func:`plan_looks`, computed;
+    None = every block)."""
+    import dask.array as da
+
+    from ..models import predict
+
+    bands = list(loaded.card.input_bands)
+    data = cube.sel(band=bands).data
+    ych, xch = clear.chunks[1:]
+    reach = math.ceil(options.halo / max(1, min(min(ych), min(xch))))
+    n_t = data.shape[0]
+    per_date = []
+    for t in range(n_t):
+        keep_out = np.ones((len(ych), len(xch)), bool) if looks is None else looks[t]
+        if not keep_out.any():
+            shape = (len(loaded.card.classes), data.shape[2], data.shape[3])
+            per_date.append(da.zeros(shape, np.float32, chunks=((shape[0],), ych, xch)))
+            continue
+        x = data[t].rechunk({0: -1})
+        x = _select_blocks(x, _ring(keep_out, reach), (len(bands),))
+        x = x.astype(np.float32) / np.float32(10000)
+        probs = predict(
+            loaded,
+            x,
+            window=options.window,
+            overlap=options.overlap,
+            halo=options.halo,
+            batch_size=batch_size,
+            precision=options.precision,
+            device=device,
+        )
+        per_date.append(_select_blocks(probs, keep_out, (probs.shape[0],)))
+    stack = da.stack(per_date).rechunk({0: -1, 1: -1})
+    clear = clear.rechunk((-1, stack.chunks[2], stack.chunks[3]))
+    return da.blockwise(
+        _fuse_block,
+        "kyx",
+        stack,
+        "tcyx",
+        clear,
+        "tyx",
+        new_axes={"k": 3},
+        concatenate=True,
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
+        method=options.method,
+        alpha=options.alpha,
+        snow=options.snow_threshold,
+    )
+
+
+def _fuse_block(
+    probs: np.ndarray, clear: np.ndarray, *, method: str, alpha: float, snow: float
+) -> np.ndarray:
+    classes, conf, n = fuse(probs, clear, method=method, alpha=alpha, snow_threshold=snow)
+    return np.stack([classes.astype(np.float32), conf, n.astype(np.float32)])
+
+
+# --------------------------------------------------------------------------- write task
+def encode(packed: np.ndarray) -> dict[str, np.ndarray]:
+    """``(3, y, x)`` float (class, confidence 0-1, dates) → the stored uint8 arrays.
+
+    Confidence is stored in percent, rounded, at least 1 where a class is set (0 = none)."""
+    cls = np.asarray(packed[0]).astype("uint8")
+    conf = np.clip(np.rint(np.asarray(packed[1]) * 100), 1, 100).astype("uint8")
+    dates = np.clip(np.asarray(packed[2]), 0, 255).astype("uint8")
+    return {
+        "landcover": cls,
+        "landcover_confidence": np.where(cls > 0, conf, 0).astype("uint8"),
+        "landcover_dates": dates,
+    }
+
+
+def write_task(
+    store: Any,
+    cell: Cell,
+    packed: np.ndarray,
+    crop: tuple[slice, slice],
+    record: dict[str, Any],
+    overviews: bool,
+    lease: str | None,
+) -> dict[str, Any]:
+    """Runs on a worker: ``packed`` arrives computed; crop the halo, write, build the cell's
+    per-cell overview levels."""
+    from ..store.landcover import write_landcover_cell
+
+    t0 = time.perf_counter()
+    arrays = encode(np.asarray(packed)[:, crop[0], crop[1]])
+    rec = write_landcover_cell(store, cell, arrays, record=record, lease=lease)
+    if overviews:
+        from ..overviews.landcover import build_cell_landcover_overviews
+
+        build_cell_landcover_overviews(store, cell)
+    rec["write_seconds"] = round(time.perf_counter() - t0, 3)
+    return rec
+
+
+# --------------------------------------------------------------------------- driver
+def _info(loaded: Any, options: LandcoverOptions, source: str) -> dict[str, Any]:
+    return {
+        "classes": {str(i + 1): c for i, c in enumerate(LANDCOVER_CLASSES)},
+        "colors": {str(i + 1): LANDCOVER_COLORS[c] for i, c in enumerate(LANDCOVER_CLASSES)},
+        "nodata": 0,
+        "model": loaded.card.name,
+        "model_product_level": getattr(loaded.card, "product_level", None),
+        "source": source,
+        "fusion": options.method if source == "scenes" else "none (one mosaic)",
+        "docs": "docs/landcover.md",
+    }
+
+
+def landcover_store(
+    store: str | os.PathLike[str] | Any,
+    catalog: str | os.PathLike[str] | Sequence[pystac.Item] | None = None,
+    *,
+    bbox: Sequence[float],
+    start: Any = None,
+    end: Any = None,
+    max_cloud: float | None = None,
+    grid: GlobalGrid | None = None,
+    options: LandcoverOptions | None = None,
+    device: str | None = None,
+    batch_size: int = 8,
+    overviews: bool = True,
+    overwrite: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: Any = False,
+    search_kwargs: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    break_lease: bool = False,
+) -> Any:
+    """Land cover of every cell touching ``bbox`` into the store (``landcover``,
+    ``landcover_confidence``, ``landcover_dates``), resumable, under the store's lease.
+
+    ``catalog`` is needed for a scene model (Dynamic World: its nine bands are searched);
+    a mosaic model (``options.model="unets"`` or a saved three-U-net file) reads the store's
+    own mosaic and needs none.  The store is created (with ``grid``) if missing.  Returns a
+    :class:`~s2cube.execute.MosaicReport` (cells written, skipped, empty).
+    """
+    from .. import store as zs
+    from ..driver import find_items
+    from ..execute import MosaicReport, run_tasks
+    from ..store.landcover import add_landcover, read_landcover_manifest
+
+    t0 = time.perf_counter()
+    options = options or LandcoverOptions()
+    bbox_t = validate_bbox(bbox)
+    loaded, source = _load_model(options.model)
+    loc = zs.store_location(store, storage_options)
+    if loc.is_local and not loc.path.is_absolute():
+        loc = zs.store_location(str(loc.path.resolve()))
+    zs.check_store_path(loc)
+    if grid is None:
+        grid = zs.store_grid(loc) if zs.is_store(loc) else DEFAULT_GRID
+    items: list[pystac.Item] = []
+    if source == "scenes":
+        if catalog is None:
+            raise InputError(
+                f"model {loaded.card.name!r} classifies scenes: give a catalog with its bands "
+                f"({', '.join(loaded.card.input_bands)})"
+            )
+        items = find_items(
+            catalog,
+            bbox=bbox_t,
+            start=start,
+            end=end,
+            max_cloud=max_cloud,
+            bands=tuple(loaded.card.input_bands),
+            search_kwargs=search_kwargs,
+        )
+    elif not zs.is_store(loc):
+        raise InputError(
+            f"model {loaded.card.name!r} classifies the store's mosaic, and {loc.url!r} is not a "
+            "store yet: run `s2cube mosaic` into it first"
+        )
+    cells = grid.cells_in_bbox(bbox_t)
+    lease = zs.Lease(loc, break_lease=break_lease).acquire()
+    lease.start()
+    try:
+        zs.create_store(loc, grid=grid)
+        add_landcover(loc, _info(loaded, options, source))
+        if overviews:
+            from ..overviews.landcover import prepare_landcover_overviews
+
+            prepare_landcover_overviews(loc)
+        done = set(read_landcover_manifest(loc)) if not overwrite else set()
+        todo = [c for c in cells if c.name not in done]
+        report = MosaicReport(
+            store=loc.url,
+            cells=[c.name for c in cells],
+            scenes=len(items),
+            skipped=[c.name for c in cells if c.name in done],
+        )
+        run_record = {
+            "landcover": options.to_record(),
+            "model": loaded.card.name,
+            "source": source,
+            "query": {"bbox": list(bbox_t), "start": str(start), "end": str(end),
+                      "max_cloud": max_cloud},
+        }  # fmt: skip
+        from ..cluster import get_client
+
+        client = get_client(scheduler, client=client)
+        tasks = _scene_tasks(
+            loc, todo, items, grid, loaded, options, run_record, overviews, lease.owner,
+            device, batch_size, client,
+        )  # fmt: skip
+        run_tasks(tasks, report, client=client, progress=progress)
+        if overviews and todo:
+            from ..overviews.landcover import build_coarse_landcover_overviews
+
+            build_coarse_landcover_overviews(loc, [*todo])
+    finally:
+        lease.release()
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _load_model(name: str) -> tuple[Any, str]:
+    """The model and its source (``scenes``: it classifies each scene of the catalog)."""
+    from ..models import load_model
+
+    return load_model(name), "scenes"
+
+
+def _scene_tasks(
+    loc: Any,
+    cells: Sequence[Cell],
+    items: Sequence[pystac.Item],
+    grid: GlobalGrid,
+    loaded: Any,
+    options: LandcoverOptions,
+    run_record: dict[str, Any],
+    overviews: bool,
+    lease: str | None,
+    device: str | None,
+    batch_size: int,
+    client: Any,
+) -> list[tuple[Cell, Any]]:
+    """Per cell: the look at the candidates' SCL (computed now, for all cells at once), then
+    the lazy write task over the pruned per-date inference and the fusion."""
+    import dask
+
+    from ..cube import items_touching, load
+    from ..store.landcover import write_empty_landcover_cell
+
+    bands = tuple(loaded.card.input_bands)
+    halo = options.cell_halo
+    cubes: dict[str, Any] = {}
+    for cell in cells:
+        near = items_touching(items, grid.cell_window(cell).pad(halo).bounds)
+        if near:
+            cube = load(near, cell, grid=grid, bands=bands, halo=halo, chunksize=options.chunk)
+            cubes[cell.name] = (cube, clear_of(cube, options.dilation), near)
+    looks: dict[str, np.ndarray] = {}
+    if cubes:
+        names = list(cubes)
+        graphs = [plan_looks(cubes[n][1]) for n in names]
+        got = client.compute(graphs, sync=True) if client is not None else dask.compute(*graphs)
+        looks = dict(zip(names, (np.asarray(g) for g in got), strict=True))
+    tasks: list[tuple[Cell, Any]] = []
+    for cell in cells:
+        if cell.name not in cubes or not looks[cell.name].any():
+            rec = {**run_record, "scenes": len(cubes.get(cell.name, (None, None, []))[2])}
+            task = dask.delayed(write_empty_landcover_cell, pure=False)(
+                loc, cell, record=rec, lease=lease
+            )
+            tasks.append((cell, task))
+            continue
+        cube, clear, near = cubes[cell.name]
+        look = looks[cell.name]
+        packed = cell_landcover(cube, clear, look, loaded, options, device, batch_size)
+        crop = (slice(halo, halo + grid.cell_pixels), slice(halo, halo + grid.cell_pixels))
+        rec = {
+            **run_record,
+            "scenes": len(near),
+            "dates_with_clear_blocks": int(look.any(axis=(1, 2)).sum()),
+            "date_blocks_run": int(look.sum()),
+            "date_blocks_total": int(look.size),
+        }
+        write = dask.delayed(write_task, pure=False, name=f"landcover-{cell.name}")
+        tasks.append((cell, write(loc, cell, packed, crop, rec, overviews, lease)))
+    return tasks
