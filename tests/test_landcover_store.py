@@ -162,3 +162,33 @@ def test_pruned_cell_equals_the_unpruned_wrapper(catalog9):
     np.testing.assert_array_equal(pruned[0].astype("uint8"), ref.landcover.values)
     np.testing.assert_allclose(pruned[1], ref.confidence.values, atol=1e-5)
     np.testing.assert_array_equal(pruned[2].astype("uint8"), ref.n_dates.values)
+
+
+def test_wmts_landcover_layer_in_the_palette(lc_store):
+    """The served land-cover tile shows each stored class in the store's palette."""
+    import morecantile
+
+    from s2cube.landcover.kernels import LANDCOVER_COLORS
+    from s2cube.serve.tiles import TileSource
+    from s2cube.serve.wmts import capabilities_xml
+
+    store, _ = lc_store
+    src = TileSource(store)
+    assert "landcover" in src.layer_ids()
+    info = src.info()
+    assert {v["name"]: v["color"] for v in info["landcover"].values()} == {
+        c: LANDCOVER_COLORS[c] for c in LANDCOVER_CLASSES
+    }
+    assert "<ows:Identifier>landcover</ows:Identifier>" in capabilities_xml(src, "http://x")
+    lon, lat = (BBOX[0] + BBOX[2]) / 2, (BBOX[1] + BBOX[3]) / 2
+    z = src.maxzoom("WorldCRS84Quad")
+    t = morecantile.tms.get("WorldCRS84Quad").tile(lon, lat, z)
+    rgba = src.tile("landcover", "WorldCRS84Quad", z, t.x, t.y)
+    cls = src.read("landcover", "WorldCRS84Quad", z, t.x, t.y)["landcover"]
+    assert (cls > 0).any()
+    for code, (name, color) in src.landcover_palette().items():
+        hit = cls == code
+        if hit.any():
+            rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+            assert (rgba[hit][:, :3] == rgb).all() and (rgba[hit][:, 3] == 255).all(), name
+    assert (rgba[cls == 0][:, 3] == 0).all()

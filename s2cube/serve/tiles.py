@@ -56,7 +56,7 @@ class LayerSpec:
     id: str
     title: str
     variables: tuple[str, ...]
-    rendering: str  # "tone" | "tci" | "date"
+    rendering: str  # "tone" | "tci" | "date" | "classes"
     abstract: str
 
 
@@ -90,6 +90,14 @@ LAYERS: dict[str, LayerSpec] = {
             ("date",),
             "date",
             "Acquisition date of every pixel, viridis from the store's first to last date",
+        ),
+        LayerSpec(
+            "landcover",
+            "Land cover",
+            ("landcover",),
+            "classes",
+            "Land-cover class (s2cube landcover): water, tree, grass, barren, built (not split "
+            "into residential/industrial), in the store's palette; transparent: no clear date",
         ),
     )
 }
@@ -180,6 +188,10 @@ class TileSource:
         self.rendering = meta.get("rendering")
         self.tone_curve = tone_curve_for(self.rendering)
         self.has_fill = self.path.exists("fill/zarr.json")
+        from ..store.landcover import has_landcover, landcover_attrs
+
+        self.has_landcover = has_landcover(self.path)
+        self.landcover = landcover_attrs(self.path) if self.has_landcover else None
         self.refresh()
 
     # ------------------------------------------------------------------ store state
@@ -187,7 +199,12 @@ class TileSource:
         """Re-read the manifest (finished cells, data bounds, date range)."""
         manifest = read_manifest(self.path)
         self.cells = sorted(manifest)
-        windows = [self.grid.cell_window(Cell.from_name(name)) for name in self.cells]
+        names = set(self.cells)
+        if self.has_landcover:  # land cover may cover cells the mosaic does not
+            from ..store.landcover import read_landcover_manifest
+
+            names |= set(read_landcover_manifest(self.path))
+        windows = [self.grid.cell_window(Cell.from_name(name)) for name in sorted(names)]
         # the level-0 window of the finished cells (None: empty store); no pixel outside it
         # holds data, so reads clip to it
         self.data_window: Window | None = reduce(Window.union, windows) if windows else None
@@ -323,6 +340,8 @@ class TileSource:
         data = self.read(layer, tms_id, z, x, y)
         if spec.rendering == "date":
             return render.date_colors(data["date"], *self.date_range)
+        if spec.rendering == "classes":
+            return class_colors(data["landcover"], self.landcover_palette())
         a, b, c = (data[v] for v in spec.variables)
         valid = (a > 0) | (b > 0) | (c > 0)
         curve = self.tone_curve if spec.rendering == "tone" else render.tci
@@ -360,11 +379,23 @@ class TileSource:
         }
 
     # ------------------------------------------------------------------ helpers
+    def layer_ids(self) -> list[str]:
+        """The layers this store can serve (land cover only when it has the product)."""
+        return [k for k in LAYERS if k != "landcover" or self.has_landcover]
+
+    def landcover_palette(self) -> dict[int, tuple[str, str]]:
+        """``{code: (class name, "#rrggbb")}`` of the store's land cover (empty: none)."""
+        if not self.landcover:
+            return {}
+        names = self.landcover.get("classes", {})
+        colors = self.landcover.get("colors", {})
+        return {int(k): (str(v), str(colors.get(k, "#ff00ff"))) for k, v in names.items()}
+
     def layer(self, layer: str) -> LayerSpec:
-        spec = LAYERS.get(layer)
+        spec = LAYERS.get(layer) if layer in self.layer_ids() else None
         if spec is None:
             raise TileRequestError(
-                f"unknown layer {layer[:64]!r}; available layers: {list(LAYERS)}",
+                f"unknown layer {layer[:64]!r}; available layers: {self.layer_ids()}",
                 status=400,
                 locator="Layer",
             )
@@ -376,7 +407,7 @@ class TileSource:
 
     @staticmethod
     def _dtype(v: str) -> str:
-        return {"scene": "int32", "fill": "uint8"}.get(v, "uint16")
+        return {"scene": "int32", "fill": "uint8", "landcover": "uint8"}.get(v, "uint16")
 
     def info(self) -> dict[str, Any]:
         return {
@@ -386,7 +417,15 @@ class TileSource:
             "overviews": self.overviews,
             "levels": len(self.levels),
             "date_range": list(self.date_range_iso()),
-            "layers": {k: {"title": s.title, "abstract": s.abstract} for k, s in LAYERS.items()},
+            "layers": {
+                k: {"title": LAYERS[k].title, "abstract": LAYERS[k].abstract}
+                for k in self.layer_ids()
+            },
+            "landcover": {
+                str(code): {"name": name, "color": color}
+                for code, (name, color) in self.landcover_palette().items()
+            }
+            or None,
             "tile_matrix_sets": {t: {"minzoom": 0, "maxzoom": self.maxzoom(t)} for t in TMS_IDS},
             "resolution_deg": str(self.grid.resolution),
             "rendering": self.rendering or {"tone_curve_version": 1, "recorded": False},
@@ -394,3 +433,16 @@ class TileSource:
                 "attribution", "Contains modified Copernicus Sentinel data"
             ),
         }
+
+
+def class_colors(classes: np.ndarray, palette: dict[int, tuple[str, str]]) -> np.ndarray:
+    """RGBA (h, w, 4) uint8 of a class map: each code in its palette colour, 0 transparent.
+
+    >>> class_colors(np.array([[0, 1]], "uint8"), {1: ("water", "#2b6cc4")})[0, 1].tolist()
+    [43, 108, 196, 255]
+    """
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    for code, (_, color) in palette.items():
+        h = color.lstrip("#")
+        lut[int(code)] = (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255)
+    return lut[np.asarray(classes, dtype=np.uint8)]

@@ -149,7 +149,7 @@ def capabilities_xml(source: TileSource, base: str, *, title: str = "s2cube mosa
         op("GetTile"),
         "  </ows:OperationsMetadata>",
         "  <Contents>",
-        *(_layer_xml(source, lid, base) for lid in LAYERS),
+        *(_layer_xml(source, lid, base) for lid in source.layer_ids()),
         *(_matrix_set_xml(source, t) for t in TMS_IDS),
         "  </Contents>",
         f'  <ServiceMetadataURL xlink:href="{escape(base)}/wmts/1.0.0/WMTSCapabilities.xml"/>',

@@ -57,6 +57,21 @@
       return div;
     };
 
+    // legend of the land-cover layer: one swatch per class of the store's palette
+    var lcLegend = L.control({ position: "bottomright" });
+    lcLegend.onAdd = function () {
+      var div = L.DomUtil.create("div", "s2cube-legend");
+      div.id = "legend-landcover";
+      var rows = Object.keys(info.landcover || {}).map(function (code) {
+        var c = info.landcover[code];
+        return '<div class="class"><span class="swatch" style="background:' + c.color +
+          '"></span>' + c.name + (c.name === "built" ? " (not split)" : "") + "</div>";
+      });
+      div.innerHTML = "<b>Land cover</b>" + rows.join("") +
+        '<div class="note">transparent: no clear date</div>';
+      return div;
+    };
+
     var permalink = document.getElementById("permalink");
     function updateHash() {
       if (!current) { return; }
@@ -69,6 +84,7 @@
     function select(id) {
       current = id;
       if (id === "provenance") { legend.addTo(map); } else { legend.remove(); }
+      if (id === "landcover") { lcLegend.addTo(map); } else { lcLegend.remove(); }
       updateHash();
     }
 
