@@ -357,7 +357,11 @@ def test_store_records_metrics_and_info_shows_them(real_catalog, tmp_path):
         text=True,
         timeout=120,
     )
-    assert res.returncode == 0 and "seam=" in res.stdout and "colour_diff_harmonized=" in res.stdout
+    assert res.returncode == 0, res.stderr
+    # one line per metric: name, median (min .. max) and a one-line explanation
+    lines = {line.split()[0]: line for line in res.stdout.splitlines() if line.startswith("  ")}
+    assert "seam" in lines and "invisible seams" in lines["seam"]
+    assert "colour_diff_harmonized" in lines and "DN" in lines["colour_diff_harmonized"]
     assert math.isfinite(written[0]["metrics"]["seam"])
 
 
