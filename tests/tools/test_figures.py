@@ -24,9 +24,10 @@ def test_figures_writes_the_sheets_and_metrics(real_catalog: Path, tmp_path: Pat
     tone = np.asarray(Image.open(out / "tone.png"))
     h, w = 100, 200  # 0.2 x 0.4 degrees at 1/500
     assert blend.shape == (2 * h, 3 * w, 4)  # three variants over their scene maps
-    assert tone.shape == (h, 2 * w, 4)  # TCI rule | tone curve
+    assert tone.shape == (h, 4 * w, 4)  # TCI rule | PC sigmoidal | curve v1 | curve v2
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["plain", "harmonized+feather", "harmonized+multiband"]
+    assert list(metrics) == ["plain", "harmonized+feather", "harmonized+multiband", "tone"]
+    assert len(metrics["tone"]) == 4 and all("clipped" in m for m in metrics["tone"].values())
     plain = metrics["plain"]
     assert plain["colour_diff_raw"] == plain["colour_diff_harmonized"]  # nothing harmonized
     for name in ("harmonized+feather", "harmonized+multiband"):
