@@ -98,6 +98,11 @@ def s3_server() -> Iterator[dict[str, str]]:
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    import s3fs
+
+    # fsspec caches filesystems by their arguments: one made from the environment before
+    # (another server, another endpoint) must not serve these tests
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
     finally:
@@ -107,6 +112,7 @@ def s3_server() -> Iterator[dict[str, str]]:
             else:
                 os.environ[k] = v
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture

@@ -126,6 +126,24 @@ def build_store(store: str, grid, storage_options=None) -> tuple[float, ...]:
     return (w - pad, s - pad, e + pad, n + pad)
 
 
+_AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
+def _stop_s3(server, saved: dict) -> None:
+    """Stop the server, put the environment back and forget s3fs's cached filesystems (one
+    made from the environment would otherwise point at this dead server for the rest of the
+    process: the test suite runs this benchmark in-process)."""
+    import s3fs
+
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 def _start_s3():
     import logging
 
@@ -170,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     )
     results: dict[str, dict[str, dict[str, float]]] = {}
     server = None
+    saved = {k: os.environ.get(k) for k in _AWS_VARS}
     with tempfile.TemporaryDirectory() as tmp:
         stores = {"local": str(Path(tmp) / "global.zarr")}
         if not args.no_s3:
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
                 results[where] = rows
         finally:
             if server is not None:
-                server.stop()
+                _stop_s3(server, saved)
     return results
 
 
