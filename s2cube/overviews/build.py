@@ -130,6 +130,37 @@ def build_cell_overviews(store: StoreLike, cell: Cell | str) -> list[int]:
     return written
 
 
+def build_coarse(
+    root: Any,
+    grid: GlobalGrid,
+    levels: list[Level],
+    cells: Iterable[Cell],
+    names: list[str],
+    step: Any,
+) -> dict[int, int]:
+    """Rebuild the shared coarse-level chunks touching ``cells``, finest level first: each
+    chunk is ``step`` (the arrays of ``names`` over the 2×2 finer pixels → their downsampled
+    arrays) of the level below; returns ``{level: chunks}``.  The mosaic's variables and the
+    land-cover product both build their coarse levels through it."""
+    cell_list = list(cells)
+    done: dict[int, int] = {}
+    for lv in levels[1:]:
+        if lv.per_cell:
+            continue
+        prev = levels[lv.index - 1]
+        src: Any = root[prev.path] if prev.index else root
+        dst: Any = root[lv.path]
+        chunks = sorted(_coarse_chunks(grid, lv, cell_list))
+        for i, j in chunks:
+            window = lv.chunk_window(i, j)
+            # the source block may hang over the globe's edge of the finer level: clip it
+            # and let the kernel pad odd edges with nodata
+            part = step(_read(src, names, window.zoom_in(2).clip()))
+            _write(dst, {n: part[n][: window.height, : window.width] for n in names}, window)
+        done[lv.index] = len(chunks)
+    return done
+
+
 def _coarse_chunks(grid: GlobalGrid, lv: Level, cells: Iterable[Cell]) -> set[tuple[int, int]]:
     """Chunk indices ``(i, j)`` of a level that hold any pixel of ``cells``."""
     out: set[tuple[int, int]] = set()
@@ -177,21 +208,7 @@ def build_coarse_overviews(
     cell_list = [_as_cell(c) for c in (read_manifest(p) if cells is None else cells)]
     root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
     names = [*bands, *PROVENANCE_VARS, *([FILL_VAR] if FILL_VAR in root else [])]
-    done: dict[int, int] = {}
-    for lv in levels[1:]:
-        if lv.per_cell:
-            continue
-        prev = levels[lv.index - 1]
-        src: Any = root[prev.path] if prev.index else root
-        dst: Any = root[lv.path]
-        chunks = sorted(_coarse_chunks(grid, lv, cell_list))
-        for i, j in chunks:
-            window = lv.chunk_window(i, j)
-            # the source block may hang over the globe's edge of the finer level: clip it
-            # and let the kernel pad odd edges with nodata
-            part = downsample_cell(_read(src, names, window.zoom_in(2).clip()), bands)
-            _write(dst, {n: part[n][: window.height, : window.width] for n in names}, window)
-        done[lv.index] = len(chunks)
+    done = build_coarse(root, grid, levels, cell_list, names, lambda a: downsample_cell(a, bands))
     built = _built_records(p)
     for c in cell_list:
         rec = built.get(c.name)

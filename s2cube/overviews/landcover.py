@@ -21,7 +21,7 @@ from ..grid import Cell
 from ..store import _require_store
 from ..store.landcover import LANDCOVER_VARS, has_landcover, landcover_attrs, landcover_var_attrs
 from ..store.location import StoreLike
-from .build import _coarse_chunks, _read, _write
+from .build import _read, _write, build_coarse
 from .kernels import downsample_classes
 from .template import _require_template, _store_levels, prepare_overviews
 
@@ -117,20 +117,7 @@ def build_coarse_landcover_overviews(
     grid, _, levels = _store_levels(p)
     cell_list = [Cell.from_name(c) if isinstance(c, str) else c for c in cells]
     root = zarr.open_group(p.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
-    done: dict[int, int] = {}
-    for lv in levels[1:]:
-        if lv.per_cell:
-            continue
-        prev = levels[lv.index - 1]
-        src: Any = root[prev.path] if prev.index else root
-        dst: Any = root[lv.path]
-        chunks = sorted(_coarse_chunks(grid, lv, cell_list))
-        for i, j in chunks:
-            window = lv.chunk_window(i, j)
-            part = _step(_read(src, LANDCOVER_VARS, window.zoom_in(2).clip()))
-            _write(dst, {n: a[: window.height, : window.width] for n, a in part.items()}, window)
-        done[lv.index] = len(chunks)
-    return done
+    return build_coarse(root, grid, levels, cell_list, list(LANDCOVER_VARS), _step)
 
 
 def _step(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
