@@ -233,7 +233,8 @@ def _run(
             f"store {store.url!r} was created before the 'fill' variable existed; filling holes "
             "(fill_periods, inpaint) needs a new store"
         )
-    done = set(zs.read_manifest(store)) if not overwrite else set()
+    # a finished cell is skipped only if its record and shards pass the cheap check
+    done = zs.finished_cells(store, cells) if not overwrite else set()
     todo = [c for c in cells if c.name not in done]
     report = MosaicReport(
         store=store.url,

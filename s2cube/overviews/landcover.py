@@ -20,6 +20,7 @@ import numpy as np
 from ..grid import Cell
 from ..store import _require_store
 from ..store.landcover import LANDCOVER_VARS, has_landcover, landcover_attrs, landcover_var_attrs
+from ..store.layout import chunk_compressors
 from ..store.location import StoreLike
 from .build import _read, _write, build_coarse
 from .kernels import downsample_classes
@@ -36,7 +37,6 @@ def prepare_landcover_overviews(store: StoreLike) -> None:
     """Add the land-cover arrays to every overview level (after the mosaic's template, which
     is created if missing); driver only, idempotent."""
     import zarr
-    import zarr.codecs
 
     from ..store import consolidate
 
@@ -66,7 +66,7 @@ def prepare_landcover_overviews(store: StoreLike) -> None:
                 dtype="uint8",
                 chunks=(lv.chunk, lv.chunk),
                 fill_value=np.uint8(0),
-                compressors=[zarr.codecs.ZstdCodec(level=3)],
+                compressors=chunk_compressors(),
                 dimension_names=("latitude", "longitude"),
                 attributes={**attrs[name], **geo, "resampling": "mode of the 2x2 children"},
                 **shards,

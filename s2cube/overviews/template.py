@@ -16,7 +16,7 @@ import xarray as xr
 from ..errors import StoreError
 from ..grid import GlobalGrid
 from ..store import DATE_EPOCH, _require_store, consolidate, geozarr, store_metadata
-from ..store.layout import FILL_VAR
+from ..store.layout import FILL_VAR, chunk_compressors
 from ..store.location import StoreLike, StoreLocation, store_location
 from ..store.template import fill_attrs
 from .levels import OVERVIEW_GROUP, Level, pyramid
@@ -62,12 +62,11 @@ def _level_template(
     lv: Level, bands: Sequence[str], fill: bool = True
 ) -> tuple[xr.Dataset, dict[str, Any]]:
     import dask.array as da
-    import zarr.codecs
 
     from ..cube import _spatial_ref
 
     dims = ("latitude", "longitude")
-    comp = [zarr.codecs.ZstdCodec(level=3)]
+    comp = chunk_compressors()
     chunks = (lv.chunk, lv.chunk)
     shard = {"shards": (lv.cell_pixels, lv.cell_pixels)} if lv.cell_pixels else {}
     big = lv.shape

@@ -14,7 +14,10 @@ read and write of it, one module each:
   (:func:`register_scenes`, :func:`scene_params`, :func:`scene_indices`, :func:`scene_table`);
 * :mod:`~s2cube.store.cells`: cell writes and the manifest (:func:`write_cell`,
   :func:`write_empty_cell`, :func:`read_manifest`, :func:`cells_done`);
-* :mod:`~s2cube.store.read`: :func:`open_store` and :func:`store_info`.
+* :mod:`~s2cube.store.read`: :func:`open_store` and :func:`store_info`;
+* :mod:`~s2cube.store.verify`: integrity: the cheap check a resume runs before skipping a
+  finished cell (:func:`finished_cells`) and the full re-read behind ``s2cube verify``
+  (:func:`verify_store`, :func:`forget_cells`).
 
 Every data array is **sharded by cell** and one cell is written by exactly one task, its
 manifest record last, so an interrupted run leaves no record and a rerun recomputes exactly the
@@ -51,6 +54,7 @@ from .scenes import scene_table as scene_table
 from .scenes import update_scene_params as update_scene_params
 from .template import consolidate as consolidate
 from .template import create_store
+from .verify import VerifyReport, finished_cells, forget_cells, verify_store
 
 __all__ = [
     "FORMAT",
@@ -77,4 +81,8 @@ __all__ = [
     "check_lease",
     "read_lease",
     "scene_count",
+    "finished_cells",
+    "verify_store",
+    "forget_cells",
+    "VerifyReport",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,15 @@ from .layout import DATE_EPOCH, FILL_VAR, MANIFEST_DIR, _require_store, store_me
 from .lease import check_lease
 from .location import StoreLike, StoreLocation, store_location
 
-__all__ = ["cells_done", "forget_cell", "read_manifest", "write_cell", "write_empty_cell"]
+__all__ = [
+    "cell_summary",
+    "cells_done",
+    "clear_cell_shards",
+    "forget_cell",
+    "read_manifest",
+    "write_cell",
+    "write_empty_cell",
+]
 
 _RECORD = re.compile(r"^r\d+c\d+\.json$")
 
@@ -51,12 +60,15 @@ def read_manifest(
     loc = _require_store(path, storage_options)
     out: dict[str, dict[str, Any]] = {}
     keys = [f"{MANIFEST_DIR}/{n}" for n in _record_names(loc, MANIFEST_DIR)]
-    for _, data in sorted(loc.get_many(keys).items()):
+    for key, data in sorted(loc.get_many(keys).items()):
         try:
             rec = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError):
             continue  # a torn record is the same as no record
-        out[rec["cell"]] = rec
+        if isinstance(rec, dict):
+            # keyed by the object's name: a record naming another cell is found by the checks
+            # of s2cube.store.verify instead of shadowing that cell's own record
+            out[key.rsplit("/", 1)[-1].removesuffix(".json")] = rec
     return out
 
 
@@ -108,6 +120,46 @@ def fill_counts(fill: np.ndarray) -> dict[str, int]:
     return {name: int(counts[code]) for code, name in FILL_CODES.items()}
 
 
+def cell_summary(encoded: Mapping[str, np.ndarray], bands: Sequence[str]) -> dict[str, Any]:
+    """The manifest fields a cell's stored (encoded) arrays determine.
+
+    Written into the record by :func:`write_cell`, and recomputed from the pixels read back by
+    :func:`s2cube.store.verify.verify_store`, so a record is checked against its pixels by the
+    same code that wrote it.  ``content`` holds, per variable, a CRC-32 of the cell's array
+    bytes and its number of non-fill pixels (whether its shard must exist).
+    """
+    valid = encoded["scene"] >= 0
+    has_data = encoded[bands[0]] > 0
+    days = encoded["date"][valid]
+    return {
+        "n_pixels": int(valid.size),
+        "n_composited": int(valid.sum()),
+        "n_nodata": int((~valid).sum()),
+        "n_without_clear": int((~valid & (encoded["clear_count"] == 0)).sum()),
+        "valid_fraction": float(has_data.mean()),
+        "scenes_used": sorted({int(s) for s in np.unique(encoded["scene"][valid])}),
+        "date_min": str(np.datetime64(DATE_EPOCH) + int(days.min())) if days.size else None,
+        "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
+        **({"fill": fill_counts(encoded[FILL_VAR])} if FILL_VAR in encoded else {}),
+        "content": {name: array_content(arr, name) for name, arr in encoded.items()},
+    }
+
+
+#: the fill value of every mosaic variable (what an unwritten pixel reads as)
+FILL_VALUES: dict[str, int] = {"scene": -1}
+
+
+def array_content(arr: np.ndarray, name: str) -> dict[str, int]:
+    """CRC-32 of a cell's array (C order, little-endian bytes) and its non-fill pixel count."""
+    data = np.ascontiguousarray(arr)
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"))
+    return {
+        "crc32": zlib.crc32(data.tobytes()),
+        "nonfill": int((data != FILL_VALUES.get(name, 0)).sum()),
+    }
+
+
 def write_cell(
     path: StoreLike,
     cell: Cell,
@@ -157,20 +209,9 @@ def write_cell(
     for name, arr in encoded.items():
         target: Any = group[name]  # an array (zarr types members as array-or-group)
         target[window.rows, window.cols] = arr
-    valid = encoded["scene"] >= 0
-    has_data = encoded[bands[0]] > 0
-    days = encoded["date"][valid]
     rec = {
         **_cell_header(grid, cell),
-        "n_pixels": int(valid.size),
-        "n_composited": int(valid.sum()),
-        "n_nodata": int((~valid).sum()),
-        "n_without_clear": int((~valid & (encoded["clear_count"] == 0)).sum()),
-        "valid_fraction": float(has_data.mean()),
-        "scenes_used": sorted({int(s) for s in np.unique(encoded["scene"][valid])}),
-        "date_min": str(np.datetime64(DATE_EPOCH) + int(days.min())) if days.size else None,
-        "date_max": str(np.datetime64(DATE_EPOCH) + int(days.max())) if days.size else None,
-        **({"fill": fill_counts(encoded[FILL_VAR])} if FILL_VAR in encoded else {}),
+        **cell_summary(encoded, bands),
         **(record or {}),
     }
     check_lease(p, lease)
@@ -196,13 +237,20 @@ def write_empty_cell(
     record: dict[str, Any] | None = None,
     lease: str | None = None,
 ) -> dict[str, Any]:
-    """Record a cell that no scene covers as finished, without writing any shard.
+    """Record a cell that no scene covers as finished: its shards are removed (fill values),
+    then its record is written.
 
     ``record`` (the run's options) is merged into the manifest record, as for written cells.
     """
     p = _require_store(path)
-    grid = GlobalGrid.from_dict(store_metadata(p)["grid"])
+    meta = store_metadata(p)
+    grid = GlobalGrid.from_dict(meta["grid"])
     n = grid.cell_pixels**2
+    check_lease(p, lease)
+    # an overwrite can make a cell empty: its old pixels go first (level 0 and the overview
+    # levels sharded by cell), then the record; coarse levels are rebuilt by the driver
+    forget_cell(p, cell)
+    clear_cell_shards(p, cell, grid, mosaic_variables(meta))
     rec = {
         **_cell_header(grid, cell),
         "empty": True,
@@ -216,3 +264,57 @@ def write_empty_cell(
     check_lease(p, lease)
     _atomic_write_json(p, f"{MANIFEST_DIR}/{cell.name}.json", rec)
     return rec
+
+
+def mosaic_variables(meta: Mapping[str, Any]) -> list[str]:
+    """The mosaic's data variables of a store (bands, provenance, fill), in write order."""
+    return [*meta["bands"], "date", "scene", "clear_count", FILL_VAR]
+
+
+def cell_shard_keys(
+    loc: StoreLocation, cell: Cell, grid: GlobalGrid, names: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    """``{(group, variable): key}`` of the shards that hold exactly ``cell``: level 0 and every
+    overview level still sharded by cell (coarse levels mix cells and have no such shard).
+    Arrays that do not exist are left out."""
+    from ..overviews.levels import pyramid
+
+    out: dict[tuple[str, str], str] = {}
+    n_cells = (grid.shape[0] // grid.cell_pixels, grid.shape[1] // grid.cell_pixels)
+    for lv in pyramid(grid):
+        if not lv.per_cell:
+            break
+        prefix = f"{lv.path}/" if lv.path else ""
+        for name in names:
+            raw = loc.get(f"{prefix}{name}/zarr.json")
+            if raw is None:
+                continue
+            meta = json.loads(raw)
+            codecs = meta.get("codecs") or []
+            if not codecs or codecs[0].get("name") != "sharding_indexed":
+                continue
+            shard = meta["chunk_grid"]["configuration"]["chunk_shape"]
+            shape = meta["shape"]
+            if (-(-shape[0] // shard[0]), -(-shape[1] // shard[1])) != n_cells:
+                continue
+            enc = meta.get("chunk_key_encoding") or {"name": "default"}
+            sep = (enc.get("configuration") or {}).get("separator", "/")
+            if enc.get("name") == "v2":
+                key = f"{cell.row}{sep}{cell.col}"
+            else:
+                key = f"c{sep}{cell.row}{sep}{cell.col}"
+            out[(lv.path, name)] = f"{prefix}{name}/{key}"
+    return out
+
+
+def clear_cell_shards(
+    loc: StoreLocation, cell: Cell, grid: GlobalGrid, names: Sequence[str]
+) -> list[str]:
+    """Remove ``cell``'s shards of the variables ``names`` (every pixel then reads as the fill
+    value), at level 0 and at the per-cell overview levels; returns the keys removed."""
+    removed = []
+    for key in cell_shard_keys(loc, cell, grid, names).values():
+        if loc.size(key) is not None:
+            loc.delete(key)
+            removed.append(key)
+    return removed

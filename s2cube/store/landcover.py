@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError, StoreError
 from ..grid import Cell, GlobalGrid
 from .cells import _atomic_write_json, _cell_header
-from .layout import _require_store, store_metadata
+from .layout import _require_store, chunk_compressors, store_metadata
 from .lease import check_lease
 from .location import StoreLike, StoreLocation, store_location
 
@@ -100,7 +100,6 @@ def add_landcover(path: StoreLike, info: Mapping[str, Any]) -> None:
     a store whose product has another class table is refused (a new store, or the same model).
     """
     import zarr
-    import zarr.codecs
 
     from .template import consolidate
 
@@ -129,7 +128,7 @@ def add_landcover(path: StoreLike, info: Mapping[str, Any]) -> None:
             chunks=(grid.chunk_size, grid.chunk_size),
             shards=grid.cell_shape,
             fill_value=np.uint8(0),
-            compressors=[zarr.codecs.ZstdCodec(level=3)],
+            compressors=chunk_compressors(),
             dimension_names=("latitude", "longitude"),
             attributes=_with_geozarr(attrs[name], root[band]),
         )

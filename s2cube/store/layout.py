@@ -44,7 +44,10 @@ __all__ = [
     "MANIFEST_DIR",
     "PROVENANCE_VARS",
     "FILL_VAR",
+    "CHECKSUM_CODEC",
+    "array_checksummed",
     "check_store_path",
+    "chunk_compressors",
     "is_store",
     "store_grid",
     "store_metadata",
@@ -136,12 +139,40 @@ def store_grid(path: StoreLike, storage_options: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- encodings
-def _encodings(grid: GlobalGrid, bands: Sequence[str]) -> dict[str, dict[str, Any]]:
+#: the checksum codec that ends every chunk's codec chain (inside the shard): a flipped byte in
+#: a chunk raises on read instead of decoding to other numbers (stores created before it have
+#: only zstd, and the shard index's own checksum)
+CHECKSUM_CODEC = "crc32c"
+
+
+def chunk_compressors() -> list[Any]:
+    """The bytes-to-bytes codecs of every data chunk: zstd, then a crc32c checksum of the
+    compressed bytes.  With shards they form the inner chunk chain of the sharding codec."""
     import zarr.codecs
 
+    return [zarr.codecs.ZstdCodec(level=3), zarr.codecs.Crc32cCodec()]
+
+
+def array_checksummed(array_meta: Mapping[str, Any]) -> bool:
+    """True if an array's ``zarr.json`` (parsed) checksums its chunk data (not only the shard
+    index): a ``crc32c`` codec in the chunk chain, inside the sharding codec or outside."""
+
+    def chain_has(codecs: Any) -> bool:
+        for codec in codecs or []:
+            name = codec.get("name") if isinstance(codec, dict) else None
+            if name == CHECKSUM_CODEC:
+                return True
+            if name == "sharding_indexed":
+                return chain_has((codec.get("configuration") or {}).get("codecs"))
+        return False
+
+    return chain_has(array_meta.get("codecs"))
+
+
+def _encodings(grid: GlobalGrid, bands: Sequence[str]) -> dict[str, dict[str, Any]]:
     chunks = (grid.chunk_size, grid.chunk_size)
     shards = grid.cell_shape
-    comp = [zarr.codecs.ZstdCodec(level=3)]
+    comp = chunk_compressors()
     enc: dict[str, dict[str, Any]] = {}
     for band in bands:
         # zarr fill_value (not CF _FillValue): reflectance opens as uint16, not masked float

@@ -304,6 +304,41 @@ class StoreLocation:
         self.delete(key)
         return True
 
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None if it does not exist (no read of its data)."""
+        if self.is_local:
+            try:
+                target = self.path / key
+                return target.stat().st_size if target.is_file() else None
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        path = self._key(key)
+        try:
+            self.fs.invalidate_cache(path)
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        if info.get("type") == "directory":
+            return None
+        return int(info.get("size") or 0)
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the folders directly under ``prefix`` (sorted; empty if none)."""
+        if self.is_local:
+            d = self.path / prefix
+            return sorted(f.name for f in d.iterdir() if f.is_dir()) if d.is_dir() else []
+        path = self._key(prefix)
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            e["name"].rstrip("/").rsplit("/", 1)[-1]
+            for e in entries
+            if e.get("type") == "directory"
+        )
+
     def list(self, prefix: str) -> list[str]:
         """Names of the objects directly under the folder ``prefix`` (sorted)."""
         if self.is_local:

@@ -17,6 +17,7 @@ from .cells import read_manifest
 from .layout import _require_store, store_metadata
 from .location import StoreLike
 from .scenes import scene_count
+from .verify import checksum_state
 
 __all__ = ["open_store", "store_info"]
 
@@ -153,6 +154,9 @@ def store_info(path: StoreLike, storage_options: Mapping[str, Any] | None = None
         "fill": fill_shares(manifest.values()),
         "fill_cells": {k: r["fill"] for k, r in manifest.items() if r.get("fill")},
         "rendering": meta.get("rendering"),
+        # "all": every chunk carries a crc32c checksum (a corrupt chunk raises on read);
+        # "none": a store from before checksums (only the shard index is checked)
+        "checksums": checksum_state(loc),
     }
 
 
