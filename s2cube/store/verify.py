@@ -141,8 +141,9 @@ def _record_problem(name: str, record: Mapping[str, Any], grid: GlobalGrid) -> s
     for key in ("n_pixels", "n_composited", "scenes_used"):
         if key not in record:
             return f"the record lacks {key!r}"
-    if record["n_pixels"] != window.height * window.width:
-        return f"the record counts {record['n_pixels']} pixels, the cell has {window.height * window.width}"
+    n = window.height * window.width
+    if record["n_pixels"] != n:
+        return f"the record counts {record['n_pixels']} pixels, the cell has {n}"
     return None
 
 
