@@ -32,6 +32,31 @@ class RasterReadError(S2CubeError, OSError):
     """A raster could not be opened or read (the message names the asset and the fix)."""
 
 
+class SceneReadError(RasterReadError):
+    """One asset of a scene could not be read (after retries for a transient failure).
+
+    Raised by the reader under a dropping :class:`~s2cube.reader.ReadPolicy` (the mosaic's
+    reads, not strict): the driver drops that scene for the cell being computed, records it in
+    the cell's manifest record and recomputes the cell from the other scenes.  ``href`` names
+    the asset, ``reason`` the error, ``transient`` whether it looked transient.
+    """
+
+    def __init__(self, message: str, href: str = "", reason: str = "", transient: bool = False):
+        super().__init__(message)
+        self.href = href
+        self.reason = reason
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, bool]]:
+        # distributed pickles errors raised on workers: keep the attributes
+        return (type(self), (str(self), self.href, self.reason, self.transient))
+
+
+class LimitError(InputError):
+    """A run would exceed a stated size limit (cells, candidate scenes); the message prints the
+    estimate and how to go ahead anyway (``--yes``, or ``confirm=True`` in the API)."""
+
+
 class MissingDependencyError(S2CubeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

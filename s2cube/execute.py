@@ -8,13 +8,14 @@ complete (progress bar or callback), so a long run reports as it goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from .errors import SceneReadError
 from .grid import Cell
 from .planner import PlannedCell
 from .store import StoreLike, write_cell, write_empty_cell
@@ -169,19 +170,23 @@ def cell_tasks(
     overviews: bool,
     lease: str | None = None,
     fills: dict[str, tuple[FillJob, xr.DataArray | None]] | None = None,
+    dropped: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[tuple[Cell, Any]]:
     """One delayed task per cell: its write (shards, overview levels, manifest record last).
 
     ``lease`` is the owner id of the run's writer lease; every write checks it.  ``fills``:
-    per cell name, its :class:`FillJob` and lazy donor cube (holes filled before the write)."""
+    per cell name, its :class:`FillJob` and lazy donor cube (holes filled before the write).
+    ``dropped``: per cell name, the scenes dropped for it (recorded also for a cell left
+    without data, so ``--retry-dropped`` finds it)."""
     import dask
 
     tasks = []
     for cell in cells:
         pc = planned.get(cell.name)
         if pc is None:
+            record = {**run_record, "dropped_scenes": list((dropped or {}).get(cell.name, []))}
             task = dask.delayed(write_empty_cell, pure=False)(
-                store, cell, record=run_record, lease=lease
+                store, cell, record=record, lease=lease
             )
         else:
             write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
@@ -207,8 +212,14 @@ def run_tasks(
     *,
     client: Any = None,
     progress: bool | Progress = False,
+    replan: Callable[[Cell, SceneReadError], Any] | None = None,
 ) -> None:
-    """Compute the cell tasks (on ``client`` as they complete, else one by one)."""
+    """Compute the cell tasks (on ``client`` as they complete, else one by one).
+
+    When a cell's task fails with :class:`~s2cube.errors.SceneReadError` (an asset of one of
+    its scenes could not be read), ``replan(cell, error)`` gives the cell's task without that
+    scene, which runs in its place; ``None`` (or no ``replan``) lets the error propagate.
+    """
     import dask
 
     callback = progress if callable(progress) else None
@@ -233,11 +244,30 @@ def run_tasks(
 
             futures = client.compute([t for _, t in tasks])
             names = {f.key: c for (c, _), f in zip(tasks, futures, strict=True)}
-            for fut in as_completed(futures):
-                account(names[fut.key], fut.result())
+            pending = as_completed(futures)
+            for fut in pending:
+                cell = names[fut.key]
+                try:
+                    rec = fut.result()
+                except SceneReadError as exc:
+                    again = replan(cell, exc) if replan is not None else None
+                    if again is None:
+                        raise
+                    new = client.compute(again)
+                    names[new.key] = cell
+                    pending.add(new)
+                    continue
+                account(cell, rec)
         else:
             for cell, task in tasks:
-                (rec,) = dask.compute(task)
+                while True:
+                    try:
+                        (rec,) = dask.compute(task)
+                        break
+                    except SceneReadError as exc:
+                        task = replan(cell, exc) if replan is not None else None
+                        if task is None:
+                            raise
                 account(cell, rec)
     finally:
         if bar is not None:

@@ -11,6 +11,7 @@ Items are deep-copied before they are changed.  :mod:`s2cube.search` finds the i
 from __future__ import annotations
 
 import copy
+import functools
 import datetime as dt
 import math
 import re
@@ -155,6 +156,71 @@ def _mgrs_tile(item: pystac.Item) -> str | None:
     return match.group(1) if match else None
 
 
+@functools.cache
+def _known_epsg(code: int) -> bool:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_epsg(code)
+    except CRSError:
+        return False
+    return True
+
+
+def _projected_bounds(item: pystac.Item) -> tuple[float, float, float, float] | None:
+    """The item's extent in its own CRS, from ``proj:bbox`` or ``proj:transform`` +
+    ``proj:shape`` (of the item, else its first asset that has them); None if unknown."""
+    sources = [item.properties, *(a.extra_fields for a in item.assets.values())]
+    for src in sources:
+        bbox = src.get("proj:bbox")
+        if isinstance(bbox, list | tuple) and len(bbox) == 4:
+            return (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+        tr, shape = src.get("proj:transform"), src.get("proj:shape")
+        if isinstance(tr, list | tuple) and len(tr) >= 6 and isinstance(shape, list | tuple):
+            a, _, c, _, e, f = (float(v) for v in tr[:6])
+            h, w = (float(v) for v in shape[:2])
+            xs, ys = (c, c + a * w), (f, f + e * h)
+            return (min(xs), min(ys), max(xs), max(ys))
+    return None
+
+
+def crs_problem(item: pystac.Item) -> str | None:
+    """Why a normalised item cannot be placed on the grid, or None.
+
+    Its ``proj:epsg`` must be a CRS pyproj knows, and its projected extent (``proj:bbox``, or
+    ``proj:transform`` + ``proj:shape``) taken to lon/lat in that CRS must overlap the item's
+    own ``bbox`` by at least half: a valid but wrong EPSG (32634 for a 33T tile) puts every
+    pixel a zone away, so the scene would silently add nothing while still taking part in
+    colour matching.  Items without a projected extent pass the second check.
+
+    >>> crs_problem(normalize_item(item))  # doctest: +SKIP
+    """
+    epsg = int(item.properties["s2cube:epsg"])
+    if not _known_epsg(epsg):
+        return f"proj:epsg {epsg} is not a CRS pyproj knows (unknown EPSG code)"
+    bounds = _projected_bounds(item)
+    if bounds is None or not item.bbox or len(item.bbox) < 4:
+        return None
+    from pyproj import Transformer
+
+    try:
+        to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
+        w, s, e, n = to_lonlat.transform_bounds(*bounds, densify_pts=5)
+    except Exception as exc:  # pyproj raises several types for impossible transforms
+        return f"its extent cannot be taken from EPSG:{epsg} to lon/lat ({exc})"
+    bw, bs, be, bn = (float(v) for v in item.bbox[:4])
+    overlap = max(0.0, min(e, be) - max(w, bw)) * max(0.0, min(n, bn) - max(s, bs))
+    area = max((be - bw) * (bn - bs), 1e-12)
+    if not all(map(math.isfinite, (w, s, e, n))) or overlap / area < 0.5:
+        return (
+            f"proj:epsg {epsg} does not match its geometry: its extent in EPSG:{epsg} lies at "
+            f"lon/lat ({w:.2f}, {s:.2f}, {e:.2f}, {n:.2f}) but its bbox is "
+            f"({bw:.2f}, {bs:.2f}, {be:.2f}, {bn:.2f}); fix the item's proj:epsg/proj:code"
+        )
+    return None
+
+
 def normalize_item(item: pystac.Item | dict[str, Any]) -> pystac.Item:
     """Return a normalised deep copy of one Sentinel-2 L2A item.
 
@@ -224,8 +290,14 @@ def normalize_items(
     """
     kept: list[pystac.Item] = []
     skipped: list[str] = []
+    seen: dict[str, int] = {}
     for raw in items:
         ident = raw.get("id", "?") if isinstance(raw, dict) else raw.id
+        if ident in seen:
+            # one scene listed twice would take two priority ranks and two scene indices
+            seen[ident] += 1
+            continue
+        seen[ident] = 1
         try:
             item = normalize_item(raw)
         except (InputError, KeyError, ValueError, TypeError) as exc:
@@ -239,6 +311,14 @@ def normalize_items(
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} unusable item(s): " + "; ".join(skipped),
+            SkippedItemWarning,
+            stacklevel=2,
+        )
+    twice = {k: n for k, n in seen.items() if n > 1}
+    if twice:
+        warnings.warn(
+            f"{len(twice)} item id(s) appear more than once; each is kept once (the first): "
+            + ", ".join(f"{k!r} ×{n}" for k, n in sorted(twice.items())),
             SkippedItemWarning,
             stacklevel=2,
         )

@@ -30,6 +30,7 @@ import math
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pystac
@@ -37,6 +38,9 @@ import pystac
 from .grid import Cell, GlobalGrid, Window
 from .harmonize.haze import haze_optimized_transform, haze_score
 from .mask import CLEAR, CLOUD, NODATA, dilate_mask, scl_to_mask
+
+if TYPE_CHECKING:
+    from .reader import ReadPolicy
 
 __all__ = [
     "CoarseLook",
@@ -65,6 +69,9 @@ class CoarseLook:
     scene: str
     codes: np.ndarray
     bands: np.ndarray
+    #: ``(href, error)`` when an asset of the scene could not be read: the planner drops the
+    #: scene for this cell (the arrays are then empty)
+    failure: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,6 +182,7 @@ def read_coarse_look(
     shadow_dilation: int = 0,
     bands: Sequence[str] | None = LOOK_BANDS,
     strict: bool = False,
+    policy: ReadPolicy | None = None,
 ) -> CoarseLook:
     """Read one scene's coarse look onto a coarse ``window`` (see :func:`coarse_window`).
 
@@ -185,9 +193,12 @@ def read_coarse_look(
     shape directly and may come from overviews (they only feed statistics).  The BOA offset is
     removed as in :func:`s2cube.load`.  The reads go through :func:`s2cube.reader.read_warped`:
     a transient failure gives a nodata look and a ``ReadFailureWarning`` (an error with
-    ``strict=True``).
+    ``strict=True``); with a dropping ``policy`` every failure raises
+    :class:`~s2cube.errors.SceneReadError`.
     """
-    from .reader import lonlat_geobox, read_warped
+    from .reader import lonlat_geobox, read_policy, read_warped
+
+    policy = policy or read_policy(strict)
 
     bounds, shape = window.bounds, window.shape
     h, w = shape
@@ -199,7 +210,7 @@ def read_coarse_look(
         # bands may come from an overview (statistics only); SCL never: its overviews invent
         # classes
         overview = "auto" if overviews else None
-        return read_warped(href, target, overview=overview, strict=strict)
+        return read_warped(href, target, overview=overview, policy=policy)
 
     arrays = []
     for band in bands or ():

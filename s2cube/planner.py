@@ -16,6 +16,7 @@ Everything returned is a typed value (:class:`PlannedCell`, :class:`RunPlan`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,43 @@ from .grid import Cell, GlobalGrid
 from .harmonize.fit import SceneParams, colour_metrics, fit_scene_params
 from .plan import LOOK_BANDS, CellPlan, CoarseLook, Survey, coarse_window, plan_blocks
 
-__all__ = ["PlannedCell", "RunPlan", "candidates_for", "plan_cells"]
+__all__ = [
+    "PlannedCell",
+    "RunPlan",
+    "SceneDroppedWarning",
+    "candidates_for",
+    "dropped_record",
+    "plan_cells",
+]
+
+
+class SceneDroppedWarning(UserWarning):
+    """A scene was left out of one cell because an asset could not be read (or its CRS cannot
+    be placed on the grid); the cell is composited from the other scenes and its manifest
+    record lists the drop under ``dropped_scenes``."""
+
+
+def dropped_record(item: pystac.Item, href: str | None, error: str) -> dict[str, Any]:
+    """The manifest entry of a dropped scene: item id, asset key, href and error."""
+    asset = None
+    if href is not None:
+        for key, a in item.assets.items():
+            if a.href == href:
+                asset = key
+                break
+    return {"id": item.id, "asset": asset, "href": href, "error": error}
+
+
+def warn_dropped(cell: Cell, entry: Mapping[str, Any]) -> None:
+    """One warning per dropped scene and cell, naming item, asset and error."""
+    what = f"asset {entry['asset']!r} ({entry['href']})" if entry.get("href") else "its metadata"
+    warnings.warn(
+        f"scene {entry['id']!r} dropped for cell {cell.name}: {what}: {entry['error']}. The cell "
+        "is composited from the other scenes and its record lists the drop; rerun such cells "
+        "with `s2cube mosaic --retry-dropped`, or pass --strict to make this fatal",
+        SceneDroppedWarning,
+        stacklevel=3,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +89,9 @@ class RunPlan:
 
     cells: dict[str, PlannedCell] = field(default_factory=dict)
     scene_params: dict[str, SceneParams] = field(default_factory=dict)
+    #: per cell name: the scenes dropped for it (:func:`dropped_record` entries), also for
+    #: cells left without data
+    dropped: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def plan_factor(grid: GlobalGrid, wanted: int) -> int:
@@ -83,22 +123,35 @@ def candidates_for(
 def _look_task(
     item: pystac.Item, cell: Cell, grid: GlobalGrid, config: MosaicConfig, strict: bool
 ) -> CoarseLook:
-    """One scene's coarse look over one cell (one task per scene, so looks run in parallel)."""
+    """One scene's coarse look over one cell (one task per scene, so looks run in parallel).
+
+    Unless ``strict``, an asset that cannot be read (after retries) gives a look with its
+    ``failure`` set: the survey drops the scene for this cell before anything is planned."""
+    from dataclasses import replace
+
+    from .errors import SceneReadError
     from .plan import read_coarse_look
+    from .reader import read_policy
 
     f = plan_factor(grid, config.plan_factor)
     window = coarse_window(grid, cell, config.halo, f)
     # band looks only feed harmonization and the haze score
     with_bands = config.harmonize != "none" or config.haze_threshold is not None
-    return read_coarse_look(
-        item,
-        window,
-        factor=f,
-        cloud_dilation=config.cloud_dilation,
-        shadow_dilation=config.shadow_dilation,
-        bands=LOOK_BANDS if with_bands else None,
-        strict=strict,
-    )
+    policy = replace(read_policy(strict), drop=not strict)
+    try:
+        return read_coarse_look(
+            item,
+            window,
+            factor=f,
+            cloud_dilation=config.cloud_dilation,
+            shadow_dilation=config.shadow_dilation,
+            bands=LOOK_BANDS if with_bands else None,
+            strict=strict,
+            policy=policy,
+        )
+    except SceneReadError as exc:
+        empty = np.zeros((0, 0), "uint8")
+        return CoarseLook(item.id, empty, empty, failure=(exc.href, exc.reason))
 
 
 def _survey_task(
@@ -157,8 +210,13 @@ def _survey(
     config: MosaicConfig,
     strict: bool,
     client: Any,
+    dropped: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Survey]:
     """Survey every cell with candidates (looks in parallel on ``client`` or dask).
+
+    A candidate whose look failed (:func:`_look_task`) is dropped for its cell: removed from
+    ``candidates[name]`` (in place) and listed in ``dropped[name]`` with a warning, before
+    the survey, so the plan stays exact.
 
     Candidates are looked at in priority order, in rounds of :data:`SURVEY_BATCH` that run
     every open cell's looks in parallel.  A cell stops once the candidates not yet
@@ -208,6 +266,12 @@ def _survey(
         for key, look in got.items():
             cell_name, _, pos = key.rpartition("/")
             looks[cell_name][int(pos)] = look
+            if look.failure is not None:
+                item = candidates[cell_name][int(pos)]
+                entry = dropped_record(item, *look.failure)
+                warn_dropped(by_name[cell_name], entry)
+                if dropped is not None:
+                    dropped.setdefault(cell_name, []).append(entry)
         start += size
         still = []
         for name in open_cells:
@@ -219,15 +283,22 @@ def _survey(
             remaining = np.zeros(window.shape, bool)
             for j in rest:
                 remaining |= footprint_mask(cands[j], window)
-            if not survey_complete(
-                list(looks[name].values()), remaining, haze_threshold=config.haze_threshold
-            ):
+            good = [lk for lk in looks[name].values() if lk.failure is None]
+            if not survey_complete(good, remaining, haze_threshold=config.haze_threshold):
                 still.append(name)
         open_cells = still
     tasks = {}
     for name, got_looks in looks.items():
         c = by_name[name]
+        failed = {k for k, lk in got_looks.items() if lk.failure is not None}
+        if failed:
+            # the failed scenes leave the cell's candidates before anything is planned
+            kept = [k for k in range(len(candidates[name])) if k not in failed]
+            got_looks = {i: got_looks[k] for i, k in enumerate(kept) if k in got_looks}
+            candidates[name][:] = [candidates[name][k] for k in kept]
         cands = candidates[name]
+        if not cands:
+            continue
         ref = None
         if config.reference_store is not None:
             ref = _reference_from_store(config.reference_store, grid, c, config)
@@ -241,6 +312,36 @@ def _survey(
             cands, c, grid, config, best, ref, all_looks, surveyed
         )
     return compute(tasks)
+
+
+def _drop_unplaceable(
+    cells: Sequence[Cell],
+    cands: dict[str, list[pystac.Item]],
+    dropped: dict[str, list[dict[str, Any]]],
+    *,
+    strict: bool,
+) -> None:
+    """Drop candidates whose CRS cannot put them on the grid (:func:`~s2cube.items.crs_problem`)
+    from every cell, before any look, so they take no part in colour matching either."""
+    from .errors import InputError
+    from .items import crs_problem
+
+    problems: dict[str, str | None] = {}
+    for c in cells:
+        keep = []
+        for it in cands[c.name]:
+            if it.id not in problems:
+                problems[it.id] = crs_problem(it)
+            problem = problems[it.id]
+            if problem is None:
+                keep.append(it)
+                continue
+            if strict:
+                raise InputError(f"item {it.id!r}: {problem} (strict: no scene is dropped)")
+            entry = dropped_record(it, None, problem)
+            warn_dropped(c, entry)
+            dropped.setdefault(c.name, []).append(entry)
+        cands[c.name] = keep
 
 
 def plan_cells(
@@ -266,8 +367,17 @@ def plan_cells(
     )
     by_id = {it.id: it for it in items}
     cands = {c.name: candidates_for(items, c, grid=grid, config=config) for c in cells}
+    dropped: dict[str, list[dict[str, Any]]] = {}
+    _drop_unplaceable(cells, cands, dropped, strict=execution.strict)
     surveys = _survey(
-        items, cells, cands, grid=grid, config=config, strict=execution.strict, client=client
+        items,
+        cells,
+        cands,
+        grid=grid,
+        config=config,
+        strict=execution.strict,
+        client=client,
+        dropped=dropped,
     )
     params = fit_scene_params(surveys, config, known)
     haze = {sid: p.haze for sid, p in params.items() if p.haze is not None}
@@ -276,7 +386,7 @@ def plan_cells(
     f = plan_factor(grid, config.plan_factor)
     block = execution.block_for(grid)
     dates = {index[it.id]: np.datetime64(it.datetime.replace(tzinfo=None), "ns") for it in items}  # type: ignore[union-attr]
-    out = RunPlan(scene_params=params)
+    out = RunPlan(scene_params=params, dropped=dropped)
     for c in cells:
         if c.name not in surveys:
             continue
@@ -311,6 +421,7 @@ def plan_cells(
             "scenes_considered": len(ids),
             "scenes_planned": plan.scenes_used(),
             "hazy_scenes": [i for i in ids if haze.get(i, -1.0) > threshold],
+            "dropped_scenes": dropped.get(c.name, []),
             "metrics": {
                 "read_fraction": plan.read_fraction,
                 "read_fraction_pixels": ds.attrs["read_fraction_pixels"],

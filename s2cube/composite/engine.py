@@ -97,19 +97,22 @@ class FallbackRead:
     def read(self, spec: CompositeSpec) -> tuple[np.ndarray, list[str]]:
         """The block window of every candidate with data, and their ids (in priority order)."""
         from ..cube import VRT_ALIGN, load_window
+        from ..reader import dropping_reads
 
         w = self.cell_window
-        cube = load_window(
-            list(self.items),
-            w.rows,
-            w.cols,
-            grid=w.grid,
-            bands=spec.bands,
-            resampling=spec.resampling,
-            strict=self.strict,
-            chunksize=self.chunks,
-            align=VRT_ALIGN,
-        )
+        # a failed asset raises SceneReadError (unless strict): the driver drops the scene
+        with dropping_reads(not self.strict):
+            cube = load_window(
+                list(self.items),
+                w.rows,
+                w.cols,
+                grid=w.grid,
+                bands=spec.bands,
+                resampling=spec.resampling,
+                strict=self.strict,
+                chunksize=self.chunks,
+                align=VRT_ALIGN,
+            )
         full = cube.data[:, :, self.rows, self.cols].compute(scheduler="sync")
         # the cube holds the items whose footprint touches the window, in order
         return full, [str(i) for i in cube.coords["id"].values]
@@ -262,17 +265,23 @@ def cell_composite(
     row_sizes = read_chunk_sizes(n_px, B, halo, per, origin=window.row0, lattice=VRT_ALIGN[0])
     col_sizes = read_chunk_sizes(n_px, B, halo, per, origin=window.col0, lattice=VRT_ALIGN[1])
     if needed:
-        cube = load_window(
-            [items[plan.candidates[k]] for k in needed],
-            window.rows,
-            window.cols,
-            grid=grid,
-            bands=spec.bands,
-            resampling=spec.resampling,
-            strict=strict,
-            chunksize=(row_sizes, col_sizes),
-            align=VRT_ALIGN,
-        )
+        from ..reader import dropping_reads
+
+        # a read that fails (after retries) raises SceneReadError naming the asset, unless
+        # strict: the driver then drops that scene for this cell and plans the cell again
+        # (never nodata pixels of one band under a clear SCL)
+        with dropping_reads(not strict):
+            cube = load_window(
+                [items[plan.candidates[k]] for k in needed],
+                window.rows,
+                window.cols,
+                grid=grid,
+                bands=spec.bands,
+                resampling=spec.resampling,
+                strict=strict,
+                chunksize=(row_sizes, col_sizes),
+                align=VRT_ALIGN,
+            )
         in_cube = {str(i): t for t, i in enumerate(cube.coords["id"].values)}
         # every read chunk is its own task, shared by the blocks that need it (handing dask
         # slices of the array to each block would let dask inline the reads into every block

@@ -31,7 +31,10 @@ from .policy import (
     TRANSIENT_ERRORS,
     ReadFailureWarning,
     ReadPolicy,
+    SceneReadError,
+    dropping_reads,
     gdal_env,
+    read_policy,
 )
 from .policy import _messages as _messages
 from .stacks import PolicyRioReader, stack, stack_projected
@@ -50,7 +53,10 @@ __all__ = [
     "RasterReadError",
     "ReadFailureWarning",
     "ReadPolicy",
+    "SceneReadError",
+    "dropping_reads",
     "gdal_env",
+    "read_policy",
     "lonlat_geobox",
     "open_raster",
     "read_warped",

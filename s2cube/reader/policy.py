@@ -7,9 +7,13 @@ This module owns what every read of the package shares:
   ``GDAL_VRT_WARP_USE_DATASET_RASTERIO=NO``, which makes a warped pixel independent of the
   window that read it (see :func:`gdal_env`);
 * **one policy for failed reads**, :class:`ReadPolicy`: a known transient failure (HTTP 5xx, a
-  timeout, a reset connection, a remote read cut short) becomes a :class:`ReadFailureWarning`
+  timeout, a reset connection, a remote read cut short) is retried with exponential backoff
+  (:attr:`ReadPolicy.retries`); if it still fails it becomes a :class:`ReadFailureWarning`
   naming the asset, and its pixels become nodata; any other failure, or any failure with
-  ``strict=True``, raises :class:`~s2cube.errors.RasterReadError`;
+  ``strict=True``, raises :class:`~s2cube.errors.RasterReadError`.  The mosaic's reads use a
+  *dropping* policy (:attr:`ReadPolicy.drop`, set with :func:`dropping_reads`): every failure
+  that survives the retries raises :class:`~s2cube.errors.SceneReadError`, and the driver
+  drops that scene for the cell (never nodata pixels of one band under a clear SCL);
 * the resampling methods every read accepts (:data:`RESAMPLING`).
 
 Tasks never touch process-global warning filters: a failure is reported by a warning of its
@@ -18,13 +22,17 @@ own class, which the caller may filter.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import threading
+import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import RasterReadError
+from ..errors import RasterReadError, SceneReadError
 
 if TYPE_CHECKING:
     from stackstac.rio_env import LayeredEnv
@@ -36,8 +44,24 @@ __all__ = [
     "RasterReadError",
     "ReadFailureWarning",
     "ReadPolicy",
+    "SceneReadError",
+    "dropping_reads",
     "gdal_env",
+    "read_policy",
 ]
+
+T = TypeVar("T")
+#: dask config keys of the reads' policy (resolved when a read or a stack is built)
+RETRIES_KEY = "s2cube.read.retries"
+BACKOFF_KEY = "s2cube.read.backoff"
+DROP_KEY = "s2cube.read.drop"
+#: retries of a transient failure (after the first attempt) and the first backoff in seconds
+#: (doubled at every retry): 0.25 + 0.5 + 1 s before an asset counts as failed
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.25
+#: :func:`dropping_reads` per thread (a worker's threads run different tasks at once, so
+#: never a process-global switch)
+_LOCAL = threading.local()
 
 #: regular expressions (searched in the message of an error and of every error it was raised
 #: from) that mark a read failure as transient: worth a retry later, not a broken asset
@@ -108,6 +132,14 @@ class ReadPolicy:
         Regular expressions that mark an error message as transient (:data:`TRANSIENT_ERRORS`).
     remote_short_reads
         Further ones that do so for a remote asset only (:data:`REMOTE_SHORT_READS`).
+    retries
+        How many times a transient failure is retried (:meth:`run`) before it counts.
+    backoff
+        Seconds before the first retry, doubled at every further one.
+    drop
+        Every failure that counts raises :class:`~s2cube.errors.SceneReadError` (unless
+        ``strict``, which raises :class:`RasterReadError`): the caller drops the scene instead
+        of compositing nodata pixels of one of its bands.
 
     Examples
     --------
@@ -120,6 +152,24 @@ class ReadPolicy:
     strict: bool = False
     transient: tuple[str, ...] = TRANSIENT_ERRORS
     remote_short_reads: tuple[str, ...] = REMOTE_SHORT_READS
+    retries: int = 0
+    backoff: float = DEFAULT_BACKOFF
+    drop: bool = False
+
+    def run(self, href: str, read: Callable[[], T]) -> T:
+        """``read()``, retried with exponential backoff while it fails transiently.
+
+        The last error propagates (for :meth:`handle`); a permanent one at once.
+        """
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except Exception as exc:
+                if attempt >= self.retries or not self.is_transient(exc, href):
+                    raise
+                time.sleep(self.backoff * 2**attempt)
+                attempt += 1
 
     def is_transient(self, error: BaseException, href: str) -> bool:
         """Whether ``error`` (reading ``href``) is a known transient failure."""
@@ -136,6 +186,14 @@ class ReadPolicy:
             When the failure is not transient, or the policy is strict.
         """
         transient = self.is_transient(error, href)
+        if self.drop and not self.strict:
+            tries = f" after {self.retries} retries" if transient and self.retries else ""
+            raise SceneReadError(
+                f"reading {href!r} failed{tries}: {error}",
+                href=href,
+                reason=str(error),
+                transient=transient,
+            ) from error
         if transient and not self.strict:
             warnings.warn(ReadFailureWarning(href, str(error)), stacklevel=3)
             return
@@ -147,6 +205,43 @@ class ReadPolicy:
         else:
             fix = "check that the asset exists, is reachable and is a raster GDAL can read"
         raise RasterReadError(f"reading {href!r} failed: {error}; {fix}") from error
+
+
+def read_policy(strict: bool = False) -> ReadPolicy:
+    """The policy of a read built now: ``strict`` plus retries and backoff from dask's config
+    (:data:`RETRIES_KEY`, :data:`BACKOFF_KEY`; defaults :data:`DEFAULT_RETRIES` retries from
+    :data:`DEFAULT_BACKOFF` s) and dropping inside :func:`dropping_reads` (or
+    :data:`DROP_KEY`).
+
+    >>> read_policy().retries
+    3
+    """
+    import dask
+
+    return ReadPolicy(
+        strict=strict,
+        retries=int(dask.config.get(RETRIES_KEY, DEFAULT_RETRIES)),
+        backoff=float(dask.config.get(BACKOFF_KEY, DEFAULT_BACKOFF)),
+        drop=bool(getattr(_LOCAL, "drop", None) or dask.config.get(DROP_KEY, False)),
+    )
+
+
+@contextlib.contextmanager
+def dropping_reads(drop: bool = True) -> Iterator[None]:
+    """Reads built inside (in this thread) raise :class:`~s2cube.errors.SceneReadError` for a
+    failed asset (after retries) instead of giving nodata: the mosaic engine drops the scene
+    for the cell.
+
+    >>> with dropping_reads():
+    ...     read_policy().drop
+    True
+    """
+    before = getattr(_LOCAL, "drop", None)
+    _LOCAL.drop = drop
+    try:
+        yield
+    finally:
+        _LOCAL.drop = before
 
 
 # --------------------------------------------------------------------------- GDAL environment

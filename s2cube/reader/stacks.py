@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
-from .policy import RESAMPLING, ReadPolicy, gdal_env
+from .policy import RESAMPLING, ReadPolicy, gdal_env, read_policy
 from .warp import request_bounds
 
 if TYPE_CHECKING:
@@ -87,14 +87,21 @@ class PolicyRioReader:
             return gather(ds, gmap, fill=int(kw["fill_value"])).astype("uint16", copy=False)
 
     def read(self, window: Any, **kwargs: Any) -> np.ndarray:
-        """Pixels of ``window`` (a rasterio window); nodata after a tolerated failure."""
-        try:
+        """Pixels of ``window`` (a rasterio window); nodata after a tolerated failure.
+
+        A transient failure is retried (:meth:`ReadPolicy.run`) before the policy decides.
+        """
+
+        def attempt() -> np.ndarray:
             if self.gather and not kwargs:
                 got = self._gathered(window)
                 if got is not None:
                     return got
             out: np.ndarray = self._reader.read(window, **kwargs)
             return out
+
+        try:
+            return self.policy.run(self._kwargs["url"], attempt)
         except Exception as exc:
             # stackstac wraps the GDAL error: RuntimeError("Error reading ...") from error
             error = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ else exc
@@ -136,7 +143,7 @@ def _stackstac(
     if resampling not in RESAMPLING:
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     spatial = (chunks, chunks) if isinstance(chunks, int) else (tuple(chunks[0]), tuple(chunks[1]))
-    reader = functools.partial(PolicyRioReader, policy=ReadPolicy(strict=strict), gather=GATHER)
+    reader = functools.partial(PolicyRioReader, policy=read_policy(strict), gather=GATHER)
     return stackstac.stack(
         list(items),
         assets=list(assets),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..errors import InputError
-from .policy import RESAMPLING, ReadPolicy, gdal_env
+from .policy import RESAMPLING, ReadPolicy, gdal_env, read_policy
 
 if TYPE_CHECKING:
     from affine import Affine
@@ -122,6 +122,7 @@ def read_warped(
     nodata: float = 0,
     dtype: str | None = None,
     strict: bool = False,
+    policy: ReadPolicy | None = None,
 ) -> np.ndarray:
     """Warp band 1 of one asset onto ``window`` (one eager read; used by the planning looks).
 
@@ -145,6 +146,9 @@ def read_warped(
     strict
         Raise :class:`RasterReadError` on any failure instead of a :class:`ReadFailureWarning`
         and an all-nodata array for a transient one.
+    policy
+        The :class:`ReadPolicy` (default: :func:`read_policy` of ``strict``, i.e. dask's
+        config); a transient failure is retried by it first.
 
     Returns
     -------
@@ -169,7 +173,9 @@ def read_warped(
 
     transform, h, w, crs = _target(window)
     env = gdal_env()
-    try:
+    policy = policy or read_policy(strict)
+
+    def attempt() -> np.ndarray:
         with env.open:
             opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
             if overview == "auto" and GATHER:
@@ -214,8 +220,12 @@ def read_warped(
                 # the one deviation from gdal_env(), see _WHOLE_TARGET_WARP
                 rasterio.Env(**_WHOLE_TARGET_WARP),
             ):
-                data = vrt.read(1)
+                out: np.ndarray = vrt.read(1)
+                return out
+
+    try:
+        data = policy.run(href, attempt)
     except (RasterioError, CPLE_BaseError, OSError) as exc:
-        ReadPolicy(strict=strict).handle(href, exc)
+        policy.handle(href, exc)
         return np.full((h, w), nodata, dtype=dtype or "uint16")
     return data if dtype is None else data.astype(dtype)
