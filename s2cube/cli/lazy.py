@@ -21,6 +21,12 @@ OPTIONAL_COMMANDS = {
     "chips": ("s2cube.chips", "chips_command", "all", "Cut 256x256 GeoTIFF chips + an index."),
     "figures": ("s2cube.tools.figures", "figures", "all", "Side-by-side PNGs: blending, tones."),
     "export": ("s2cube.cli.export", "export", "all", "Export a bbox as a Cloud-Optimized GeoTIFF."),
+    "verify": (
+        "s2cube.cli.verify",
+        "verify",
+        "all",
+        "Re-read every finished cell against its checksums and record.",
+    ),
     "landcover": (
         "s2cube.cli.landcover",
         "landcover",
