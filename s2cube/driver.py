@@ -30,7 +30,7 @@ import pystac
 import xarray as xr
 
 from .config import ExecutionOptions, MosaicConfig
-from .errors import EmptySearchError, InputError
+from .errors import EmptySearchError, InputError, SceneReadError
 from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import plan_cells
@@ -115,6 +115,7 @@ def mosaic(
     search_kwargs: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     break_lease: bool = False,
+    retry_dropped: bool = False,
 ) -> MosaicReport:
     """Composite every cell touching ``bbox`` and write it into the global store.
 
@@ -148,6 +149,9 @@ def mosaic(
         Take the store's writer lease even if another run holds it (only when that run is
         known to be dead; a stale lease, expired or of a dead process on this host, is taken
         over without it).
+    retry_dropped
+        Also redo finished cells whose record lists dropped scenes (an asset that could not
+        be read then); other finished cells are skipped as usual.
 
     Examples
     --------
@@ -198,7 +202,7 @@ def mosaic(
     try:
         return _run(
             store, lease, items, cells, grid, config, execution, client, scheduler, overwrite,
-            progress, bbox_t, start, end, max_cloud, t0, donors,
+            progress, bbox_t, start, end, max_cloud, t0, donors, retry_dropped,
         )  # fmt: skip
     finally:
         lease.release()
@@ -222,6 +226,7 @@ def _run(
     max_cloud: float | None,
     t0: float,
     donors: Sequence[pystac.Item] = (),
+    retry_dropped: bool = False,
 ) -> MosaicReport:
     """The writing part of :func:`mosaic`, under the store's lease."""
     from . import store as zs
@@ -235,6 +240,11 @@ def _run(
         )
     # a finished cell is skipped only if its record and shards pass the cheap check
     done = zs.finished_cells(store, cells) if not overwrite else set()
+    if retry_dropped:
+        # finished cells that dropped a scene are redone (the asset may be readable now)
+        done = set(done) - {
+            n for n, r in zs.read_manifest(store).items() if r.get("dropped_scenes")
+        }
     todo = [c for c in cells if c.name not in done]
     report = MosaicReport(
         store=store.url,
@@ -272,6 +282,7 @@ def _run(
             "max_cloud": max_cloud,
         },
     }
+    fills = fill_jobs(run.cells, donors, grid, config, execution, scene_index, start, end)
     tasks = cell_tasks(
         store,
         todo,
@@ -279,10 +290,48 @@ def _run(
         run_record=run_record,
         overviews=execution.overviews,
         lease=lease.owner,
-        fills=fill_jobs(run.cells, donors, grid, config, execution, scene_index, start, end),
+        fills=fills,
+        dropped=run.dropped,
     )
+
+    def replan(cell: Cell, error: SceneReadError) -> Any:
+        """The cell's task again without the scene whose asset failed (None: fatal)."""
+        entry = _drop_for(cell, error, items, run.dropped.get(cell.name, []))
+        if entry is None or execution.strict:
+            return None
+        run.dropped.setdefault(cell.name, []).append(entry)
+        gone = {e["id"] for e in run.dropped[cell.name]}
+        again = plan_cells(
+            [it for it in items if it.id not in gone],
+            [cell],
+            grid=grid,
+            config=config,
+            execution=execution,
+            scene_index=scene_index,
+            known=zs.scene_params(store),
+            client=client,
+        )
+        new = {k: p for k, p in again.scene_params.items() if k not in run.scene_params}
+        if new:
+            zs.update_scene_params(store, {k: p.to_record() for k, p in new.items()})
+        # drops found while planning again join the one that caused it
+        dropped = {cell.name: [*run.dropped[cell.name], *again.dropped.get(cell.name, [])]}
+        for pc in again.cells.values():
+            pc.record["dropped_scenes"] = dropped[cell.name]
+        (task,) = cell_tasks(
+            store,
+            [cell],
+            again.cells,
+            run_record=run_record,
+            overviews=execution.overviews,
+            lease=lease.owner,
+            fills={k: v for k, v in fills.items() if k == cell.name},
+            dropped=dropped,
+        )
+        return task[1]
+
     report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
-    run_tasks(tasks, report, client=client, progress=progress)
+    run_tasks(tasks, report, client=client, progress=progress, replan=replan)
     if execution.overviews:
         from .overviews import build_overviews
 
@@ -291,6 +340,27 @@ def _run(
         build_overviews(store, coarse=True)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def _drop_for(
+    cell: Cell,
+    error: SceneReadError,
+    items: Sequence[pystac.Item],
+    already: Sequence[Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """The dropped-scene entry for a failed read in ``cell`` (with its warning), or None when
+    the asset belongs to no item of the run or its scene was dropped already (a loop)."""
+    from .planner import dropped_record, warn_dropped
+
+    gone = {e["id"] for e in already}
+    for it in items:
+        if it.id in gone:
+            continue
+        if any(a.href == error.href for a in it.assets.values()):
+            entry = dropped_record(it, error.href, error.reason)
+            warn_dropped(cell, entry)
+            return entry
+    return None
 
 
 def check_fill(config: MosaicConfig, catalog: Catalog, start: Any, end: Any) -> None:

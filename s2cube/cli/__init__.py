@@ -193,6 +193,12 @@ def search_cmd(
 @click.option(
     "--overwrite", is_flag=True, help="Recompute cells already finished (default: resume)."
 )
+@click.option(
+    "--retry-dropped",
+    is_flag=True,
+    help="Also redo finished cells whose record lists dropped scenes (assets that could not "
+    "be read then); see `s2cube info`.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def mosaic_cmd(
     catalog: str,
@@ -211,6 +217,7 @@ def mosaic_cmd(
     threads: int | None,
     gpu: bool,
     overwrite: bool,
+    retry_dropped: bool,
     no_progress: bool,
     storage_option: tuple[str, ...],
     break_lease: bool,
@@ -285,6 +292,8 @@ def mosaic_cmd(
             client=client,
             progress=not no_progress,
             break_lease=break_lease,
+            overwrite=overwrite,
+            retry_dropped=retry_dropped,
         )
     finally:
         if spinner is not None:
@@ -357,6 +366,7 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
     else:
         click.echo("dates        none yet (no finished cell has a clear pixel)")
     click.echo(f"scenes       {info['scenes']} in the scene table")
+    _echo_dropped(store, storage_option)
     if info.get("fill"):
         f = info["fill"]
         click.echo(
@@ -386,6 +396,26 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
             scale = 100.0 if unit == "%" else 1.0
             text = f"{med * scale:{fmt}}{unit} ({lo * scale:{fmt}} .. {hi * scale:{fmt}}{unit})"
             click.echo(f"  {name:28s} {text:28s} {what}")
+
+
+def _echo_dropped(store: str, storage_option: tuple[str, ...]) -> None:
+    """The cells that dropped scenes (unreadable assets), each scene with asset and error."""
+    from ..store import parse_storage_options, read_manifest
+
+    manifest = read_manifest(store, parse_storage_options(storage_option))
+    hit = {n: r["dropped_scenes"] for n, r in sorted(manifest.items()) if r.get("dropped_scenes")}
+    if not hit:
+        click.echo("dropped      no scene was dropped (every planned asset was read)")
+        return
+    n = len({e["id"] for v in hit.values() for e in v})
+    click.echo(
+        f"dropped      {n} scene(s) in {len(hit)} cell(s), left out because an asset could not "
+        "be read; redo them with `s2cube mosaic ... --retry-dropped`"
+    )
+    for name, entries in hit.items():
+        for e in entries:
+            what = f"asset {e.get('asset')!r}" if e.get("href") else "metadata"
+            click.echo(f"  {name}  {e['id']}  {what}: {str(e.get('error'))[:160]}")
 
 
 #: units and one-line explanations of the per-cell metrics (``s2cube info``)

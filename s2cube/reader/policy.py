@@ -188,12 +188,15 @@ class ReadPolicy:
         transient = self.is_transient(error, href)
         if self.drop and not self.strict:
             tries = f" after {self.retries} retries" if transient and self.retries else ""
+            # no chained cause: distributed pickles an error with its causes, and GDAL's
+            # errors do not unpickle (the task's error would arrive as a bare Exception);
+            # callers raise it outside their except block for the same reason
             raise SceneReadError(
                 f"reading {href!r} failed{tries}: {error}",
                 href=href,
                 reason=str(error),
                 transient=transient,
-            ) from error
+            )
         if transient and not self.strict:
             warnings.warn(ReadFailureWarning(href, str(error)), stacklevel=3)
             return

@@ -105,10 +105,12 @@ class PolicyRioReader:
         except Exception as exc:
             # stackstac wraps the GDAL error: RuntimeError("Error reading ...") from error
             error = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ else exc
-            self.policy.handle(self._kwargs["url"], error)
-            return np.full(
-                (window.height, window.width), self._kwargs["fill_value"], self._kwargs["dtype"]
-            )
+        # outside the except block: an error the policy raises carries no context that a
+        # distributed worker could not pickle
+        self.policy.handle(self._kwargs["url"], error)
+        return np.full(
+            (window.height, window.width), self._kwargs["fill_value"], self._kwargs["dtype"]
+        )
 
     def close(self) -> None:
         self._reader.close()

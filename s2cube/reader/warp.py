@@ -226,6 +226,9 @@ def read_warped(
     try:
         data = policy.run(href, attempt)
     except (RasterioError, CPLE_BaseError, OSError) as exc:
-        policy.handle(href, exc)
-        return np.full((h, w), nodata, dtype=dtype or "uint16")
-    return data if dtype is None else data.astype(dtype)
+        error: BaseException = exc
+    else:
+        return data if dtype is None else data.astype(dtype)
+    # outside the except block: what the policy raises carries no unpicklable context
+    policy.handle(href, error)
+    return np.full((h, w), nodata, dtype=dtype or "uint16")
