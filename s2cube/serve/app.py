@@ -11,6 +11,14 @@ Routes::
     GET /api/info                           layers, bounds, zooms, date range (JSON)
     GET /healthz
 
+Every route answers HEAD as well as GET.  Tiles and capabilities carry an ``ETag`` derived
+from the content version of the store (its manifest and overview records), so a client that
+sends ``If-None-Match`` gets ``304 Not Modified`` without a read; the manifest is re-read while
+the server runs (``reload_interval``), and a tile touching a cell that is not finished gets
+``pending_max_age`` instead of ``max_age``.  Capabilities are built once per content version
+and base URL; the base URL is ``public_url`` when set, else an allowed ``Host`` header, else
+the server's own address (never an arbitrary ``Host`` header).
+
 Bad requests get 400 (404 for unknown paths) with a message naming the bad value and the
 allowed ones: an OGC ExceptionReport under /wmts, JSON elsewhere.  A failed request never
 affects the next one: the app holds no per-request state.
@@ -18,7 +26,10 @@ affects the next one: the app holds no per-request state.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +47,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa
 from .render import FORMATS, encode  # noqa: E402
 from .settings import ServeSettings  # noqa: E402
 from .tiles import TMS_IDS, TileRequestError, TileSource  # noqa: E402
+
+GET_HEAD = ["GET", "HEAD"]
 
 __all__ = ["create_app"]
 
@@ -78,6 +91,26 @@ def _ext(fmt: str) -> str:
     return "jpeg" if ext == "jpg" else ext
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """True if an ``If-None-Match`` header names ``etag`` (weak comparison, RFC 9110 13.1.2).
+
+    >>> etag_matches('W/"a", "b"', '"a"'), etag_matches("*", '"x"'), etag_matches(None, '"x"')
+    (True, True, False)
+    """
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
+
+
+def _etag(*parts: object) -> str:
+    from .. import __version__
+
+    text = "\0".join(str(p) for p in (__version__, *parts))
+    return '"' + hashlib.blake2b(text.encode(), digest_size=12).hexdigest() + '"'
+
+
 def create_app(
     store: str | os.PathLike[str] | None = None, settings: ServeSettings | None = None
 ) -> FastAPI:
@@ -99,6 +132,7 @@ def create_app(
         use_overviews=settings.use_overviews,
         tile_size=settings.tile_size,
         max_read_pixels=settings.max_read_pixels,
+        reload_interval=settings.reload_interval,
     )
     app = FastAPI(
         title=settings.title, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
@@ -153,22 +187,72 @@ def create_app(
             msg,
         )
 
-    def tile_response(layer: str, tms_id: str, z: int, x: int, y: int, fmt: str) -> Response:
+    def max_age(seconds: int) -> str:
+        return f"public, max-age={seconds}" if seconds > 0 else "no-cache"
+
+    def tile_response(
+        request: Request, layer: str, tms_id: str, z: int, x: int, y: int, fmt: str
+    ) -> Response:
         ext = _ext(fmt)
+        source.maybe_refresh()
+        source.check_tile(tms_id, z, x, y, layer)
+        # a tile of an unfinished cell may fill in: never cache it for long
+        complete = source.tile_complete(layer, tms_id, z, x, y)
+        etag = _etag(
+            source.version(layer), layer, tms_id, z, x, y, ext,
+            settings.tile_size, settings.jpeg_quality,
+        )  # fmt: skip
+        headers = {
+            "ETag": etag,
+            "Cache-Control": max_age(settings.max_age if complete else settings.pending_max_age),
+            **cors,
+        }
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
         rgba = source.tile(layer, tms_id, z, x, y)
         body = encode(rgba, ext, quality=settings.jpeg_quality)
-        headers = {"Cache-Control": f"public, max-age={settings.max_age}", **cors}
         return Response(body, media_type=FORMATS[ext], headers=headers)
 
     def base_url(request: Request) -> str:
-        return settings.public_url or str(request.base_url).rstrip("/")
+        """The public base URL: configured, or an allowed Host, or the server's own address."""
+        if settings.public_url:
+            return settings.public_url
+        scheme = request.url.scheme if request.url.scheme in ("http", "https") else "http"
+        host = request.headers.get("host", "").strip().lower()
+        if host and host in settings.allowed_hosts:
+            return f"{scheme}://{host}"
+        server = request.scope.get("server")
+        name, port = server if server else (settings.host, settings.port)
+        name = f"[{name}]" if ":" in str(name) else str(name)
+        default = {"http": 80, "https": 443}[scheme]
+        return f"{scheme}://{name}" + (f":{port}" if port and int(port) != default else "")
 
     # ------------------------------------------------------------------ WMTS
-    def capabilities(request: Request) -> Response:
-        xml = capabilities_xml(source, base_url(request), title=settings.title)
-        return Response(xml, media_type="application/xml", headers=cors)
+    caps_cache: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+    caps_lock = threading.Lock()
 
-    @app.get("/wmts", include_in_schema=True, summary="WMTS 1.0.0 KVP")
+    def capabilities(request: Request) -> Response:
+        source.maybe_refresh()
+        base = base_url(request)
+        version = source.version()
+        etag = _etag("capabilities", version, base, settings.title, settings.tile_size)
+        headers = {"ETag": etag, "Cache-Control": "no-cache", **cors}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        key = (base, version)
+        with caps_lock:
+            xml = caps_cache.get(key, (None, ""))[1] if key in caps_cache else None
+            if xml is not None:
+                caps_cache.move_to_end(key)
+        if xml is None:
+            xml = capabilities_xml(source, base, title=settings.title)
+            with caps_lock:
+                caps_cache[key] = (etag, xml)
+                while len(caps_cache) > 16:  # a few base URLs x a few versions
+                    caps_cache.popitem(last=False)
+        return Response(xml, media_type="application/xml", headers=headers)
+
+    @app.api_route("/wmts", methods=GET_HEAD, summary="WMTS 1.0.0 KVP")
     def wmts_kvp(request: Request) -> Response:
         q = {k.lower(): v for k, v in request.query_params.items()}
         service = q.get("service")
@@ -211,6 +295,7 @@ def create_app(
                     locator=key.upper(),
                 )
         layer, tms_id = q["layer"], q["tilematrixset"]
+        source.maybe_refresh()
         source.layer(layer)
         if tms_id not in TMS_IDS:
             raise TileRequestError(
@@ -224,7 +309,7 @@ def create_app(
         y = _int(q["tilerow"], "TILEROW")
         x = _int(q["tilecol"], "TILECOL")
         if req.lower() == "getfeatureinfo":
-            source.check_tile(tms_id, z, x, y)
+            source.check_tile(tms_id, z, x, y, layer)
             i, j = _int(q.get("i"), "I"), _int(q.get("j"), "J")
             if not (0 <= i < source.tile_size and 0 <= j < source.tile_size):
                 raise TileRequestError(
@@ -232,8 +317,8 @@ def create_app(
                     code="PointIJOutOfRange",
                     locator="I",
                 )
-            lon, lat = source.pixel_lonlat(tms_id, z, x, y)
-            return JSONResponse(source.point(float(lon[i]), float(lat[j])), headers=cors)
+            lon, lat = source.pixel_lonlat(tms_id, z, x, y, layer)
+            return JSONResponse(source.point(float(lon[i]), float(lat[j]), layer), headers=cors)
         fmt = q.get("format", "image/png")
         ext = _MIME_TO_EXT.get(fmt.lower())
         if ext is None:
@@ -241,18 +326,25 @@ def create_app(
                 f"FORMAT={fmt[:32]!r} is not offered; use image/png, image/jpeg or image/webp",
                 locator="FORMAT",
             )
-        return tile_response(layer, tms_id, z, x, y, ext)
+        return tile_response(request, layer, tms_id, z, x, y, ext)
 
-    @app.get("/wmts/1.0.0/WMTSCapabilities.xml", summary="WMTS 1.0.0 capabilities (REST)")
+    @app.api_route(
+        "/wmts/1.0.0/WMTSCapabilities.xml",
+        methods=GET_HEAD,
+        summary="WMTS 1.0.0 capabilities (REST)",
+    )
     def wmts_rest_capabilities(request: Request) -> Response:
         return capabilities(request)
 
-    @app.get(
-        "/wmts/1.0.0/{layer}/{style}/{tms_id}/{z}/{row}/{col}.{fmt}", summary="WMTS GetTile (REST)"
+    @app.api_route(
+        "/wmts/1.0.0/{layer}/{style}/{tms_id}/{z}/{row}/{col}.{fmt}",
+        methods=GET_HEAD,
+        summary="WMTS GetTile (REST)",
     )
     def wmts_rest_tile(
-        layer: str, style: str, tms_id: str, z: str, row: str, col: str, fmt: str
+        request: Request, layer: str, style: str, tms_id: str, z: str, row: str, col: str, fmt: str
     ) -> Response:
+        source.maybe_refresh()
         source.layer(layer)
         if style != "default":
             raise TileRequestError(f"unknown style {style[:32]!r}; use 'default'", locator="Style")
@@ -262,34 +354,46 @@ def create_app(
                 locator="TileMatrixSet",
             )
         return tile_response(
-            layer, tms_id, _int(z, "TileMatrix"), _int(col, "TileCol"), _int(row, "TileRow"), fmt
+            request,
+            layer,
+            tms_id,
+            _int(z, "TileMatrix"),
+            _int(col, "TileCol"),
+            _int(row, "TileRow"),
+            fmt,
         )
 
     # ------------------------------------------------------------------ XYZ + API
-    @app.get("/tiles/{layer}/{z}/{x}/{y}.{fmt}", summary="XYZ tile")
+    @app.api_route("/tiles/{layer}/{z}/{x}/{y}.{fmt}", methods=GET_HEAD, summary="XYZ tile")
     def xyz_tile(
-        layer: str, z: str, x: str, y: str, fmt: str, tms: str = "WebMercatorQuad"
+        request: Request, layer: str, z: str, x: str, y: str, fmt: str, tms: str = "WebMercatorQuad"
     ) -> Response:
+        source.maybe_refresh()
         source.layer(layer)
         if tms not in TMS_IDS:
             raise TileRequestError(
                 f"unknown tms {tms[:32]!r}; use one of {list(TMS_IDS)}", locator="tms"
             )
-        return tile_response(layer, tms, _int(z, "z"), _int(x, "x"), _int(y, "y"), fmt)
+        return tile_response(request, layer, tms, _int(z, "z"), _int(x, "x"), _int(y, "y"), fmt)
 
-    @app.get("/api/point", summary="values and provenance of one pixel")
-    def point(lon: str | None = None, lat: str | None = None) -> Response:
-        return JSONResponse(source.point(_float(lon, "lon"), _float(lat, "lat")), headers=cors)
+    @app.api_route("/api/point", methods=GET_HEAD, summary="values and provenance of one pixel")
+    def point(lon: str | None = None, lat: str | None = None, layer: str | None = None) -> Response:
+        source.maybe_refresh()
+        if layer is not None:
+            source.layer(layer)
+        out = source.point(_float(lon, "lon"), _float(lat, "lat"), layer)
+        return JSONResponse(out, headers={"Cache-Control": "no-cache", **cors})
 
-    @app.get("/api/info", summary="layers, bounds, zooms, date range")
+    @app.api_route("/api/info", methods=GET_HEAD, summary="layers, bounds, zooms, date range")
     def info() -> Response:
-        return JSONResponse(source.info(), headers=cors)
+        source.maybe_refresh()
+        return JSONResponse(source.info(), headers={"Cache-Control": "no-cache", **cors})
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.api_route("/healthz", methods=GET_HEAD, include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=GET_HEAD, include_in_schema=False)
     def index() -> Response:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 

@@ -12,8 +12,13 @@ larger than the tile's pixels, so a tile reads at most a few chunks at any zoom.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import re
 import threading
+import time
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -24,10 +29,29 @@ from .. import render
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid, Window
 from ..overviews import Level, has_overviews, overview_status, pyramid
-from ..store import DATE_EPOCH, _require_store, read_manifest, scene_indices, store_metadata
-from ..store.location import StoreLike
+from ..overviews.build import BUILT_DIR
+from ..overviews.levels import OVERVIEW_GROUP
+from ..store import (
+    DATE_EPOCH,
+    FORMAT,
+    MANIFEST_DIR,
+    _require_store,
+    read_manifest,
+    scene_indices,
+    store_metadata,
+)
+from ..store.location import StoreLike, StoreLocation, store_location
 
-__all__ = ["LAYERS", "TMS_IDS", "LayerSpec", "TileRequestError", "TileSource"]
+__all__ = [
+    "LAYERS",
+    "SUPERRES_ATTR",
+    "TMS_IDS",
+    "LayerSpec",
+    "StoreState",
+    "TileRequestError",
+    "TileSource",
+    "superres_layer_id",
+]
 
 EARTH_RADIUS = 6378137.0
 
@@ -146,8 +170,78 @@ def tone_curve_for(rendering: dict[str, Any] | None) -> Any:
     return TONE_CURVES[version]
 
 
+#: the mosaic layer whose colours every super-resolution layer repeats
+SUPERRES_BASE = "true-color"
+_SUPERRES_DIR = "superres"
+_SUPERRES_NAME = re.compile(r"^x(\d+)$")
+#: the root attribute that marks a nested store as a super-resolution product of its parent
+SUPERRES_ATTR = "s2cube_superres"
+
+
+def superres_layer_id(scale: int) -> str:
+    """The layer id of the super-resolution product at ``scale`` (``superres-x4``)."""
+    return f"superres-x{int(scale)}"
+
+
+def superres_spec(scale: int, info: dict[str, Any]) -> LayerSpec:
+    model = str(info.get("model", "unknown model"))
+    return LayerSpec(
+        superres_layer_id(scale),
+        f"Super-resolution ×{int(scale)} (true colour)",
+        LAYERS[SUPERRES_BASE].variables,
+        "tone",
+        f"Red, green, blue of the ×{int(scale)} super-resolved mosaic ({model}; trained on "
+        "Sentinel-2 itself by the Wald protocol, not real sub-10 m detail) through the same "
+        "global tone curve as the true-colour layer",
+    )
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What the manifest says at one moment: swapped whole on a reload, so a request that took
+    a state sees one consistent version of it."""
+
+    #: content hash of the records this state was built from (tiles' ETags derive from it)
+    version: str
+    cells: tuple[str, ...]
+    #: (row, col) of the finished mosaic cells, of the land-cover cells, and of the cells
+    #: whose per-cell and coarse overview levels are current
+    cell_rc: np.ndarray
+    landcover_rc: np.ndarray
+    percell_ok_rc: np.ndarray
+    coarse_ok_rc: np.ndarray
+    data_window: Window | None
+    bounds: tuple[float, float, float, float]
+    date_range: tuple[int, int]
+    overviews: bool
+    levels: tuple[Level, ...]
+    overview_state: dict[str, str]
+    scene_ids: dict[int, str]
+    has_fill: bool
+    has_landcover: bool
+    landcover: dict[str, Any] | None
+
+
+def _rc(names: Any) -> np.ndarray:
+    cells = [Cell.from_name(n) for n in names]
+    return np.array([(c.row, c.col) for c in cells], dtype="int64").reshape(-1, 2)
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 class TileSource:
     """Read-only view of a store for tile rendering (thread-safe; open once per process).
+
+    The manifest is re-read while the server runs (:meth:`maybe_refresh`, at most every
+    ``reload_interval`` seconds and only when the store's record folders changed), so cells
+    finished after the start are served; nested super-resolution products
+    (``STORE/superres/x<scale>``) are found the same way and served as ``superres-x<scale>``.
 
     Parameters
     ----------
@@ -160,6 +254,10 @@ class TileSource:
         Tile edge in pixels.
     max_read_pixels
         Refuse (HTTP 400) a tile that would read more source pixels than this.
+    reload_interval
+        Seconds between two checks of the store's record folders (0: on every request).
+    superres
+        Serve the nested super-resolution products (``False`` for a nested product itself).
     """
 
     def __init__(
@@ -169,6 +267,8 @@ class TileSource:
         use_overviews: bool = True,
         tile_size: int = 256,
         max_read_pixels: int = 64_000_000,
+        reload_interval: float = 1.0,
+        superres: bool = True,
     ) -> None:
         self.path = _require_store(store)
         meta = store_metadata(self.path)
@@ -177,43 +277,245 @@ class TileSource:
         self.bands = list(meta["bands"])
         self.tile_size = int(tile_size)
         self.max_read_pixels = int(max_read_pixels)
-        all_levels = pyramid(self.grid)
-        self.overviews = bool(use_overviews and has_overviews(self.path))
-        self.levels: list[Level] = all_levels if self.overviews else all_levels[:1]
+        self.use_overviews = bool(use_overviews)
+        self.reload_interval = float(reload_interval)
+        self.all_levels = pyramid(self.grid)
         self._arrays: dict[tuple[int, str], Any] = {}
         self._zarr_store = self.path.zarr_store(read_only=True)
         self._lock = threading.Lock()
-        self.scene_ids = {i: sid for sid, i in scene_indices(self.path).items()}
+        self._refresh_lock = threading.Lock()
         #: the store's recorded rendering; tiles use its tone curve version
         self.rendering = meta.get("rendering")
         self.tone_curve = tone_curve_for(self.rendering)
-        self.has_fill = self.path.exists("fill/zarr.json")
-        from ..store.landcover import has_landcover, landcover_attrs
-
-        self.has_landcover = has_landcover(self.path)
-        self.landcover = landcover_attrs(self.path) if self.has_landcover else None
-        self.refresh()
+        self._with_superres = superres
+        #: layer id → (scale, the nested product's source, its ``s2cube_superres`` attribute)
+        self.superres: dict[str, tuple[int, TileSource, dict[str, Any]]] = {}
+        self._signature: Any = None
+        self._checked = 0.0
+        self.state = self._load_state()
+        self._signature = self._store_signature()
+        self._discover_superres()
 
     # ------------------------------------------------------------------ store state
-    def refresh(self) -> None:
-        """Re-read the manifest (finished cells, data bounds, date range)."""
-        manifest = read_manifest(self.path)
-        self.cells = sorted(manifest)
-        names = set(self.cells)
-        if self.has_landcover:  # land cover may cover cells the mosaic does not
-            from ..store.landcover import read_landcover_manifest
+    def _record_folders(self) -> list[str]:
+        from ..store.landcover import LANDCOVER_MANIFEST
 
-            names |= set(read_landcover_manifest(self.path))
+        return [
+            MANIFEST_DIR,
+            LANDCOVER_MANIFEST,
+            f"{OVERVIEW_GROUP}/{BUILT_DIR}",
+            *([_SUPERRES_DIR] if self._with_superres else []),
+        ]
+
+    def _store_signature(self) -> Any:
+        """A cheap token that changes whenever a record folder (or the root metadata) does.
+
+        Local disk: the folders' mtimes (every record write is a rename into its folder).  A
+        folder changed within the last 2 s may change again within the file system's clock
+        tick, so its token is never equal to the next one (the next check reloads).
+        Object storage: one listing per folder (names, sizes, modification times).
+        """
+        keys = ["zarr.json", *self._record_folders()]
+        if self.path.is_local:
+            out: list[Any] = []
+            now = time.time_ns()
+            for key in keys:
+                try:
+                    st = os.stat(self.path.path / key)
+                except OSError:
+                    out.append(None)
+                    continue
+                if now - st.st_mtime_ns < 2_000_000_000:
+                    out.append(object())  # unsettled: compare unequal
+                else:
+                    out.append((st.st_mtime_ns, st.st_size))
+            return out
+        fs = self.path.fs
+        listing: list[Any] = []
+        for key in keys:
+            path = self.path._key(key)
+            fs.invalidate_cache(path)
+            try:
+                entries = fs.ls(path, detail=True) if key != "zarr.json" else [fs.info(path)]
+            except FileNotFoundError:
+                listing.append(None)
+                continue
+            listing.append(
+                sorted(
+                    (
+                        str(e.get("name")),
+                        e.get("size"),
+                        str(e.get("LastModified") or e.get("mtime") or e.get("ETag") or ""),
+                    )
+                    for e in entries
+                )
+            )
+        return listing
+
+    def maybe_refresh(self) -> bool:
+        """Reload the state if ``reload_interval`` passed and the store's records changed.
+
+        Returns True if a reload happened.  Cheap: one ``stat`` per record folder on local
+        disk.  Concurrent callers never wait: while one thread reloads, the others keep
+        serving the previous state.
+        """
+        now = time.monotonic()
+        if now - self._checked < self.reload_interval:
+            return False
+        if not self._refresh_lock.acquire(blocking=False):
+            return False
+        try:
+            self._checked = now
+            sig = self._store_signature()
+            changed = sig != self._signature
+            if changed:
+                self._signature = sig
+                self.state = self._load_state()
+                with self._lock:
+                    self._arrays.clear()
+                self._discover_superres()
+            for _, nested, _ in list(self.superres.values()):
+                changed = nested.maybe_refresh() or changed
+            return changed
+        finally:
+            self._refresh_lock.release()
+
+    def refresh(self) -> None:
+        """Re-read the manifest (finished cells, data bounds, date range) now."""
+        with self._refresh_lock:
+            self._signature = self._store_signature()
+            self._checked = time.monotonic()
+            self.state = self._load_state()
+            with self._lock:
+                self._arrays.clear()
+            self._discover_superres()
+            for _, nested, _ in list(self.superres.values()):
+                nested.refresh()
+
+    def _load_state(self) -> StoreState:
+        from ..store.landcover import has_landcover, landcover_attrs, read_landcover_manifest
+
+        manifest = read_manifest(self.path)
+        cells = tuple(sorted(manifest))
+        names = set(cells)
+        landcover = has_landcover(self.path)
+        lc_manifest = read_landcover_manifest(self.path) if landcover else {}
+        names |= set(lc_manifest)  # land cover may cover cells the mosaic does not
         windows = [self.grid.cell_window(Cell.from_name(name)) for name in sorted(names)]
         # the level-0 window of the finished cells (None: empty store); no pixel outside it
         # holds data, so reads clip to it
-        self.data_window: Window | None = reduce(Window.union, windows) if windows else None
-        self.bounds = self.data_window.bounds if self.data_window else (-180.0, -90.0, 180.0, 90.0)
+        data_window: Window | None = reduce(Window.union, windows) if windows else None
+        bounds = data_window.bounds if data_window else (-180.0, -90.0, 180.0, 90.0)
         dmin = [r["date_min"] for r in manifest.values() if r.get("date_min")]
         dmax = [r["date_max"] for r in manifest.values() if r.get("date_max")]
         # stored date encoding (days since DATE_EPOCH); (1, 2) keeps the colour ramp defined
-        self.date_range = (_stored_days(min(dmin)), _stored_days(max(dmax))) if dmin else (1, 2)
-        self.overview_state = overview_status(self.path) if self.overviews else {}
+        date_range = (_stored_days(min(dmin)), _stored_days(max(dmax))) if dmin else (1, 2)
+        overviews = bool(self.use_overviews and has_overviews(self.path))
+        ov_state = overview_status(self.path) if overviews else {}
+        scene_ids = {i: sid for sid, i in scene_indices(self.path).items()}
+        root = self.path.get("zarr.json") or b""
+        version = _digest(
+            manifest, lc_manifest, ov_state, len(scene_ids), hashlib.sha1(root).hexdigest()
+        )
+        return StoreState(
+            version=version,
+            cells=cells,
+            cell_rc=_rc(cells),
+            landcover_rc=_rc(lc_manifest),
+            percell_ok_rc=_rc(n for n, s in ov_state.items() if s in ("ok", "no-coarse")),
+            coarse_ok_rc=_rc(n for n, s in ov_state.items() if s == "ok"),
+            data_window=data_window,
+            bounds=bounds,
+            date_range=date_range,
+            overviews=overviews,
+            levels=tuple(self.all_levels if overviews else self.all_levels[:1]),
+            overview_state=ov_state,
+            scene_ids=scene_ids,
+            has_fill=self.path.exists("fill/zarr.json"),
+            has_landcover=landcover,
+            landcover=landcover_attrs(self.path) if landcover else None,
+        )
+
+    def _discover_superres(self) -> None:
+        """Find the nested super-resolution products (``STORE/superres/x<scale>``)."""
+        if not self._with_superres:
+            return
+        found: dict[str, tuple[int, TileSource, dict[str, Any]]] = {}
+        for name in self.path.folders(_SUPERRES_DIR):
+            m = _SUPERRES_NAME.match(name)
+            if m is None:
+                continue
+            layer_id = superres_layer_id(int(m.group(1)))
+            known = self.superres.get(layer_id)
+            if known is not None:
+                found[layer_id] = known
+                continue
+            child = store_location(
+                f"{self.path.url.rstrip('/')}/{_SUPERRES_DIR}/{name}", self.path.storage_options
+            )
+            attrs = _superres_attrs(child)
+            if attrs is None or int(attrs.get("scale", -1)) != int(m.group(1)):
+                continue  # not (yet) a complete product: its template is written first
+            try:
+                nested = TileSource(
+                    child,
+                    use_overviews=self.use_overviews,
+                    tile_size=self.tile_size,
+                    max_read_pixels=self.max_read_pixels,
+                    reload_interval=self.reload_interval,
+                    superres=False,
+                )
+            except (InputError, OSError, ValueError, KeyError):
+                continue
+            # the same colours as the mosaic's true colour layer, whatever the product records
+            nested.tone_curve = self.tone_curve
+            found[layer_id] = (int(m.group(1)), nested, attrs)
+        self.superres = dict(sorted(found.items(), key=lambda kv: kv[1][0]))
+
+    # the state's fields, read through the current state (kept for callers of older versions)
+    @property
+    def cells(self) -> list[str]:
+        return list(self.state.cells)
+
+    @property
+    def data_window(self) -> Window | None:
+        return self.state.data_window
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return self.state.bounds
+
+    @property
+    def date_range(self) -> tuple[int, int]:
+        return self.state.date_range
+
+    @property
+    def overviews(self) -> bool:
+        return self.state.overviews
+
+    @property
+    def levels(self) -> list[Level]:
+        return list(self.state.levels)
+
+    @property
+    def overview_state(self) -> dict[str, str]:
+        return self.state.overview_state
+
+    @property
+    def scene_ids(self) -> dict[int, str]:
+        return self.state.scene_ids
+
+    @property
+    def has_fill(self) -> bool:
+        return self.state.has_fill
+
+    @property
+    def has_landcover(self) -> bool:
+        return self.state.has_landcover
+
+    @property
+    def landcover(self) -> dict[str, Any] | None:
+        return self.state.landcover
 
     def date_range_iso(self) -> tuple[str, str]:
         epoch = np.datetime64(DATE_EPOCH, "D")
@@ -226,7 +528,7 @@ class TileSource:
             import zarr
 
             with self._lock:
-                path = self.levels[level].path
+                path = self.all_levels[level].path
                 arr = zarr.open_array(
                     self._zarr_store,
                     path=f"{path}/{name}" if path else name,
@@ -236,9 +538,31 @@ class TileSource:
                 self._arrays[key] = arr
         return arr
 
+    # ------------------------------------------------------------------ layers
+    def route(self, layer: str) -> tuple[TileSource, LayerSpec]:
+        """The source that holds a layer's pixels and the layer's spec."""
+        nested = self.superres.get(layer)
+        if nested is not None:
+            scale, src, attrs = nested
+            return src, superres_spec(scale, attrs)
+        return self, self.layer(layer)
+
+    def version(self, layer: str | None = None) -> str:
+        """Content version of what a layer (or, with None, the whole service) shows."""
+        if layer is not None and layer in self.superres:
+            return _digest(self.state.version, self.superres[layer][1].state.version)
+        if layer is not None:
+            return self.state.version
+        return _digest(
+            self.state.version,
+            {k: v[1].state.version for k, v in self.superres.items()},
+        )
+
     # ------------------------------------------------------------------ tile geometry
-    def maxzoom(self, tms_id: str) -> int:
-        """Finest zoom whose tiles are at least as fine as the store's pixels."""
+    def maxzoom(self, tms_id: str, layer: str | None = None) -> int:
+        """Finest zoom whose tiles are at least as fine as the store's (or layer's) pixels."""
+        if layer is not None and layer in self.superres:
+            return self.superres[layer][1].maxzoom(tms_id)
         tms = get_tms(tms_id)
         res = float(self.grid.resolution)
         if tms_id == "WebMercatorQuad":
@@ -248,12 +572,17 @@ class TileSource:
                 return z
         return tms.maxzoom
 
-    def check_tile(self, tms_id: str, z: int, x: int, y: int) -> Any:
+    def service_maxzoom(self, tms_id: str) -> int:
+        """The finest zoom any served layer has (the tile matrix sets go down to it)."""
+        return max([self.maxzoom(tms_id), *(self.maxzoom(tms_id, k) for k in self.superres)])
+
+    def check_tile(self, tms_id: str, z: int, x: int, y: int, layer: str | None = None) -> Any:
         tms = get_tms(tms_id)
-        maxz = self.maxzoom(tms_id)
+        maxz = self.maxzoom(tms_id, layer)
         if not 0 <= z <= maxz:
+            what = f"layer {layer}" if layer in self.superres else "this store"
             raise TileRequestError(
-                f"TileMatrix {z} is outside 0..{maxz} of {tms_id} for this store",
+                f"TileMatrix {z} is outside 0..{maxz} of {tms_id} for {what}",
                 locator="TileMatrix",
             )
         m = tms.matrix(z)
@@ -271,11 +600,13 @@ class TileSource:
             )
         return tms
 
-    def pixel_lonlat(self, tms_id: str, z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_lonlat(
+        self, tms_id: str, z: int, x: int, y: int, layer: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Lon of each tile column and lat of each tile row (pixel centres)."""
         import morecantile
 
-        tms = self.check_tile(tms_id, z, x, y)
+        tms = self.check_tile(tms_id, z, x, y, layer)
         b = tms.xy_bounds(morecantile.Tile(x, y, z))
         n = self.tile_size
         xs = b.left + (np.arange(n) + 0.5) * ((b.right - b.left) / n)
@@ -287,27 +618,61 @@ class TileSource:
             lon, lat = xs, ys
         return lon, lat
 
-    def level_for(self, pixel_deg: float) -> Level:
+    def level_for(self, pixel_deg: float, state: StoreState | None = None) -> Level:
         """Coarsest available level whose pixels are no larger than ``pixel_deg``."""
-        best = self.levels[0]
-        for lv in self.levels:
+        levels = (state or self.state).levels
+        best = levels[0]
+        for lv in levels:
             if float(lv.resolution) <= pixel_deg * (1 + 1e-9):
                 best = lv
         return best
 
+    def tile_complete(self, layer: str, tms_id: str, z: int, x: int, y: int) -> bool:
+        """True if every cell under the tile is finished (with current overviews at the level
+        the tile reads): its pixels can only change when a cell is rewritten.  False for a
+        tile touching a cell that has no record yet (unfinished, or never planned), whose
+        transparent pixels may fill in later; those get a short max-age."""
+        import morecantile
+
+        src, spec = self.route(layer)
+        tms = src.check_tile(tms_id, z, x, y)
+        st = src.state
+        b = tms.bounds(morecantile.Tile(x, y, z))
+        west, east = max(b.left, -180.0), min(b.right, 180.0)
+        south, north = max(b.bottom, -90.0), min(b.top, 90.0)
+        cs = float(src.grid.cell_size)
+        eps = 1e-9
+        r0, r1 = math.floor((90 - north) / cs + eps), math.ceil((90 - south) / cs - eps) - 1
+        c0, c1 = math.floor((west + 180) / cs + eps), math.ceil((east + 180) / cs - eps) - 1
+        total = max(r1 - r0 + 1, 0) * max(c1 - c0 + 1, 0)
+        pixel_deg = (east - west) / self.tile_size
+        lv = src.level_for(pixel_deg, st)
+        if spec.rendering == "classes":
+            rc = st.landcover_rc
+        elif lv.index == 0:
+            rc = st.cell_rc
+        else:
+            rc = st.percell_ok_rc if lv.cell_pixels is not None else st.coarse_ok_rc
+        inside = (rc[:, 0] >= r0) & (rc[:, 0] <= r1) & (rc[:, 1] >= c0) & (rc[:, 1] <= c1)
+        return int(inside.sum()) == total
+
     # ------------------------------------------------------------------ reading
     def read(self, layer: str, tms_id: str, z: int, x: int, y: int) -> dict[str, np.ndarray]:
         """Sample the layer's variables onto a tile (stored encoding; fill values outside data)."""
-        spec = self.layer(layer)
+        src, spec = self.route(layer)
+        return src._read(spec, tms_id, z, x, y)
+
+    def _read(self, spec: LayerSpec, tms_id: str, z: int, x: int, y: int) -> dict[str, np.ndarray]:
+        st = self.state
         lon, lat = self.pixel_lonlat(tms_id, z, x, y)
         n = self.tile_size
         pixel_deg = abs(float(lon[-1] - lon[0])) / max(n - 1, 1)
-        lv = self.level_for(pixel_deg)
+        lv = self.level_for(pixel_deg, st)
         out = {v: np.full((n, n), self._fill(v), dtype=self._dtype(v)) for v in spec.variables}
-        if self.data_window is None:
+        if st.data_window is None:
             return out
         # only the finished cells' window can hold data: clip to it before reading
-        data = self.data_window.zoom_out(lv.factor).clip()
+        data = st.data_window.zoom_out(lv.factor).clip()
         rows, cols = data.index_of(lon, lat)
         ok_r = (rows >= 0) & (rows < data.height)
         ok_c = (cols >= 0) & (cols < data.width)
@@ -336,34 +701,39 @@ class TileSource:
 
     def tile(self, layer: str, tms_id: str, z: int, x: int, y: int) -> np.ndarray:
         """The RGBA (uint8) tile of a layer; nodata is transparent."""
-        spec = self.layer(layer)
-        data = self.read(layer, tms_id, z, x, y)
+        src, spec = self.route(layer)
+        data = src._read(spec, tms_id, z, x, y)
         if spec.rendering == "date":
-            return render.date_colors(data["date"], *self.date_range)
+            return render.date_colors(data["date"], *src.date_range)
         if spec.rendering == "classes":
-            return class_colors(data["landcover"], self.landcover_palette())
+            return class_colors(data["landcover"], src.landcover_palette())
         a, b, c = (data[v] for v in spec.variables)
         valid = (a > 0) | (b > 0) | (c > 0)
+        # the mosaic's curve for every tone layer, super-resolution included
         curve = self.tone_curve if spec.rendering == "tone" else render.tci
         return render.stack_rgba(curve(a), curve(b), curve(c), valid)
 
-    def point(self, lon: float, lat: float) -> dict[str, Any]:
-        """Full-resolution values and provenance of the pixel containing (lon, lat)."""
+    def point(self, lon: float, lat: float, layer: str | None = None) -> dict[str, Any]:
+        """Full-resolution values and provenance of the pixel containing (lon, lat)
+        (of the layer's store: a super-resolution layer answers from its own product)."""
+        if layer is not None and layer in self.superres:
+            return self.superres[layer][1].point(lon, lat)
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise TileRequestError(
                 f"lon={lon}, lat={lat} is outside -180..180, -90..90", locator="lon/lat"
             )
+        st = self.state
         i, j = self.grid.window().index_of(lon, lat)
         # the south pole and the antimeridian at +180° lie on the last pixel's outer edge
         row = min(int(i), self.grid.shape[0] - 1)
         col = min(int(j), self.grid.shape[1] - 1)
         vals = {
             v: self._array(0, v)[row, col].item()
-            for v in [*self.bands, "date", "scene", "clear_count", *(["fill"] * self.has_fill)]
+            for v in [*self.bands, "date", "scene", "clear_count", *(["fill"] * st.has_fill)]
         }
         days = int(vals.pop("date"))
         scene = int(vals["scene"])
-        if self.has_fill:
+        if st.has_fill:
             from ..fill import FILL_CODES
 
             vals["fill_meaning"] = FILL_CODES.get(int(vals["fill"]), "unknown")
@@ -374,14 +744,16 @@ class TileSource:
             "col": col,
             "cell": self.grid.cell_of(lon, lat).name,
             "date": str(np.datetime64(DATE_EPOCH, "D") + days) if days > 0 else None,
-            "scene_id": self.scene_ids.get(scene) if scene >= 0 else None,
+            "scene_id": st.scene_ids.get(scene) if scene >= 0 else None,
             **{k: v if isinstance(v, str) else int(v) for k, v in vals.items()},
         }
 
     # ------------------------------------------------------------------ helpers
     def layer_ids(self) -> list[str]:
-        """The layers this store can serve (land cover only when it has the product)."""
-        return [k for k in LAYERS if k != "landcover" or self.has_landcover]
+        """The layers this store can serve (land cover only when it has the product, one
+        super-resolution layer per nested product)."""
+        base = [k for k in LAYERS if k != "landcover" or self.has_landcover]
+        return [*base, *self.superres]
 
     def landcover_palette(self) -> dict[int, tuple[str, str]]:
         """``{code: (class name, "#rrggbb")}`` of the store's land cover (empty: none)."""
@@ -392,6 +764,8 @@ class TileSource:
         return {int(k): (str(v), str(colors.get(k, "#ff00ff"))) for k, v in names.items()}
 
     def layer(self, layer: str) -> LayerSpec:
+        if layer in self.superres:
+            return self.route(layer)[1]
         spec = LAYERS.get(layer) if layer in self.layer_ids() else None
         if spec is None:
             raise TileRequestError(
@@ -400,6 +774,10 @@ class TileSource:
                 locator="Layer",
             )
         return spec
+
+    def layer_bounds(self, layer: str) -> tuple[float, float, float, float]:
+        """WGS84 bounds of the finished cells of the layer's store."""
+        return self.route(layer)[0].bounds
 
     @staticmethod
     def _fill(v: str) -> int:
@@ -410,6 +788,14 @@ class TileSource:
         return {"scene": "int32", "fill": "uint8", "landcover": "uint8"}.get(v, "uint16")
 
     def info(self) -> dict[str, Any]:
+        layers: dict[str, Any] = {}
+        for k in self.layer_ids():
+            spec = self.layer(k)
+            layers[k] = {
+                "title": spec.title,
+                "abstract": spec.abstract,
+                "maxzoom": {t: self.maxzoom(t, k) for t in TMS_IDS},
+            }
         return {
             "store": self.path.name,
             "bounds": list(self.bounds),
@@ -417,9 +803,18 @@ class TileSource:
             "overviews": self.overviews,
             "levels": len(self.levels),
             "date_range": list(self.date_range_iso()),
-            "layers": {
-                k: {"title": LAYERS[k].title, "abstract": LAYERS[k].abstract}
-                for k in self.layer_ids()
+            "layers": layers,
+            "superres": {
+                k: {
+                    "scale": scale,
+                    "model": attrs.get("model"),
+                    "parent_resolution": attrs.get("parent_resolution"),
+                    "resolution_deg": str(src.grid.resolution),
+                    "bounds": list(src.bounds),
+                    "cells": len(src.cells),
+                    "overviews": src.overviews,
+                }
+                for k, (scale, src, attrs) in self.superres.items()
             },
             "landcover": {
                 str(code): {"name": name, "color": color}
@@ -432,7 +827,26 @@ class TileSource:
             "attribution": self.meta.get(
                 "attribution", "Contains modified Copernicus Sentinel data"
             ),
+            "version": self.version(),
         }
+
+
+def _superres_attrs(loc: StoreLocation) -> dict[str, Any] | None:
+    """The nested product's ``s2cube_superres`` root attribute, or None if it is not one."""
+    try:
+        data = loc.get("zarr.json")
+    except OSError:
+        return None
+    if data is None:
+        return None
+    try:
+        attrs = json.loads(data).get("attributes", {})
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    sr = attrs.get(SUPERRES_ATTR) if isinstance(attrs, dict) else None
+    if not isinstance(sr, dict) or attrs.get("s2cube", {}).get("format") != FORMAT:
+        return None
+    return sr
 
 
 def class_colors(classes: np.ndarray, palette: dict[int, tuple[str, str]]) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from .tiles import LAYERS, TMS_IDS, TileSource, get_tms
+from .tiles import TMS_IDS, TileSource, get_tms
 
 __all__ = ["capabilities_xml", "exception_xml", "SUPPORTED_CRS"]
 
@@ -30,10 +30,12 @@ def exception_xml(code: str, message: str, locator: str | None = None) -> str:
     )
 
 
-def _tile_limits(source: TileSource, tms_id: str, z: int) -> tuple[int, int, int, int]:
-    """(min row, max row, min col, max col) of the tiles touching the store's data."""
+def _tile_limits(
+    bounds: tuple[float, float, float, float], tms_id: str, z: int
+) -> tuple[int, int, int, int]:
+    """(min row, max row, min col, max col) of the tiles touching ``bounds`` (W, S, E, N)."""
     tms = get_tms(tms_id)
-    w, s, e, n = source.bounds
+    w, s, e, n = bounds
     lat_max = 85.0511287798 if tms_id == "WebMercatorQuad" else 90.0
     s, n = max(s, -lat_max), min(n, lat_max)
     eps = 1e-9
@@ -51,7 +53,8 @@ def _matrix_set_xml(source: TileSource, tms_id: str) -> str:
         f"    <ows:SupportedCRS>{SUPPORTED_CRS[tms_id]}</ows:SupportedCRS>",
         f"    <WellKnownScaleSet>{WELL_KNOWN_SCALE_SET[tms_id]}</WellKnownScaleSet>",
     ]
-    for z in range(0, source.maxzoom(tms_id) + 1):
+    # down to the finest zoom of any layer; each layer's limits name the zooms it has
+    for z in range(0, source.service_maxzoom(tms_id) + 1):
         m = tms.matrix(z)
         x0, y0 = m.pointOfOrigin
         out += [
@@ -70,8 +73,9 @@ def _matrix_set_xml(source: TileSource, tms_id: str) -> str:
 
 
 def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
-    spec = LAYERS[layer_id]
-    w, s, e, n = source.bounds
+    spec = source.layer(layer_id)
+    bounds = source.layer_bounds(layer_id)
+    w, s, e, n = bounds
     out = [
         "  <Layer>",
         f"    <ows:Title>{escape(spec.title)}</ows:Title>",
@@ -91,8 +95,8 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
             f"      <TileMatrixSet>{tms_id}</TileMatrixSet>",
             "      <TileMatrixSetLimits>",
         ]
-        for z in range(0, source.maxzoom(tms_id) + 1):
-            r0, r1, c0, c1 = _tile_limits(source, tms_id, z)
+        for z in range(0, source.maxzoom(tms_id, layer_id) + 1):
+            r0, r1, c0, c1 = _tile_limits(bounds, tms_id, z)
             out += [
                 "        <TileMatrixLimits>",
                 f"          <TileMatrix>{z}</TileMatrix>",
