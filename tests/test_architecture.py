@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "s2cube.models": 2,
     "s2cube.landcover": 2,
     "s2cube.landcover.run": 5,  # the land-cover driver (store, catalog, cells)
+    "s2cube.landcover.train_cli": 6,  # `s2cube train landcover` (reads label files)
     "s2cube.overviews.pyramid": 2,
     "s2cube.testing": 2,
     # 3: the I/O edge (rasters, catalogs, the store)

@@ -17,7 +17,7 @@ from s2cube.errors import InputError
 from s2cube.landcover.kernels import LANDCOVER_CLASSES, fuse
 from s2cube.mask import CLEAR
 
-__all__ = ["landcover"]
+__all__ = ["landcover", "landcover_unets"]
 
 
 def _fuse_block(
@@ -143,6 +143,152 @@ def landcover(
         "model_product_level": loaded.card.product_level,
         "classes": ", ".join(f"{i + 1}={c}" for i, c in enumerate(LANDCOVER_CLASSES)),
         "fusion": method,
+    }
+    out["landcover"].attrs = {"nodata": 0, "flag_meanings": " ".join(LANDCOVER_CLASSES)}
+    return out
+
+
+def _combine_block(
+    pw: np.ndarray,
+    pv: np.ndarray,
+    pb: np.ndarray | None,
+    valid: np.ndarray,
+    *,
+    threshold: float,
+) -> np.ndarray:
+    from s2cube.landcover.unets import combine_unets
+
+    classes, conf = combine_unets(pw, pv, pb, threshold=threshold, valid=valid)
+    return np.stack([classes.astype(np.float32), conf])
+
+
+def landcover_unets(
+    data: xr.Dataset | xr.DataArray,
+    *,
+    water: Any = "water",
+    vegetation: Any = "vegetation",
+    buildings: Any = None,
+    threshold: float = 0.5,
+    window: int = 128,
+    overlap: int = 32,
+    halo: int | None = None,
+    batch_size: int = 8,
+    precision: str = "fp32",
+    device: str | None = None,
+) -> xr.Dataset:
+    """Land cover from a 4-band image (the mosaic) with the seed's three U-nets, combined.
+
+    Parameters
+    ----------
+    data:
+        A Dataset with ``red``, ``green``, ``blue`` and ``nir`` variables on ``(y, x)``, or a
+        DataArray ``(band, y, x)`` with those band names. Integer data are DN (reflectance ×
+        10000), floats reflectance; pixels where every band is 0 (or NaN) are no data.
+    water, vegetation, buildings:
+        Each a U-net name (shipped weights, :func:`~s2cube.landcover.unets.load_unet`), a path
+        of a trained ``model.pt`` or a ``LoadedModel``; ``buildings=None`` (the default: no
+        buildings weights ship) runs without it, so built is never assigned.
+    threshold:
+        The combination rule's probability threshold
+        (:func:`~s2cube.landcover.unets.combine_unets`).
+    window, overlap, halo, batch_size, precision, device:
+        Inference options of :func:`s2cube.models.predict` (``halo=None``: ``window - 1``,
+        the same result for any chunking).
+
+    Returns
+    -------
+    Dataset with ``landcover`` (uint8: 1 water, 2 tree, 3 grass, 4 barren, 5 built, 0 no data)
+    and ``confidence`` (float32), lazy when the input is.
+
+    Examples
+    --------
+    >>> ds = s2cube.open_store("store")[["red", "green", "blue", "nir"]]  # doctest: +SKIP
+    >>> lc = landcover_unets(ds.isel(y=slice(0, 512), x=slice(0, 512)))  # doctest: +SKIP
+    """
+    import dask.array as da
+
+    from s2cube.landcover.unets import UNET_MODELS, load_unet
+    from s2cube.models import predict
+
+    if isinstance(data, xr.Dataset):
+        missing = [b for b in ("red", "green", "blue", "nir") if b not in data]
+        if missing:
+            raise InputError(
+                f"the dataset lacks {missing} (it has {sorted(map(str, data.data_vars))}); "
+                "the U-nets read red, green, blue and nir"
+            )
+        data = data[["red", "green", "blue", "nir"]].to_dataarray("band")
+    if data.ndim != 3 or data.dims[0] != "band":
+        raise InputError(f"data has dims {data.dims}; expected (band, y, x)")
+    ydim, xdim = data.dims[1:]
+    names = [str(b) for b in data["band"].values]
+    models = {"water": water, "vegetation": vegetation, "buildings": buildings}
+    loaded = {k: load_unet(v) for k, v in models.items() if v is not None}
+    for key, m in loaded.items():
+        if tuple(m.card.classes) != UNET_MODELS[key].classes:
+            raise InputError(
+                f"{key} model {m.card.name!r} predicts {m.card.classes}; expected "
+                f"{UNET_MODELS[key].classes}"
+            )
+    for key in ("water", "vegetation"):
+        if key not in loaded:
+            raise InputError(f"{key}=None: the {key} model is required")
+    raw = data.data
+    if np.dtype(data.dtype).kind in "iu":
+        refl = raw.astype(np.float32) / np.float32(10000)
+        valid = (raw != 0).any(axis=0)
+    else:
+        refl = raw.astype(np.float32)
+        valid = ((raw != 0) & (raw == raw)).any(axis=0)
+        refl = da.nan_to_num(refl) if isinstance(refl, da.Array) else np.nan_to_num(refl)
+    kw: dict[str, Any] = {
+        "window": window,
+        "overlap": overlap,
+        "halo": halo,
+        "batch_size": batch_size,
+        "precision": precision,
+        "device": device,
+    }
+    probs = {}
+    for key, m in loaded.items():
+        idx = [names.index(b) for b in m.card.input_bands if b in names]
+        if len(idx) != len(m.card.input_bands):
+            raise InputError(f"the {key} model reads {m.card.input_bands}; data has {names}")
+        probs[key] = predict(m, refl[idx], **kw)
+    pb = probs.get("buildings")
+    if isinstance(probs["water"], da.Array):
+        chunks = probs["water"].chunks[1:]
+        args: list[Any] = [probs["water"].rechunk({0: -1}), "kyx"]
+        args += [probs["vegetation"].rechunk({0: -1}), "jyx"]
+        args += [None if pb is None else pb.rechunk({0: -1}), None if pb is None else "lyx"]
+        args += [da.asarray(valid).rechunk(chunks), "yx"]
+        packed = da.blockwise(
+            _combine_block,
+            "cyx",
+            *args,
+            new_axes={"c": 2},
+            concatenate=True,
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            threshold=threshold,
+        )
+    else:
+        packed = _combine_block(
+            probs["water"], probs["vegetation"], pb, np.asarray(valid), threshold=threshold
+        )
+    coords = {k: v for k, v in data.coords.items() if set(v.dims) <= {ydim, xdim}}
+    dims = (ydim, xdim)
+    out = xr.Dataset(
+        {"landcover": (dims, packed[0].astype(np.uint8)), "confidence": (dims, packed[1])},
+        coords=coords,
+    )
+    out.attrs = {
+        **{k: v for k, v in data.attrs.items() if k in ("crs", "grid")},
+        "models": ", ".join(f"{k}={m.card.name}" for k, m in loaded.items()),
+        "model_resolution_m": ", ".join(f"{k}={m.card.resolution_m:g}" for k, m in loaded.items()),
+        "classes": ", ".join(f"{i + 1}={c}" for i, c in enumerate(LANDCOVER_CLASSES)),
+        "rule": f"water > {threshold}, then built > {threshold}, then vegetation > {threshold}"
+        " (tree vs grass by the larger), else barren",
     }
     out["landcover"].attrs = {"nodata": 0, "flag_meanings": " ".join(LANDCOVER_CLASSES)}
     return out

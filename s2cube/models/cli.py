@@ -225,3 +225,6 @@ def train_cloud_command(**kwargs: Any) -> None:
 def train_haze_command(**kwargs: Any) -> None:
     """Train the 3-conv-layer haze classifier (SCL 10 = haze unless --labels)."""
     _run("haze", **kwargs)
+
+
+train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landcover_command)
