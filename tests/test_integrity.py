@@ -267,3 +267,44 @@ def test_overwrite_to_empty_clears_old_pixels(tmp_path: Path) -> None:
         assert int(lv.red.count()) > 0 and int((lv.red.values > 0).sum()) == 0, level
     assert verify_store(store).ok
     assert not any((store / "red" / "c" / "86").glob("*"))
+
+
+def test_verify_checks_land_cover_and_nested_stores(copy: Path, reference: Path) -> None:
+    """Land-cover cells are read back against their records; a nested store (the
+    super-resolution product, ``superres/x<scale>``) is verified as a store of its own."""
+    from s2cube.grid import Cell
+    from s2cube.store import store_grid
+    from s2cube.store.landcover import add_landcover, write_landcover_cell
+
+    add_landcover(copy, {"classes": {1: "water", 2: "trees"}, "colors": {1: "#0000ff"}})
+    window = store_grid(copy).cell_window(Cell.from_name(CELL_A))
+    rng = np.random.default_rng(15)
+    classes = rng.integers(0, 3, window.shape, dtype="uint8")
+    write_landcover_cell(
+        copy,
+        Cell.from_name(CELL_A),
+        {
+            "landcover": classes,
+            "landcover_confidence": np.where(classes > 0, 80, 0).astype("uint8"),
+            "landcover_dates": np.where(classes > 0, 3, 0).astype("uint8"),
+        },
+    )
+    nested = copy / "superres" / "x2"
+    shutil.copytree(reference, nested)
+    report = verify_store(copy, overviews=False)
+    assert report.ok, [f.describe() for f in report.findings]
+    assert report.cells[f"landcover/{CELL_A}"] == "ok"
+    assert report.nested["superres/x2"].ok
+
+    lc = copy / "landcover" / "c" / "87" / "391"
+    flip(lc, lc.stat().st_size // 3, 2)
+    shard = nested / "green" / "c" / "88" / "391"
+    flip(shard, shard.stat().st_size // 2, 5)
+    report = verify_store(copy, overviews=False)
+    assert not report.ok
+    assert {(f.product, f.cell, f.variable) for f in report.findings} == {
+        ("landcover", CELL_A, "landcover")
+    }
+    assert {(f.cell, f.variable) for f in report.nested["superres/x2"].findings} == {
+        (CELL_B, "green")
+    }

@@ -322,6 +322,31 @@ class StoreLocation:
             return None
         return int(info.get("size") or 0)
 
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """``{key: bytes}`` of every object under the folder ``prefix``, at any depth (one
+        recursive listing: no request per object on object storage)."""
+        if self.is_local:
+            d = self.path / prefix
+            if not d.is_dir():
+                return {}
+            return {
+                str(f.relative_to(self.path).as_posix()): f.stat().st_size
+                for f in d.rglob("*")
+                if f.is_file()
+            }
+        path = self._key(prefix)
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.find(path, detail=True)
+        except FileNotFoundError:
+            return {}
+        root = self._key("").rstrip("/") + "/"
+        return {
+            name.removeprefix(root): int(info.get("size") or 0)
+            for name, info in found.items()
+            if info.get("type") != "directory"
+        }
+
     def folders(self, prefix: str) -> list[str]:
         """Names of the folders directly under ``prefix`` (sorted; empty if none)."""
         if self.is_local:

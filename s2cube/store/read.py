@@ -17,7 +17,7 @@ from .cells import read_manifest
 from .layout import _require_store, store_metadata
 from .location import StoreLike
 from .scenes import scene_count
-from .verify import checksum_state
+from .verify import checksum_state, damaged_cells
 
 __all__ = ["open_store", "store_info"]
 
@@ -157,6 +157,9 @@ def store_info(path: StoreLike, storage_options: Mapping[str, Any] | None = None
         # "all": every chunk carries a crc32c checksum (a corrupt chunk raises on read);
         # "none": a store from before checksums (only the shard index is checked)
         "checksums": checksum_state(loc),
+        # finished cells whose record or shards fail the cheap check (0-byte or missing
+        # shard...): `s2cube verify` says more, a rerun recomputes them
+        "damaged": damaged_cells(loc),
     }
 
 

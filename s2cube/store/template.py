@@ -219,6 +219,8 @@ def consolidate(path: StoreLike) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         warnings.filterwarnings(
-            "ignore", message=r"Object at [^ /]+\.json is not recognized as a component"
+            "ignore",
+            message=r"Object at ([^ /]+\.json|\.lease\.json\.lock|s2cube_built) is not "
+            "recognized as a component",
         )
         zarr.consolidate_metadata(store_location(path).zarr_store(), zarr_format=3)

@@ -45,6 +45,7 @@ __all__ = [
     "VerifyReport",
     "cell_problems",
     "checksum_state",
+    "damaged_cells",
     "finished_cells",
     "forget_cells",
     "verify_store",
@@ -166,9 +167,12 @@ def cell_problems(
     *,
     grid: GlobalGrid | None = None,
     variables: Sequence[str] | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[Finding]:
     """The cheap check of one finished mosaic cell: its record, and its shards' presence and
-    size at level 0 (no pixel read).  Empty list: the cell may be skipped by a resume."""
+    size at level 0 (no pixel read).  Empty list: the cell may be skipped by a resume.
+
+    ``sizes`` (:func:`shard_sizes`) saves a request per shard when checking many cells."""
     loc = store_location(store)
     if grid is None or variables is None:
         g, meta = _grid(loc)
@@ -182,7 +186,7 @@ def cell_problems(
     for (path, var), key in keys.items():
         if path:
             continue  # overview levels: the full check recomputes them
-        size = loc.size(key)
+        size = sizes.get(key) if sizes is not None else loc.size(key)
         expected = _expected_nonfill(record, var)
         if size == 0:
             out.append(Finding(name, var, f"its shard {key} is empty (0 bytes)"))
@@ -193,6 +197,28 @@ def cell_problems(
         elif size is not None and expected == 0:
             what = "recorded empty" if record.get("empty") else "recorded without data here"
             out.append(Finding(name, var, f"the cell is {what} but its shard {key} has pixels"))
+    return out
+
+
+def shard_sizes(loc: StoreLocation, variables: Sequence[str]) -> dict[str, int]:
+    """``{key: bytes}`` of every level-0 shard of ``variables`` (one listing per variable)."""
+    out: dict[str, int] = {}
+    for var in variables:
+        out.update(loc.sizes(var))
+    return out
+
+
+def damaged_cells(store: StoreLike) -> dict[str, str]:
+    """``{cell: problem}`` of the finished cells failing the cheap check (``s2cube info``)."""
+    loc = store_location(store)
+    grid, meta = _grid(loc)
+    variables = mosaic_variables(meta)
+    sizes = shard_sizes(loc, variables)
+    out: dict[str, str] = {}
+    for name, rec in read_manifest(loc).items():
+        found = cell_problems(loc, name, rec, grid=grid, variables=variables, sizes=sizes)
+        if found:
+            out[name] = found[0].describe()
     return out
 
 
@@ -210,11 +236,12 @@ def finished_cells(
     variables = mosaic_variables(meta)
     manifest = read_manifest(loc)
     names = None if cells is None else {c if isinstance(c, str) else c.name for c in cells}
+    sizes = shard_sizes(loc, variables)
     out: set[str] = set()
     for name, rec in manifest.items():
         if names is not None and name not in names:
             continue
-        found = cell_problems(loc, name, rec, grid=grid, variables=variables)
+        found = cell_problems(loc, name, rec, grid=grid, variables=variables, sizes=sizes)
         if not found:
             out.add(name)
         elif warn:
