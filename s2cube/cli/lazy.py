@@ -33,6 +33,12 @@ OPTIONAL_COMMANDS = {
         "ml",
         "Land cover (Dynamic World or the three U-nets) into a store.",
     ),
+    "superres": (
+        "s2cube.cli.superres",
+        "superres",
+        "ml",
+        "Super-resolve a store's cells into STORE/superres/x<scale> (SRGAN).",
+    ),
 }
 
 
