@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RasterReadError, SceneReadError
 
@@ -170,6 +170,8 @@ class ReadPolicy:
                     raise
                 time.sleep(self.backoff * 2**attempt)
                 attempt += 1
+                if _REMOTE.match(href):
+                    forget_remote_failures()
 
     def is_transient(self, error: BaseException, href: str) -> bool:
         """Whether ``error`` (reading ``href``) is a known transient failure."""
@@ -208,6 +210,38 @@ class ReadPolicy:
         else:
             fix = "check that the asset exists, is reachable and is a raster GDAL can read"
         raise RasterReadError(f"reading {href!r} failed: {error}; {fix}") from error
+
+
+@functools.cache
+def _libgdal() -> Any:
+    """rasterio's own GDAL library through ctypes (None if it cannot be found)."""
+    import ctypes
+    import ctypes.util
+    from pathlib import Path
+
+    import rasterio
+
+    here = Path(rasterio.__file__).parent
+    found = sorted(str(p) for p in (here.parent / "rasterio.libs").glob("libgdal*.so*"))
+    for name in [*found, ctypes.util.find_library("gdal")]:
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            lib.VSICurlClearCache  # noqa: B018 - the symbol must exist
+        except (OSError, AttributeError):
+            continue
+        return lib
+    return None
+
+
+def forget_remote_failures() -> None:
+    """Clear GDAL's /vsicurl/ cache before a retry: it remembers a failed request (a 503 on
+    the first request of a file reads as "no such file" until the process ends), so without
+    this a retry of a remote asset could never succeed."""
+    lib = _libgdal()
+    if lib is not None:
+        lib.VSICurlClearCache()
 
 
 def read_policy(strict: bool = False) -> ReadPolicy:
