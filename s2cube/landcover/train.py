@@ -271,12 +271,16 @@ class LandcoverTrainConfig:
     min_labelled: float = 0.3
     max_patches: int | None = 2000
     augment: bool = True
+    #: ``"sqrt"``: inverse-sqrt class frequency weights; ``"none"``: every labelled pixel 1
+    class_weights: str = "sqrt"
 
     def __post_init__(self) -> None:
         if self.patch % 32 or self.patch < 32:
             raise InputError(
                 f"patch={self.patch}; the VGG16 U-net needs a multiple of 32 (e.g. 64)"
             )
+        if self.class_weights not in ("sqrt", "none"):
+            raise InputError(f"class_weights={self.class_weights!r}; expected 'sqrt' or 'none'")
         if self.epochs < 1 or self.batch_size < 1 or self.width < 1:
             raise InputError(
                 f"epochs={self.epochs}, batch_size={self.batch_size}, width={self.width}; "
@@ -301,18 +305,31 @@ class LandcoverTrainResult:
     resumed_from: int = 0
 
 
+_FORBIDDEN = 254
+
+
 def _patches(
-    images: np.ndarray, labels: np.ndarray, allowed: np.ndarray, config: LandcoverTrainConfig
+    images: np.ndarray,
+    labels: np.ndarray,
+    allowed: np.ndarray,
+    config: LandcoverTrainConfig,
+    forbidden: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labelled patches of the training area: every patch holding a rare class (< 5 % of the
-    labelled pixels, e.g. water) and a seeded sample of the rest, ``max_patches`` in all."""
+    labelled pixels, e.g. water) and a seeded sample of the rest, ``max_patches`` in all. No
+    patch touches a ``forbidden`` (held-out) pixel, not even as unlabelled context."""
     from s2cube.models.patches import extract_patches
 
     usable = allowed[labels].any(axis=-1)
     lab = np.where(usable, labels, NO_LABEL).astype(np.uint8)
+    lab[forbidden] = _FORBIDDEN
     px, py = extract_patches(
         images, lab, patch=config.patch, stride=config.stride, min_labelled=config.min_labelled
     )
+    clean = ~(py == _FORBIDDEN).any(axis=(1, 2))
+    px, py = px[clean], py[clean]
+    if not len(py):
+        raise InputError("every training patch touches the held-out area; use a smaller patch")
     single = allowed.sum(axis=1) == 1
     cls_of = np.where(single, allowed.argmax(axis=1), -1)
     idx = cls_of[py]
@@ -400,18 +417,15 @@ def train_unet(
     spec = UNET_MODELS.get(model)
     if spec is None:
         raise InputError(f"model={model!r}; expected one of {sorted(UNET_MODELS)}")
-    images = np.asarray(images, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.uint8)
-    if images.ndim != 4 or images.shape[1] != len(spec.bands):
-        raise InputError(
-            f"images have shape {images.shape}; the {model} model needs (time, "
-            f"{len(spec.bands)}, y, x) with bands {spec.bands}"
-        )
-    if labels.shape != (images.shape[0], *images.shape[2:]):
-        raise InputError(f"labels {labels.shape} do not match images {images.shape}")
+    multi = isinstance(images, (list, tuple))
+    sets = _as_sets(images, labels, train_area, held_out, multi, model)
     allowed = allowed_classes(model)
-    area = _area(train_area, labels.shape)
-    px, py = _patches(images, np.where(area, labels, NO_LABEL).astype(np.uint8), allowed, config)
+    cut = [
+        _patches(x, np.where(tr, lab, NO_LABEL).astype(np.uint8), allowed, config, ho)
+        for x, lab, tr, ho in sets
+    ]
+    px = np.concatenate([c[0] for c in cut]) if multi else cut[0][0]
+    py = np.concatenate([c[1] for c in cut]) if multi else cut[0][1]
     present = allowed[py[allowed[py].any(-1)]].any(axis=0)
     if not present.all():
         missing = [c for c, p in zip(spec.classes, present, strict=True) if not p]
@@ -460,7 +474,12 @@ def train_unet(
         history, start = state["history"], state["epoch"]
     xt, yt = torch.from_numpy(px), torch.from_numpy(py.astype(np.int64))
     allowed_t = torch.from_numpy(allowed)
-    weight_t = torch.from_numpy(_pixel_weights(py, allowed))
+    weights = (
+        _pixel_weights(py, allowed)
+        if config.class_weights == "sqrt"
+        else allowed.any(axis=1).astype(np.float32)
+    )
+    weight_t = torch.from_numpy(weights)
     for epoch in range(start + 1, config.epochs + 1):
         net.train()
         perm = torch.randperm(len(px), generator=gen)
@@ -510,8 +529,12 @@ def train_unet(
     }
     scored: dict[str, Any] = {}
     if held_out is not None:
-        ho = _area(held_out, labels.shape)
-        scored = evaluate_unet(loaded, images, np.where(ho, labels, NO_LABEL), model)
+        per_set = [
+            evaluate_unet(loaded, x, np.where(ho, lab, NO_LABEL), model)
+            for x, lab, _, ho in sets
+            if ho.any()
+        ]
+        scored = per_set[0] if not multi else {"sets": per_set}
         metrics["held_out"] = scored
     final = LoadedModel(net, replace(card, metrics=metrics))
     path = save_model(final, out / "model.pt")
@@ -519,6 +542,39 @@ def train_unet(
         json.dumps({"config": asdict(config), "history": history}, indent=2) + "\n"
     )
     return LandcoverTrainResult(path, final.card, history, scored, start)
+
+
+def _as_sets(
+    images: Any, labels: Any, train_area: Any, held_out: Any, multi: bool, model: str
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(images, labels, training area, held-out area)`` per
+    data set (one, or several on different grids when ``images`` is a list)."""
+    spec = UNET_MODELS[model]
+    n = len(images) if multi else 1
+    as_list = (
+        (lambda v: list(v) if isinstance(v, (list, tuple)) else [v] * n)
+        if multi
+        else (lambda v: [v])
+    )
+    out = []
+    for x, lab, tr, ho in zip(
+        as_list(images), as_list(labels), as_list(train_area), as_list(held_out), strict=True
+    ):
+        x = np.asarray(x, dtype=np.float32)
+        lab = np.asarray(lab, dtype=np.uint8)
+        if x.ndim != 4 or x.shape[1] != len(spec.bands):
+            raise InputError(
+                f"images have shape {x.shape}; the {model} model needs (time, "
+                f"{len(spec.bands)}, y, x) with bands {spec.bands}"
+            )
+        if lab.shape != (x.shape[0], *x.shape[2:]):
+            raise InputError(f"labels {lab.shape} do not match images {x.shape}")
+        area = _area(tr, lab.shape)
+        forbidden = np.zeros(lab.shape, bool) if ho is None else _area(ho, lab.shape)
+        if (area & forbidden).any():
+            raise InputError("the training area and the held-out area overlap; make them disjoint")
+        out.append((x, lab, area, forbidden))
+    return out
 
 
 def _area(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -176,6 +176,13 @@ def _to_crs(geoms: list[Any], src: str | None, dst: Any) -> list[Any]:
 @click.option("--width", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-patches", type=int, default=2000, show_default=True)
+@click.option(
+    "--class-weights",
+    type=click.Choice(["sqrt", "none"]),
+    default="sqrt",
+    show_default=True,
+    help="Loss weights: inverse-sqrt class frequency, or none.",
+)
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/state.pt.")
 def landcover_command(**kw: Any) -> None:
@@ -206,6 +213,7 @@ def _run(  # noqa: PLR0913
     width: int,
     seed: int,
     max_patches: int,
+    class_weights: str,
     threads: int | None,
     resume: bool,
 ) -> None:
@@ -240,6 +248,7 @@ def _run(  # noqa: PLR0913
         width=width,
         seed=seed,
         max_patches=max_patches,
+        class_weights=class_weights,
     )
     if threads:
         import torch
