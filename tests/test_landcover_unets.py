@@ -215,8 +215,8 @@ def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
     def box(r0: int, r1: int, c0: int, c1: int) -> dict:
         xs = [transform.c + c * 120 for c in (c0, c1)]
         ys = [transform.f - r * 120 for r in (r0, r1)]
-        ring = [to_lonlat.transform(x, y) for x, y in
-                ((xs[0], ys[0]), (xs[1], ys[0]), (xs[1], ys[1]), (xs[0], ys[1]), (xs[0], ys[0]))]  # fmt: skip
+        corners = [(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]
+        ring = [to_lonlat.transform(xs[i], ys[j]) for i, j in corners]
         return {"type": "Polygon", "coordinates": [ring]}
 
     feats = [  # vertical strips: every class is in the training (northern) part

@@ -3,6 +3,10 @@
 :func:`landcover` (the xarray/dask call, :mod:`s2cube.landcover.wrapper`) runs the Dynamic World
 network (:mod:`s2cube.models.dynamicworld`) per chunk with a halo through the inference engine,
 maps its 9 classes to s2cube's and fuses the clear dates (:mod:`s2cube.landcover.kernels`).
+:func:`landcover_unets` runs the seed's three U-nets (water, vegetation, buildings;
+:mod:`s2cube.landcover.unets`) on a 4-band image and combines them by a documented rule;
+:mod:`s2cube.landcover.train` trains them (``s2cube train landcover``);
+:mod:`s2cube.landcover.built_split` is the experimental, unvalidated residential/industrial split.
 See ``docs/landcover.md`` for what was validated and what was not.
 """
 
@@ -18,7 +22,8 @@ from s2cube.landcover.kernels import (
     dw_to_landcover,
     fuse,
 )
-from s2cube.landcover.wrapper import landcover
+from s2cube.landcover.unets import UNET_MODELS, combine_unets, load_unet, shipped_unets
+from s2cube.landcover.wrapper import landcover, landcover_unets
 
 __all__ = [
     "DW_TO_LANDCOVER",
@@ -30,4 +35,9 @@ __all__ = [
     "dw_to_landcover",
     "fuse",
     "landcover",
+    "landcover_unets",
+    "UNET_MODELS",
+    "combine_unets",
+    "load_unet",
+    "shipped_unets",
 ]
