@@ -35,6 +35,10 @@ LAYERS: dict[str, int] = {
     "s2cube.models": 2,
     "s2cube.landcover": 2,
     "s2cube.landcover.run": 5,  # the land-cover driver (store, catalog, cells)
+    "s2cube.superres": 2,  # SR networks, weights, kernels (issue 13)
+    "s2cube.superres.infer": 2,  # the SR kernel (numpy/torch)
+    "s2cube.superres.wrapper": 4,  # xarray/dask over the SR kernel (map_blocks with halo)
+    "s2cube.superres.run": 5,  # the super-resolution driver (product store, cells)
     "s2cube.landcover.train_cli": 6,  # `s2cube train landcover` (reads label files)
     "s2cube.overviews.pyramid": 2,
     "s2cube.testing": 2,

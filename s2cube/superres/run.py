@@ -249,8 +249,15 @@ def superres_store(
     grid = zs.store_grid(loc)
     cells, parent_manifest = _parent_cells(loc, grid, bbox_t)
     if generator is None:
-        from .model import load_generator
+        from .model import load_generator, shipped_scales
 
+        shipped = sorted(int(s) for s in shipped_scales())
+        if int(scale) not in shipped:
+            raise InputError(
+                f"scale={scale} has no shipped super-resolution weights (shipped: "
+                f"{shipped or 'none'}); pass --scale {shipped[0] if shipped else 4} or your own "
+                "generator with --weights FILE"
+            )
         generator = load_generator(scale)
     if generator_scale(generator) != int(scale):
         raise InputError(
