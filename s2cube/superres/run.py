@@ -253,10 +253,10 @@ def superres_store(
 
         shipped = sorted(int(s) for s in shipped_scales())
         if int(scale) not in shipped:
+            other = f"pass --scale {shipped[0]}, or" if shipped else "pass"
             raise InputError(
                 f"scale={scale} has no shipped super-resolution weights (shipped: "
-                f"{shipped or 'none'}); pass --scale {shipped[0] if shipped else 4} or your own "
-                "generator with --weights FILE"
+                f"{shipped or 'none'}); {other} your own generator with --weights FILE"
             )
         generator = load_generator(scale)
     if generator_scale(generator) != int(scale):
