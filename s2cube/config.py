@@ -104,11 +104,34 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise InputError(f"{name}={value!r}; choose one of {', '.join(map(repr, choices))}")
 
 
+#: upper bounds of pixel-count options: a mask dilation or blend of thousands of pixels is a
+#: typo, and its halo makes every read of every block that much larger (``--dilation 2000``
+#: passed 8 GiB in 19 s)
+MAX_PIXELS = {
+    "cloud_dilation": 100,
+    "shadow_dilation": 100,
+    "blend_width": 256,
+    "plan_factor": 256,
+    "model_context": 512,
+    "model_factor": 64,
+}
+
+
 def _non_negative(config: Any, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InputError(f"{name}={value!r} must be a whole number of pixels >= 0")
+        _at_most(name, value)
+
+
+def _at_most(name: str, value: int | None) -> None:
+    top = MAX_PIXELS.get(name)
+    if value is not None and top is not None and value > top:
+        raise InputError(
+            f"{name}={value} is beyond the sane limit of {top} px (every block would read a "
+            f"halo of that size); use a value <= {top}"
+        )
 
 
 def blend_halo(width: int, method: str = "feather") -> int:
@@ -197,10 +220,12 @@ class MosaicConfig:
         _non_negative(self, "cloud_dilation", "shadow_dilation", "blend_width")
         if not isinstance(self.plan_factor, int) or self.plan_factor < 1:
             raise InputError(f"plan_factor={self.plan_factor!r} must be a whole number >= 1")
+        _at_most("plan_factor", self.plan_factor)
         for name in ("model_factor", "model_context"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise InputError(f"{name}={value!r} must be None or a whole number >= 0")
+            _at_most(name, value)
         if self.model_factor == 0:
             raise InputError("model_factor=0 must be >= 1 (or None: derived from the grid)")
         if self.haze_threshold is not None:
@@ -281,12 +306,18 @@ class ExecutionOptions:
     block: int | None = _opt(
         None, "Processing block edge in pixels (default: a quarter cell, at most 1024)."
     )
-    strict: bool = _opt(False, "Fail on transient read errors instead of warning + nodata.")
+    strict: bool = _opt(
+        False,
+        "Fail on the first unreadable asset instead of dropping its scene for the cell "
+        "(recorded in the cell's record, see s2cube info).",
+    )
     overviews: bool = _opt(True, "Build the multiscale overviews after the cells.")
 
     def __post_init__(self) -> None:
-        if self.block is not None and (not isinstance(self.block, int) or self.block < 16):
-            raise InputError(f"block={self.block!r} must be None or a pixel count >= 16")
+        if self.block is not None and (
+            not isinstance(self.block, int) or not 16 <= self.block <= 16384
+        ):
+            raise InputError(f"block={self.block!r} must be None or a pixel count from 16 to 16384")
 
     def block_for(self, grid: GlobalGrid) -> int:
         """The processing block edge: small enough that the plan can stop early in most

@@ -30,14 +30,19 @@ import pystac
 import xarray as xr
 
 from .config import ExecutionOptions, MosaicConfig
-from .errors import EmptySearchError, InputError, SceneReadError
+from .errors import EmptySearchError, InputError, LimitError, SceneReadError
 from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
-from .planner import plan_cells
+from .planner import cells_reached, plan_cells
 from .search import normalize_items, parse_dates, search
 from .store import StoreLocation
 
-__all__ = ["MosaicReport", "composite_cell", "mosaic"]
+__all__ = ["MAX_CELLS", "MAX_SCENES", "MosaicReport", "composite_cell", "mosaic"]
+
+#: a run over more cells, or more candidate scenes, must be confirmed (``--yes``,
+#: ``confirm=True``): a whole-globe bbox by mistake is 64,800 cells at the default grid
+MAX_CELLS = 1000
+MAX_SCENES = 2000
 
 Catalog = str | os.PathLike[str] | Sequence[pystac.Item]
 
@@ -116,6 +121,7 @@ def mosaic(
     storage_options: Mapping[str, Any] | None = None,
     break_lease: bool = False,
     retry_dropped: bool = False,
+    confirm: bool = False,
 ) -> MosaicReport:
     """Composite every cell touching ``bbox`` and write it into the global store.
 
@@ -152,6 +158,9 @@ def mosaic(
     retry_dropped
         Also redo finished cells whose record lists dropped scenes (an asset that could not
         be read then); other finished cells are skipped as usual.
+    confirm
+        Go ahead with a run above :data:`MAX_CELLS` cells or :data:`MAX_SCENES` candidate
+        scenes (``--yes``); without it such a run is refused with its estimate.
 
     Examples
     --------
@@ -168,12 +177,19 @@ def mosaic(
     parse_dates(start, end)
     check_reference(config)
     check_fill(config, catalog, start, end)
+    if isinstance(store, str | os.PathLike) and not str(store).strip():
+        raise InputError(
+            "store='' is empty (it would write into the current directory); give the path or "
+            "URL of the store, e.g. --store mosaic.zarr"
+        )
     store = zs.store_location(store, storage_options)
     if store.is_local and not store.path.is_absolute():
         store = zs.store_location(str(store.path.resolve()))  # workers have their own cwd
     zs.check_store_path(store)
     if grid is None:
         grid = zs.store_grid(store) if zs.is_store(store) else DEFAULT_GRID
+    n_cells = grid.count_cells_in_bbox(bbox_t)
+    check_limits(grid, n_cells, None, confirm=confirm)
 
     items = find_items(
         catalog,
@@ -194,6 +210,7 @@ def mosaic(
         max_cloud=max_cloud,
         search_kwargs=search_kwargs,
     )
+    check_limits(grid, n_cells, len(items) + len(donors), confirm=confirm)
     cells = grid.cells_in_bbox(bbox_t)
     # one writer at a time: the lease is held (and renewed) from before the template is
     # written until the last overview; every cell write checks it
@@ -245,12 +262,22 @@ def _run(
         done = set(done) - {
             n for n, r in zs.read_manifest(store).items() if r.get("dropped_scenes")
         }
+    manifest = zs.read_manifest(store)
+    query = {"start": str(start), "end": str(end), "max_cloud": max_cloud}
+    check_resume(store.url, {n: manifest[n] for n in done if n in manifest}, config, query)
     todo = [c for c in cells if c.name not in done]
+    # cells no item reaches, never written before, are empty without a record or a task
+    # (a whole-globe bbox costs its few cells with data); a cell with a record is done as
+    # usual, so an overwrite still empties it
+    reached = cells_reached([*items, *donors], todo, grid=grid, config=config.for_grid(grid))
+    untouched = [c.name for c in todo if c.name not in reached and c.name not in manifest]
+    todo = [c for c in todo if c.name in reached or c.name in manifest]
     report = MosaicReport(
         store=store.url,
         cells=[c.name for c in cells],
         scenes=len(items),
         skipped=[c.name for c in cells if c.name in done],
+        empty=untouched,
     )
     # donors after the period's scenes: the period's indices are those of a run without fill
     scene_index = zs.register_scenes(store, [*items, *donors])
@@ -340,6 +367,43 @@ def _run(
         build_overviews(store, coarse=True)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def check_limits(grid: GlobalGrid, n_cells: int, n_scenes: int | None, *, confirm: bool) -> None:
+    """Refuse a run above :data:`MAX_CELLS` cells or :data:`MAX_SCENES` candidate scenes
+    unless confirmed, printing the estimate."""
+    if confirm or (n_cells <= MAX_CELLS and (n_scenes or 0) <= MAX_SCENES):
+        return
+    px = grid.cell_pixels
+    scenes = f" and {n_scenes:,} candidate scene(s)" if n_scenes is not None else ""
+    raise LimitError(
+        f"this run covers {n_cells:,} cell(s) of {grid.cell_size}° ({px}×{px} px each, "
+        f"{n_cells * px * px / 1e9:,.1f} Gpx per band){scenes}; runs above {MAX_CELLS:,} cells "
+        f"or {MAX_SCENES:,} scenes must be confirmed: pass --yes (API: confirm=True), or "
+        "narrow --bbox or the dates"
+    )
+
+
+def check_resume(
+    url: str, finished: Mapping[str, Mapping[str, Any]], config: MosaicConfig, query: Any
+) -> None:
+    """A resume skips finished cells: refuse it when they were made with another config or
+    other dates/cloud filter (the store would silently mix two mosaics)."""
+    want = config.to_record()
+    for name, rec in sorted(finished.items()):
+        old_q = {k: rec.get("query", {}).get(k) for k in query}
+        old_c = rec.get("config")
+        if old_c is None:
+            continue  # a record of a version that did not keep the run's options
+        diff = sorted(k for k in set(want) | set(old_c) if want.get(k) != old_c.get(k))
+        diff += sorted(k for k in query if old_q[k] != query[k])
+        if diff:
+            was = ", ".join(f"{k}={old_q[k] if k in query else old_c.get(k)!r}" for k in diff[:6])
+            raise InputError(
+                f"store {url!r} already holds cell {name} made with other options ({was}); "
+                "resuming would mix two mosaics. Pass --overwrite to recompute the cells with "
+                "the new options, or write to another --store"
+            )
 
 
 def _drop_for(

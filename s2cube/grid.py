@@ -43,7 +43,12 @@ def _as_fraction(value: float | str | Fraction, name: str) -> Fraction:
         if not math.isclose(float(frac), float(value), rel_tol=1e-12, abs_tol=0):
             raise InputError(f"{name}={value!r} cannot be represented as a grid step")
     if frac <= 0:
-        raise InputError(f"{name}={value!r} must be > 0 degrees")
+        example = "1/12000 (the 10 m WorldCover grid)" if name == "resolution" else "1 or 0.5"
+        shown = str(value) if isinstance(value, Fraction) else repr(value)
+        raise InputError(
+            f"{name}={shown} must be > 0 degrees (0 does not mean 'the default'); give e.g. "
+            f"{example}, or leave it out for the default"
+        )
     return frac
 
 
@@ -154,8 +159,11 @@ class GlobalGrid:
             raise InputError(f"cell_size/resolution = {px} px per cell side is too large")
         n = int(px)
         chunk = int(self.chunk_size)
-        if chunk <= 0:
-            raise InputError(f"chunk_size={self.chunk_size!r} must be a positive pixel count")
+        if chunk <= 0 or isinstance(self.chunk_size, bool):
+            raise InputError(
+                f"chunk_size={self.chunk_size!r} must be a positive pixel count (0 does not mean "
+                "'the default'); give e.g. 600, or leave it out for the default"
+            )
         chunk = min(chunk, n)
         while n % chunk:
             chunk -= 1
@@ -222,8 +230,12 @@ class GlobalGrid:
         n_rows, n_cols = self.n_cells
         return Cell(min(max(row, 0), n_rows - 1), min(max(col, 0), n_cols - 1))
 
-    def cells_in_bbox(self, bbox: Sequence[float]) -> list[Cell]:
-        """Every cell that intersects the lon/lat ``bbox`` (west, south, east, north)."""
+    def count_cells_in_bbox(self, bbox: Sequence[float]) -> int:
+        """How many cells :meth:`cells_in_bbox` gives, without listing them."""
+        rows, cols = self._cell_ranges(bbox)
+        return len(rows) * len(cols)
+
+    def _cell_ranges(self, bbox: Sequence[float]) -> tuple[range, range]:
         west, south, east, north = validate_bbox(bbox)
         cs = self.cell_size
         col0 = math.floor((Fraction(west).limit_denominator(10**9) + 180) / cs)
@@ -231,11 +243,15 @@ class GlobalGrid:
         row0 = math.floor((90 - Fraction(north).limit_denominator(10**9)) / cs)
         row1 = math.ceil((90 - Fraction(south).limit_denominator(10**9)) / cs)
         n_rows, n_cols = self.n_cells
-        return [
-            Cell(r, c)
-            for r in range(max(row0, 0), min(max(row1, row0 + 1), n_rows))
-            for c in range(max(col0, 0), min(max(col1, col0 + 1), n_cols))
-        ]
+        return (
+            range(max(row0, 0), min(max(row1, row0 + 1), n_rows)),
+            range(max(col0, 0), min(max(col1, col0 + 1), n_cols)),
+        )
+
+    def cells_in_bbox(self, bbox: Sequence[float]) -> list[Cell]:
+        """Every cell that intersects the lon/lat ``bbox`` (west, south, east, north)."""
+        rows, cols = self._cell_ranges(bbox)
+        return [Cell(r, c) for r in rows for c in cols]
 
     def iter_cells(self, bbox: Sequence[float]) -> Iterator[Cell]:
         yield from self.cells_in_bbox(bbox)

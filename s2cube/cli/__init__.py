@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..config import ExecutionOptions, MosaicConfig
-from ..errors import S2CubeError
+from ..errors import InputError, S2CubeError
 from .lazy import OPTIONAL_COMMANDS, LazyCommand
 from .options import build_configs, config_options
 
@@ -36,6 +36,24 @@ def _fraction(text: str) -> Fraction:
         raise click.BadParameter(f"{text!r} is not a number or fraction like 1/12000") from exc
 
 
+#: exit status of a run stopped by a full disk (2 is a user error, 1 a bug)
+DISK_FULL_EXIT = 3
+
+
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT error in ``exc`` or the errors it was raised from, if any."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class _Main(click.Group):
     """Turn s2cube errors into a clean message and exit status 2."""
 
@@ -45,6 +63,18 @@ class _Main(click.Group):
         except S2CubeError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            full = _disk_full(exc)
+            if full is None:
+                raise
+            where = f" ({full.filename})" if full.filename else ""
+            click.echo(
+                f"error: no space left on the device while writing{where}: {full.strerror}. "
+                "Cells finished before are intact and recorded; free some space (or choose "
+                "another --store) and run the same command again to resume",
+                err=True,
+            )
+            sys.exit(DISK_FULL_EXIT)
 
 
 @click.group(cls=_Main)
@@ -199,6 +229,13 @@ def search_cmd(
     help="Also redo finished cells whose record lists dropped scenes (assets that could not "
     "be read then); see `s2cube info`.",
 )
+@click.option(
+    "--yes",
+    "confirm",
+    is_flag=True,
+    help="Go ahead with a run above the size limits (1,000 cells or 2,000 candidate scenes); "
+    "without it such a run stops and prints its estimate.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def mosaic_cmd(
     catalog: str,
@@ -218,6 +255,7 @@ def mosaic_cmd(
     gpu: bool,
     overwrite: bool,
     retry_dropped: bool,
+    confirm: bool,
     no_progress: bool,
     storage_option: tuple[str, ...],
     break_lease: bool,
@@ -225,7 +263,7 @@ def mosaic_cmd(
 ) -> None:
     """Composite every cell touching BBOX in parallel and write it into STORE."""
     from ..cluster import get_client
-    from ..driver import check_reference, mosaic
+    from ..driver import check_limits, check_reference, mosaic
     from ..grid import GlobalGrid, validate_bbox
     from ..search import parse_dates
     from ..store import (
@@ -242,6 +280,11 @@ def mosaic_cmd(
     # validate everything once, before a cluster starts
     config, execution = build_configs(config_file, flags)
     validate_bbox(bbox)
+    if not store.strip():
+        raise InputError(
+            "--store '' is empty (it would write into the current directory); give the path "
+            "or URL of the store, e.g. --store mosaic.zarr"
+        )
     parse_dates(start, end)
     check_reference(config)
     location = store_location(store, parse_storage_options(storage_option))
@@ -252,11 +295,15 @@ def mosaic_cmd(
     grid = None
     if resolution is not None or cell_size is not None or chunk_size is not None:
         base = store_grid(location) if is_store(location) else GlobalGrid()
+        # a given 0 reaches the grid, which refuses it (never "0 means the default")
         grid = GlobalGrid(
-            resolution=resolution or base.resolution,
-            cell_size=cell_size or base.cell_size,
-            chunk_size=chunk_size or base.chunk_size,
+            resolution=base.resolution if resolution is None else resolution,
+            cell_size=base.cell_size if cell_size is None else cell_size,
+            chunk_size=base.chunk_size if chunk_size is None else chunk_size,
         )
+    # the size limits before a cluster starts (the scene count is checked after the search)
+    run_grid = grid or (store_grid(location) if is_store(location) else GlobalGrid())
+    check_limits(run_grid, run_grid.count_cells_in_bbox(bbox), None, confirm=confirm)
     local = not scheduler and workers != 0
     spinner = None
     if not no_progress:
@@ -294,6 +341,7 @@ def mosaic_cmd(
             break_lease=break_lease,
             overwrite=overwrite,
             retry_dropped=retry_dropped,
+            confirm=confirm,
         )
     finally:
         if spinner is not None:
