@@ -72,6 +72,19 @@ def _is_url(text: str) -> bool:
 
 
 def _load_local(path: Path) -> list[pystac.Item]:
+    """The items of a local STAC file; a malformed file or link is a :class:`CatalogError`
+    that names it (never a traceback from pystac)."""
+    try:
+        return _read_local(path)
+    except (pystac.STACError, pystac.STACTypeError, KeyError, ValueError, TypeError) as exc:
+        detail = str(exc).replace("\n", " ")[:300]
+        raise CatalogError(
+            f"catalog {str(path)!r} is malformed: {detail} (a {type(exc).__name__}); fix or "
+            "remove the broken file or link, or give another catalog"
+        ) from exc
+
+
+def _read_local(path: Path) -> list[pystac.Item]:
     if not path.exists():
         raise CatalogError(
             f"catalog {str(path)!r} does not exist; give a STAC API URL, a preset "
@@ -88,7 +101,7 @@ def _load_local(path: Path) -> list[pystac.Item]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"cannot read STAC JSON {str(path)!r}: {exc}") from exc
-    kind = data.get("type")
+    kind = data.get("type") if isinstance(data, dict) else None
     if kind == "FeatureCollection":
         collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
         out = []
