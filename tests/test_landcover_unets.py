@@ -355,3 +355,17 @@ def test_shipped_vegetation_held_out_score_reproduces(shared_data) -> None:
     card = model.card.metrics["held_out"]
     assert got["confusion"] == card["confusion"]
     assert got["overall_accuracy"] == card["overall_accuracy"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["s2cube.landcover.unets", "s2cube.landcover.train", "s2cube.landcover.built_split"],
+)
+def test_docstring_examples_run(module) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(
+        importlib.import_module(module), optionflags=doctest.ELLIPSIS, extraglobs={"np": np}
+    )
+    assert result.attempted > 0 and result.failed == 0

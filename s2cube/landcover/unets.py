@@ -143,7 +143,7 @@ def chain_probabilities(
     Examples
     --------
     >>> pw = np.array([[[0.5]], [[0.5]]]); pv = np.array([[[0.2]], [[0.3]], [[0.5]]])
-    >>> chain_probabilities(pw, pv)[:, 0, 0].round(3).tolist()
+    >>> [round(float(v), 3) for v in chain_probabilities(pw, pv)[:, 0, 0]]
     [0.5, 0.25, 0.15, 0.1, 0.0]
     """
     pw = _check("water", p_water, 2, None)
@@ -188,8 +188,8 @@ def combine_unets(
     >>> pw = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])  # (2, 1, 2): land, water
     >>> pv = np.array([[[0.1, 0.8]], [[0.2, 0.1]], [[0.7, 0.1]]])
     >>> cls, conf = combine_unets(pw, pv)
-    >>> cls.tolist(), conf.round(2).tolist()
-    ([[2, 1]], [[0.63, 0.9]])
+    >>> cls.tolist(), [round(float(v), 2) for v in conf[0]]
+    ([[2, 1]], [0.63, 0.9])
     """
     if not 0 < threshold < 1:
         raise InputError(f"threshold={threshold}; expected a probability between 0 and 1")
