@@ -311,10 +311,15 @@ def superres_store(
                     )
                 else:
                     work = SuperresCell(loc, product, cell, halo, prec.get("finished"))
-                    task = dask.delayed(superres_cell, pure=False, name=f"superres-{cell.name}")(
-                        work, ref, options, device=device, record=run_record,
-                        overviews=overviews, lease=lease.owner,
-                    )  # fmt: skip
+                    # a GPU run's tasks go to workers that declare a GPU (dask-cuda)
+                    gpu = {"resources": {"GPU": 1}} if (device or "").startswith("cuda") else {}
+                    with dask.annotate(**gpu):
+                        task = dask.delayed(
+                            superres_cell, pure=False, name=f"superres-{cell.name}"
+                        )(
+                            work, ref, options, device=device, record=run_record,
+                            overviews=overviews, lease=lease.owner,
+                        )  # fmt: skip
                 tasks.append((cell, task))
             client = get_client(scheduler, client=client)
             run_tasks(tasks, report, client=client, progress=progress)

@@ -138,6 +138,7 @@ def superres(
     >>> sr.sizes["latitude"] == 4 * ds.sizes["latitude"]  # doctest: +SKIP
     True
     """
+    import dask
     import dask.array as da
 
     from ..models.runtime import ModelRef
@@ -180,21 +181,23 @@ def superres(
             )
         )
         padded = da.overlap.overlap(x, depth={0: 0, 1: halo, 2: halo}, boundary="none")
-        out = da.map_blocks(
-            _sr_block,
-            padded,
-            ref=ModelRef.of(gen),
-            halo=halo,
-            scale=s,
-            **options,
-            chunks=(
-                x.chunks[0],
-                tuple(c * s for c in x.chunks[1]),
-                tuple(c * s for c in x.chunks[2]),
-            ),
-            dtype=np.uint16,
-            meta=np.empty((0, 0, 0), np.uint16),
-        )
+        gpu = {"resources": {"GPU": 1}} if (device or "").startswith("cuda") else {}
+        with dask.annotate(**gpu):
+            out = da.map_blocks(
+                _sr_block,
+                padded,
+                ref=ModelRef.of(gen),
+                halo=halo,
+                scale=s,
+                **options,
+                chunks=(
+                    x.chunks[0],
+                    tuple(c * s for c in x.chunks[1]),
+                    tuple(c * s for c in x.chunks[2]),
+                ),
+                dtype=np.uint16,
+                meta=np.empty((0, 0, 0), np.uint16),
+            )
     else:
         arr = np.stack([np.asarray(a, dtype="uint16") for a in stack])
         out = superres_array(arr, gen, halo=halo, **options)
