@@ -26,10 +26,19 @@ def serve(store: str | None, host: str | None, port: int | None, no_overviews: b
     AWS_* or S2CUBE_STORAGE_OPTIONS as JSON).  Every option can also be set in the environment
     with the prefix S2CUBE_ (S2CUBE_STORE, S2CUBE_HOST, S2CUBE_PORT, S2CUBE_TILE_SIZE, ...).
     """
+    from pydantic import ValidationError
+
     from . import run
     from .settings import ServeSettings
 
-    settings = ServeSettings()
+    try:
+        settings = ServeSettings()
+    except ValidationError as exc:
+        bad = "; ".join(
+            f"S2CUBE_{'_'.join(str(p) for p in e.get('loc', ())).upper()}: {e.get('msg')}"
+            for e in exc.errors()
+        )
+        raise click.UsageError(f"bad server setting: {bad}") from None
     if no_overviews:
         settings = settings.model_copy(update={"use_overviews": False})
     if store is None and settings.store is None:

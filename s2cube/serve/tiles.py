@@ -190,9 +190,9 @@ def superres_spec(scale: int, info: dict[str, Any]) -> LayerSpec:
         f"Super-resolution ×{int(scale)} (true colour)",
         LAYERS[SUPERRES_BASE].variables,
         "tone",
-        f"Red, green, blue of the ×{int(scale)} super-resolved mosaic ({model}; trained on "
-        "Sentinel-2 itself by the Wald protocol, not real sub-10 m detail) through the same "
-        "global tone curve as the true-colour layer",
+        f"Red, green, blue of the ×{int(scale)} super-resolved mosaic (model: {model}; "
+        "learned from Sentinel-2 itself, not real sub-10 m detail) through the same global "
+        "tone curve as the true-colour layer",
     )
 
 

@@ -77,3 +77,24 @@ def live(real_store: Path) -> Iterator[LiveServer]:
 
     with LiveServer(create_app(real_store)) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def sr_store(real_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``real_store`` with a ×4 super-resolution product of two of its cells."""
+    import shutil
+
+    store = tmp_path_factory.mktemp("sr") / "mosaic.zarr"
+    shutil.copytree(real_store, store)
+    from serve_stores import CELL_A, CELL_B, write_superres
+
+    write_superres(store, 4, (CELL_A, CELL_B))
+    return store
+
+
+@pytest.fixture(scope="module")
+def live_sr(sr_store: Path) -> Iterator[LiveServer]:
+    from s2cube.serve import create_app
+
+    with LiveServer(create_app(sr_store)) as srv:
+        yield srv
