@@ -1,0 +1,74 @@
+"""The super-resolution networks and the model API (issue 13, part 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from s2cube.errors import InputError  # noqa: E402
+from s2cube.superres import model  # noqa: E402
+from s2cube.superres.nets import Discriminator, Generator  # noqa: E402
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_generator_shapes_and_attributes(scale: int) -> None:
+    torch.manual_seed(0)
+    gen = Generator(scale=scale, bands=4, features=8, blocks=2)
+    assert (gen.scale, gen.bands, gen.features, gen.blocks) == (scale, 4, 8, 2)
+    y = gen(torch.rand(2, 4, 7, 5))
+    assert y.shape == (2, 4, 7 * scale, 5 * scale) and y.dtype == torch.float32
+
+
+def test_untrained_generator_is_near_bicubic() -> None:
+    """The input skip: before training, the output is the bicubic upsampling plus a tiny
+    correction (the tail starts near zero), not noise."""
+    torch.manual_seed(0)
+    gen = Generator(scale=4, features=16, blocks=2).eval()
+    x = torch.rand(1, 4, 12, 12) * 0.4
+    bic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        assert float((gen(x) - bic).abs().max()) < 0.02
+
+
+def test_generator_rejects_bad_scale() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(scale=3)
+
+
+def test_discriminator_is_fully_convolutional() -> None:
+    disc = Discriminator(bands=4, features=8, downsamplings=2)
+    assert disc(torch.zeros(3, 4, 32, 48)).shape == (3, 1, 8, 12)
+
+
+def test_normalisation_round_trip() -> None:
+    dn = np.array([[1, 137, 4000, 10000, 65535]], dtype="uint16")
+    x = model.to_input(dn)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(model.from_output(x), dn)
+    assert model.to_input(np.zeros(3, "uint16")).tolist() == [0.0, 0.0, 0.0]
+    # data never becomes nodata, and saturates instead of wrapping
+    assert model.from_output(np.array([-1.0, 0.0, 7.0])).tolist() == [1, 1, 65535]
+
+
+def test_context_pixels_bounds_the_receptive_field() -> None:
+    """Perturbing one input pixel changes the output only within context_pixels of it, and
+    the bound is tight to within one pixel (gradient of the output w.r.t. the input)."""
+    torch.manual_seed(0)
+    gen = Generator(scale=2, features=8, blocks=2).eval()
+    for p in gen.parameters():  # no near-zero branch: every path must show up in the gradient
+        p.data.normal_(0, 0.2)
+    r = model.context_pixels(gen)
+    x = torch.rand(1, 4, 41, 41, requires_grad=True)
+    gen(x)[0, :, 40, 40].sum().backward()  # output pixel 40 at x2 = input pixel 20
+    assert x.grad is not None
+    rows, cols = np.nonzero(x.grad[0].abs().sum(0).numpy())
+    reach = max(np.abs(rows - 20).max(), np.abs(cols - 20).max())
+    assert r - 1 <= reach <= r
+
+
+def test_no_shipped_weights_message() -> None:
+    with pytest.raises(InputError, match=r"scale=3 has no shipped .*shipped: "):
+        model.load_generator(3)
+    assert all(isinstance(s, int) for s in model.shipped_scales())
