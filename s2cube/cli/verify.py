@@ -110,6 +110,12 @@ def verify(
             click.echo(f"{len(findings)} problem(s):", err=True)
             for f in findings:
                 click.echo(f"  {f.describe()}", err=True)
+            if any(f.level or f.variable == "(overviews)" for f in findings):
+                click.echo(
+                    "overview levels: `s2cube overviews STORE --force` rebuilds them from the "
+                    "cells (enough when level 0 checks out)",
+                    err=True,
+                )
             if forgotten:
                 total = sum(len(v) for v in forgotten.values())
                 click.echo(

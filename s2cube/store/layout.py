@@ -16,7 +16,9 @@ Layout (one store for the globe)::
       s2cube_manifest/<cell>.json   one record per finished cell (one object, written last)
       s2cube_lease/lease.json   the writer lease while a run writes (:mod:`.lease`)
 
-The store may be a local folder or any fsspec URL (:mod:`.location`).
+The store may be a local folder or any fsspec URL (:mod:`.location`).  Every data array is
+sharded by cell; each chunk inside a shard is zstd-compressed, then checksummed (crc32c), so a
+damaged chunk fails to read (stores from before the checksum read as before, unchecked).
 
 This module owns the constants of that layout (:data:`FORMAT`, :data:`DATE_EPOCH`,
 :data:`MANIFEST_DIR`, :data:`PROVENANCE_VARS`), the Zarr encoding of every variable

@@ -385,7 +385,7 @@ def _verify_overviews(
                 Finding(
                     name,
                     "(overviews)",
-                    f"overviews are {status[name]}; rebuild them with `s2cube overviews STORE`",
+                    f"overviews are {status[name]}; build them with `s2cube overviews STORE`",
                 )
             )
     current = [c for c in cells if status.get(c) == "ok"]
