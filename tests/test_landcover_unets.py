@@ -206,7 +206,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
     """`s2cube train landcover` on the real 120 m fixture with GeoJSON polygons (lon/lat) and a
-    CSV mapping; one epoch, then resumed to two; bad input exits 2 with a message."""
+    CSV mapping, one epoch, then resumed to two; with a label raster and a JSON mapping; bad
+    input exits 2 with a message."""
     from pyproj import Transformer
 
     transform, (h, w) = _catalog_bbox_grid(real_catalog)
@@ -250,6 +251,25 @@ def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert "polygons" in card["training_data"] and card["metrics"]["epochs"] == 2
     assert card["metrics"]["held_out"]["n_pixels"] > 0
+    # a WorldCover-style label raster at 60 m (warped onto the 120 m grid) + a JSON mapping
+    from rasterio.transform import from_origin
+
+    raster = np.full((2 * h, 2 * w), 30, np.uint8)
+    raster[:, : 2 * w // 3] = 10
+    raster[:, 4 * w // 3 :] = 60
+    profile = {"driver": "GTiff", "height": 2 * h, "width": 2 * w, "count": 1, "dtype": "uint8"}
+    profile |= {"crs": "EPSG:32633", "transform": from_origin(transform.c, transform.f, 60, 60)}
+    with rasterio.open(tmp_path / "wc.tif", "w", **profile) as dst:
+        dst.write(raster, 1)
+    (tmp_path / "wc.json").write_text('{"10": "tree", "30": "grass", "60": "barren"}')
+    i = common.index("--labels-vector")
+    from_raster = common[:i] + common[i + 6 :]
+    from_raster[from_raster.index(str(tmp_path / "run"))] = str(tmp_path / "raster")
+    rast = _cli(*from_raster, "--labels-raster", str(tmp_path / "wc.tif"), "--mapping",
+                str(tmp_path / "wc.json"), "--epochs", "1")  # fmt: skip
+    assert rast.returncode == 0, rast.stderr
+    card = json.loads((tmp_path / "raster" / "model.json").read_text())
+    assert "label raster" in card["training_data"] and card["metrics"]["held_out"]["n_pixels"]
     bad = _cli(str(real_catalog), "--model", "buildings", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "buildings model needs" in bad.stderr
 
