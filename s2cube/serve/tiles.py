@@ -288,6 +288,8 @@ class TileSource:
         self.rendering = meta.get("rendering")
         self.tone_curve = tone_curve_for(self.rendering)
         self._with_superres = superres
+        #: the store a nested product belongs to (its zoom range is the parent's)
+        self._parent: TileSource | None = None
         #: layer id → (scale, the nested product's source, its ``s2cube_superres`` attribute)
         self.superres: dict[str, tuple[int, TileSource, dict[str, Any]]] = {}
         self._signature: Any = None
@@ -469,6 +471,7 @@ class TileSource:
                 continue
             # the same colours as the mosaic's true colour layer, whatever the product records
             nested.tone_curve = self.tone_curve
+            nested._parent = self
             found[layer_id] = (int(m.group(1)), nested, attrs)
         self.superres = dict(sorted(found.items(), key=lambda kv: kv[1][0]))
 
@@ -560,7 +563,7 @@ class TileSource:
 
     # ------------------------------------------------------------------ tile geometry
     def maxzoom(self, tms_id: str, layer: str | None = None) -> int:
-        """Finest zoom whose tiles are at least as fine as the store's (or layer's) pixels."""
+        """Native zoom: the first whose tiles are as fine as the store's (or layer's) pixels."""
         if layer is not None and layer in self.superres:
             return self.superres[layer][1].maxzoom(tms_id)
         tms = get_tms(tms_id)
@@ -577,12 +580,17 @@ class TileSource:
         return max([self.maxzoom(tms_id), *(self.maxzoom(tms_id, k) for k in self.superres)])
 
     def check_tile(self, tms_id: str, z: int, x: int, y: int, layer: str | None = None) -> Any:
+        """The tile matrix set, if (z, x, y) is a tile the service serves.
+
+        Every layer is served at every zoom of the service's tile matrix sets (down to the
+        finest layer's native zoom; a coarser layer is sampled nearest beyond its own), since
+        WMTS clients such as GDAL read a layer at the finest matrix of its set.
+        """
         tms = get_tms(tms_id)
-        maxz = self.maxzoom(tms_id, layer)
+        maxz = (self._parent or self).service_maxzoom(tms_id)
         if not 0 <= z <= maxz:
-            what = f"layer {layer}" if layer in self.superres else "this store"
             raise TileRequestError(
-                f"TileMatrix {z} is outside 0..{maxz} of {tms_id} for {what}",
+                f"TileMatrix {z} is outside 0..{maxz} of {tms_id} for this store",
                 locator="TileMatrix",
             )
         m = tms.matrix(z)

@@ -53,7 +53,7 @@ def _matrix_set_xml(source: TileSource, tms_id: str) -> str:
         f"    <ows:SupportedCRS>{SUPPORTED_CRS[tms_id]}</ows:SupportedCRS>",
         f"    <WellKnownScaleSet>{WELL_KNOWN_SCALE_SET[tms_id]}</WellKnownScaleSet>",
     ]
-    # down to the finest zoom of any layer; each layer's limits name the zooms it has
+    # down to the finest zoom of any layer (a coarser layer is sampled nearest below its own)
     for z in range(0, source.service_maxzoom(tms_id) + 1):
         m = tms.matrix(z)
         x0, y0 = m.pointOfOrigin
@@ -95,7 +95,7 @@ def _layer_xml(source: TileSource, layer_id: str, base: str) -> str:
             f"      <TileMatrixSet>{tms_id}</TileMatrixSet>",
             "      <TileMatrixSetLimits>",
         ]
-        for z in range(0, source.maxzoom(tms_id, layer_id) + 1):
+        for z in range(0, source.service_maxzoom(tms_id) + 1):
             r0, r1, c0, c1 = _tile_limits(bounds, tms_id, z)
             out += [
                 "        <TileMatrixLimits>",

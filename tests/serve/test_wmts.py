@@ -277,3 +277,103 @@ def test_cli_commands(real_store: Path, tmp_path: Path) -> None:
     assert "16 chips" in r.output  # 500 px at 128 px, edge=pad: 4 x 4
     r = runner.invoke(chips_command, [str(real_store), "--out", str(tmp_path / "d")])
     assert r.exit_code != 0 and "cell=" in r.output
+
+
+# --------------------------------------------------------------------------- super-resolution
+SR_LAYER = "superres-x4"
+
+
+def test_superres_layer_in_capabilities_and_tiles(live_sr, sr_store: Path) -> None:
+    """The nested ×4 product (``STORE/superres/x4``) is a layer of its own: in the
+    capabilities (OWSLib), KVP, REST and XYZ, at its own zooms, with the mosaic's tone curve."""
+    import morecantile
+    import zarr
+    from owslib.wmts import WebMapTileService
+
+    wmts = WebMapTileService(live_sr.url + CAPS)
+    assert {"true-color", SR_LAYER} <= set(wmts.contents)
+    layer = wmts[SR_LAYER]
+    assert "Super-resolution" in layer.title
+    assert layer.boundingBoxWGS84 == (15.5, 46.0, 16.5, 46.5)  # the two SR cells only
+    assert max(int(z) for z in layer.tilematrixsetlinks["WebMercatorQuad"].tilematrixlimits) == 13
+    info = requests.get(live_sr.url + "/api/info", timeout=30).json()
+    assert info["layers"][SR_LAYER]["maxzoom"] == {"WebMercatorQuad": 13, "WorldCRS84Quad": 12}
+    assert info["layers"]["true-color"]["maxzoom"]["WebMercatorQuad"] == 11
+    assert info["superres"][SR_LAYER]["scale"] == 4
+    assert info["superres"][SR_LAYER]["resolution_deg"] == "1/4000"
+
+    # the SR layer's pixels at its native zoom == the product's pixels, nearest, through the
+    # mosaic's tone curve
+    lon0, lat0, z = 16.02, 46.31, 12
+    t = morecantile.tms.get("WorldCRS84Quad").tile(lon0, lat0, z)
+    tile = wmts.gettile(
+        layer=SR_LAYER,
+        tilematrixset="WorldCRS84Quad",
+        tilematrix=str(z),
+        row=t.y,
+        column=t.x,
+        format="image/png",
+    ).read()
+    got = _png(tile)
+    b = morecantile.tms.get("WorldCRS84Quad").bounds(t)
+    lon = b.left + (np.arange(256) + 0.5) * (b.right - b.left) / 256
+    lat = b.top - (np.arange(256) + 0.5) * (b.top - b.bottom) / 256
+    g = zarr.open_group(str(sr_store / "superres" / "x4"), mode="r")
+    rows = np.floor((90 - lat) * 4000).astype(int)
+    cols = np.floor((lon + 180) * 4000).astype(int)
+    r0, c0 = rows.min(), cols.min()
+    want = np.stack(
+        [
+            tone_curve(np.asarray(g[v][r0 : rows.max() + 1, c0 : cols.max() + 1]))[
+                np.ix_(rows - r0, cols - c0)
+            ]
+            for v in ("red", "green", "blue")
+        ],
+        axis=-1,
+    )
+    same = np.all(got[..., :3] == want, axis=-1)
+    assert got[..., 3].mean() > 250 and same.mean() > 0.995, same.mean()
+    # one output pixel of checkerboard: detail the 10 m layer does not have
+    assert np.abs(np.diff(got[..., 0].astype(int), axis=1)).mean() > 5
+
+    # KVP, REST and XYZ name the same tile; the 10 m layer is served (nearest) at z13 too,
+    # since WMTS clients read a layer at the finest matrix of the set
+    kvp = (
+        f"/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={SR_LAYER}&STYLE=default"
+        f"&TILEMATRIXSET=WorldCRS84Quad&TILEMATRIX={z}&TILEROW={t.y}&TILECOL={t.x}"
+        "&FORMAT=image/png"
+    )
+    for path in (
+        kvp,
+        f"/wmts/1.0.0/{SR_LAYER}/default/WorldCRS84Quad/{z}/{t.y}/{t.x}.png",
+        f"/tiles/{SR_LAYER}/{z}/{t.x}/{t.y}.png?tms=WorldCRS84Quad",
+    ):
+        r = requests.get(live_sr.url + path, timeout=30)
+        assert r.status_code == 200 and r.content == tile, path
+    base = requests.get(
+        f"{live_sr.url}/tiles/true-color/{z}/{t.x}/{t.y}.png?tms=WorldCRS84Quad", timeout=30
+    )
+    assert base.status_code == 200 and base.content != tile
+    assert requests.get(f"{live_sr.url}/tiles/{SR_LAYER}/14/0/0.png").status_code == 400
+
+    # the point query answers from the product when asked for the layer
+    p10 = requests.get(f"{live_sr.url}/api/point?lon={lon0}&lat={lat0}", timeout=30).json()
+    psr = requests.get(
+        f"{live_sr.url}/api/point?lon={lon0}&lat={lat0}&layer={SR_LAYER}", timeout=30
+    ).json()
+    assert psr["date"] == p10["date"] and psr["scene_id"] == p10["scene_id"]
+    assert psr["row"] // 4 == p10["row"] and psr["red"] in (
+        int(np.clip(p10["red"] * 1.2, 1, 65535)),
+        int(np.clip(p10["red"] * 0.8, 1, 65535)),
+    )
+
+
+def test_gdal_reads_every_layer_of_a_service_with_superres(live_sr) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    for layer in ("true-color", SR_LAYER):
+        url = f"WMTS:{live_sr.url}{CAPS},layer={layer},tilematrixset=WebMercatorQuad"
+        with rasterio.open(url) as ds:
+            img = ds.read(window=Window(ds.width // 2 - 64, ds.height // 2 - 64, 128, 128))
+        assert img[3].mean() > 200 and img[:3].std() > 5, layer
