@@ -408,3 +408,21 @@ def test_cli_distills_from_dynamic_world(tmp_path) -> None:
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert "distilled from the fused Dynamic World map" in card["training_data"]
     assert card["metrics"]["held_out"]["n_pixels"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not {"water", "vegetation"} <= set(shipped_unets()), reason="U-net weights not shipped"
+)
+def test_landcover_unets_cuda_equals_cpu(real_catalog) -> None:
+    """The same map on CUDA (fp32, TF32 off) as on the CPU; not run on a GPU by this change."""
+    from s2cube.landcover import landcover_unets
+
+    mosaic = _fixture_mosaic(real_catalog)
+    kw = {"window": 64, "overlap": 16}
+    cpu = landcover_unets(mosaic, device="cpu", **kw)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    gpu = landcover_unets(mosaic.chunk({"y": 48, "x": 48}), device="cuda", **kw).compute()
+    assert float((gpu.landcover.values != cpu.landcover.values).mean()) < 1e-3
+    np.testing.assert_allclose(gpu.confidence.values, cpu.confidence.values, atol=1e-3)
