@@ -29,6 +29,8 @@ from s2cube.grid import GlobalGrid  # noqa: E402
 SCALE = 4
 GRID = GlobalGrid(resolution=Fraction(1, 800), cell_size=Fraction(1, 8), chunk_size=50)
 BBOX = (15.95, 45.95, 16.05, 46.05)  # 4 cells of 100 px (2 × 2)
+ARCH = {"scale": SCALE, "bands": 4, "features": 8, "blocks": 2}
+CARD = {"name": "test-generator", "version": 7, "arch_kwargs": ARCH}
 #: the kernel's stated tiling tolerance, with halo >= the receptive radius
 TOL_DN = 1
 
@@ -37,7 +39,7 @@ def _generator(scale: int = SCALE) -> object:
     from s2cube.superres.nets import Generator
 
     torch.manual_seed(1234)
-    return Generator(scale=scale, bands=4, features=8, blocks=2).eval()
+    return Generator(**{**ARCH, "scale": scale}).eval()
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +74,10 @@ def cell_pixels(parent: Path) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the kernel
 def test_kernel_tiling_invariance(cell_pixels: np.ndarray, gen: object) -> None:
-    from s2cube.superres.infer import receptive_radius, superres_array
+    from s2cube.superres.infer import superres_array
+    from s2cube.superres.model import context_pixels
 
-    r = receptive_radius(gen)
+    r = context_pixels(gen)
     assert r > 0
     whole = superres_array(cell_pixels, gen, halo=2 * r, tile=10_000, device="cpu")
     assert whole.shape == (4, 40 * SCALE, 37 * SCALE) and whole.dtype == np.uint16
@@ -117,7 +120,7 @@ def test_kernel_rejects_bad_input(gen: object) -> None:
 
 
 # --------------------------------------------------------------------------- the wrapper
-@pytest.mark.parametrize("chunk", [(80, 80), (30, 45), (7, 50)])
+@pytest.mark.parametrize("chunk", [(30, 45), (7, 50)])
 def test_wrapper_dask_equals_numpy(parent: Path, gen: object, chunk: tuple[int, int]) -> None:
     import s2cube
     from s2cube.superres.wrapper import superres
@@ -162,7 +165,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def product(parent: Path, gen: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``s2cube superres`` as a real subprocess, with the small generator's file."""
     weights = tmp_path_factory.mktemp("weights") / "gen.pt"
-    torch.save(gen, weights)
+    torch.save(gen.state_dict(), weights)  # the shipped layout: state_dict + card beside it
+    weights.with_suffix(".json").write_text(json.dumps(CARD))
     bbox = [str(v) for v in BBOX]
     res = _cli("superres", str(parent), "--bbox", *bbox, "--scale", str(SCALE),
                "--weights", str(weights), "--device", "cpu", "--json")  # fmt: skip
@@ -183,7 +187,7 @@ def test_product_is_a_complete_store(parent: Path, product: Path) -> None:
     assert grid.cell_pixels % grid.chunk_size == 0
     attrs = superres_attrs(product)
     assert attrs is not None and attrs["scale"] == SCALE and attrs["parent_resolution"] == "1/800"
-    assert "Generator" in attrs["model"]
+    assert attrs["model"] == "test-generator v7"
     assert superres_products(parent) == {SCALE: s2cube.store.store_location(str(product))}
     assert sorted(read_manifest(product)) == sorted(read_manifest(parent))
     assert scene_table(product)["id"].tolist() == scene_table(parent)["id"].tolist()
@@ -217,10 +221,11 @@ def test_product_matches_the_kernel(parent: Path, product: Path, gen: object) ->
     import s2cube
     from s2cube.grid import Cell
     from s2cube.store.superres import read_parent_window
-    from s2cube.superres.infer import receptive_radius, superres_array
+    from s2cube.superres.infer import superres_array
+    from s2cube.superres.model import context_pixels
 
     cell = Cell.from_name(sorted(s2cube.store.read_manifest(parent))[0])
-    halo = receptive_radius(gen)
+    halo = context_pixels(gen)
     w = GRID.cell_window(cell).pad(halo)
     got_parent = read_parent_window(parent, w)
     assert got_parent["_offset"].tolist() == [0, 0]
@@ -242,7 +247,7 @@ def test_product_resumes_a_lost_cell(parent: Path, product: Path, gen: object) -
     name = sorted(read_manifest(product))[1]
     (product / "s2cube_manifest" / f"{name}.json").unlink()
     report = superres_store(
-        parent, bbox=BBOX, scale=SCALE, generator=gen, options=SuperresOptions(),
+        parent, bbox=BBOX, scale=SCALE, generator=gen, card=CARD, options=SuperresOptions(),
         device="cpu",
     )  # fmt: skip
     assert report.written == [name] and len(report.skipped) == 3

@@ -27,7 +27,8 @@ __all__ = ["superres"]
 @click.option(
     "--weights",
     type=click.Path(exists=True, dir_okay=False),
-    help="A generator file (torch.save of the module) instead of the shipped weights.",
+    help="Your generator instead of the shipped weights: NAME.pt (state_dict) with its card "
+    "NAME.json beside it, or a whole module saved with torch.save.",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA if present.")
 @click.option("--tile", type=int, default=128, show_default=True, help="Tile edge (input px).")
@@ -63,10 +64,10 @@ def superres(
     sharpens, it does not reveal real sub-10 m detail.  See docs/superres.md.
     """
     from ..store import parse_storage_options, store_location
-    from ..superres.run import SuperresOptions, superres_store
+    from ..superres.run import SuperresOptions, generator_from_file, superres_store
 
     loc = store_location(store, parse_storage_options(storage_option))
-    generator = _load_weights(weights) if weights else None
+    generator, card = generator_from_file(weights) if weights else (None, None)
     options = SuperresOptions(
         scale=scale, halo=halo, tile=tile, batch_size=batch_size, precision=precision
     )
@@ -75,6 +76,7 @@ def superres(
         bbox=bbox,
         scale=scale,
         generator=generator,
+        card=card,
         options=options,
         device=device,
         overviews=not no_overviews,
@@ -91,24 +93,3 @@ def superres(
         f"{len(report.written)} cell(s) written, {len(report.skipped)} already done, "
         f"{len(report.empty)} empty in the parent; {report.seconds:.1f} s → {report.store}"
     )
-
-
-def _load_weights(path: str) -> Any:
-    """A generator saved whole with ``torch.save`` (our own files: full unpickling)."""
-    import torch
-
-    from ..errors import InputError
-
-    try:
-        gen = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputError(
-            f"--weights {path!r} could not be loaded as a torch generator ({exc}); pass a file "
-            "written by torch.save(generator, path)"
-        ) from exc
-    if not isinstance(gen, torch.nn.Module):
-        raise InputError(
-            f"--weights {path!r} holds a {type(gen).__name__}, not a torch module; save the "
-            "generator itself (torch.save(generator, path))"
-        )
-    return gen.eval()

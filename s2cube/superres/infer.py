@@ -20,15 +20,15 @@ How the output is made, and why:
   owns it.
 
 Chunk invariance: the output at a pixel depends only on the input within the network's
-receptive field (radius ``R``, :func:`receptive_radius`) and on where the nearest valid pixels
-are.  A tile (or a dask block, :mod:`s2cube.superres.wrapper`) that sees ``halo ≥ R`` pixels
-of real context therefore computes the same floats as one pass over the whole image, up to
-the rounding of the convolution arithmetic (a different tile shape may sum in another order):
-the stated tolerance is **max |diff| ≤ 1 DN**, and the tests hold it.  Nodata filling is
-exact when ``halo ≥ 2R`` (a filled pixel inside a valid pixel's receptive field takes its
-value from at most ``R`` further away); with a smaller halo only pixels next to large
-holes can differ.  With ``halo`` below ``R`` the output is approximate: the error decays with
-the distance the network's weights give far context.
+receptive field (radius ``R``, :func:`s2cube.superres.model.context_pixels`) and on where
+the nearest valid pixels are.  A tile (or a dask block, :mod:`s2cube.superres.wrapper`) that
+sees ``halo >= R`` pixels of real context therefore computes the same floats as one pass over
+the whole image, up to the rounding of the convolution arithmetic (a different tile shape may
+sum in another order): the stated tolerance is **max |diff| <= 1 DN**, and the tests hold it.
+Nodata filling is exact when ``halo >= 2R`` (a filled pixel inside a valid pixel's receptive
+field takes its value from at most ``R`` further away); with a smaller halo only pixels next to
+large holes can differ.  With ``halo`` below ``R`` the output is approximate: the error decays
+with the weight the network gives far context.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ __all__ = [
     "DEFAULT_TILE",
     "fill_nodata",
     "generator_scale",
-    "receptive_radius",
     "superres_array",
     "valid_mask",
 ]
@@ -68,34 +67,6 @@ def generator_scale(gen: Any) -> int:
             "(build it with s2cube.superres.nets.Generator(scale=...) or load_generator)"
         )
     return int(scale)
-
-
-def receptive_radius(gen: Any) -> int:
-    """Input pixels of context every output pixel depends on, on each side (from its convs).
-
-    Sums ``(kernel - 1) // 2 × dilation`` over the 2-D convolutions of the generator, each at
-    the resolution it runs at (convs after a pixel shuffle see finer pixels, so their reach is
-    divided by the upscaling done so far, rounded up).  An upper bound for a feed-forward
-    network such as :class:`~s2cube.superres.nets.Generator`.
-
-    Examples
-    --------
-    >>> import torch  # doctest: +SKIP
-    >>> receptive_radius(torch.nn.Conv2d(4, 4, 9, padding=4))  # doctest: +SKIP
-    4
-    """
-    import torch
-
-    reach = 0.0
-    factor = 1
-    for mod in gen.modules():
-        if isinstance(mod, torch.nn.PixelShuffle):
-            factor *= int(mod.upscale_factor)
-        elif isinstance(mod, torch.nn.Conv2d):
-            k = max(int(mod.kernel_size[0]), int(mod.kernel_size[1]))
-            d = max(int(mod.dilation[0]), int(mod.dilation[1]))
-            reach += ((k - 1) // 2) * d / factor
-    return int(np.ceil(reach))
 
 
 def valid_mask(arr: np.ndarray) -> np.ndarray:
@@ -160,8 +131,9 @@ def superres_array(
         :class:`~s2cube.models.runtime.ModelRef` of one (what the dask wrapper passes, so
         each worker keeps one instance per device).
     halo
-        Input pixels of context around each tile (default: :func:`receptive_radius`, which
-        makes tiles agree with one pass over the image to ≤ 1 DN).
+        Input pixels of context around each tile (default: the generator's receptive radius,
+        :func:`~s2cube.superres.model.context_pixels`, which makes tiles agree with one pass
+        over the image to ≤ 1 DN).
     tile
         Tile edge in input pixels (the network sees ``tile + 2·halo``).
     batch_size
@@ -187,7 +159,7 @@ def superres_array(
     import torch
 
     from ..models.runtime import ModelRef, check_precision, get_module, make_runner, resolve_device
-    from .model import from_output, to_input
+    from .model import context_pixels, from_output, to_input
 
     arr = np.asarray(arr)
     if arr.ndim != 3 or arr.dtype != np.uint16:
@@ -201,7 +173,7 @@ def superres_array(
     dev = resolve_device(device)
     module = get_module(gen, dev) if isinstance(gen, ModelRef) else _module_on(gen, dev)
     scale = generator_scale(module)
-    halo = receptive_radius(module) if halo is None else int(halo)
+    halo = context_pixels(module) if halo is None else int(halo)
     if halo < 0:
         raise InputError(f"halo={halo} must be >= 0 input pixels")
     bands, height, width = arr.shape

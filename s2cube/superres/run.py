@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid, validate_bbox
-from .infer import DEFAULT_TILE, generator_scale, receptive_radius, superres_array
+from .infer import DEFAULT_TILE, generator_scale, superres_array
 
 __all__ = ["SuperresCell", "SuperresOptions", "superres_cell", "superres_store"]
 
@@ -131,17 +131,58 @@ def superres_cell(
     return rec
 
 
-def model_label(gen: Any) -> str:
-    """``name + card version`` of a generator, for the product's ``s2cube_superres.model``."""
-    card = getattr(gen, "card", None)
-    if card is not None:
-        name = getattr(card, "name", None) or (card.get("name") if isinstance(card, dict) else None)
-        version = getattr(card, "version", None) or (
-            card.get("version") if isinstance(card, dict) else None
-        )
-        if name:
-            return f"{name} v{version}" if version is not None else str(name)
-    return f"{type(gen).__name__} x{generator_scale(gen)} (unnamed weights)"
+def model_label(gen: Any, card: Mapping[str, Any] | None = None) -> str:
+    """``name + card version`` of a generator, for the product's ``s2cube_superres.model``
+    (a generator without a card: its class, scale and a digest of its weights)."""
+    if card and card.get("name"):
+        version = card.get("version")
+        return f"{card['name']} v{version}" if version is not None else str(card["name"])
+    import hashlib
+
+    digest = hashlib.sha1()
+    for key, value in sorted(gen.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return f"{type(gen).__name__} x{generator_scale(gen)} (weights {digest.hexdigest()[:12]})"
+
+
+def generator_from_file(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any] | None]:
+    """A generator and its card from a file: a ``state_dict`` with its card beside it
+    (``NAME.pt`` + ``NAME.json`` with ``arch_kwargs``, the shipped layout), or a whole module
+    saved with ``torch.save`` (our own files: full unpickling).
+
+    Raises
+    ------
+    InputError
+        If the file is neither (the message says what was found and what is expected).
+    """
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .nets import Generator
+
+    p = Path(path)
+    card_path = p.with_suffix(".json")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise InputError(f"--weights {str(p)!r} could not be read by torch.load ({exc})") from exc
+    if isinstance(obj, torch.nn.Module):
+        return obj.eval(), None
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    if isinstance(obj, dict) and isinstance(card.get("arch_kwargs"), dict):
+        state = obj["state_dict"] if "state_dict" in obj else obj
+        gen = Generator(**card["arch_kwargs"])
+        gen.load_state_dict({k: v.float() for k, v in state.items()})
+        return gen.eval(), card
+    raise InputError(
+        f"--weights {str(p)!r} holds a {type(obj).__name__}"
+        + ("" if card.get("arch_kwargs") else f" without a card {card_path.name!r} (arch_kwargs)")
+        + "; expected a generator's state_dict with its card (NAME.pt + NAME.json, as "
+        "`s2cube train sr` and the shipped weights write them) or torch.save(generator, path)"
+    )
 
 
 def _parent_cells(
@@ -177,6 +218,7 @@ def superres_store(
     bbox: Sequence[float],
     scale: int = 4,
     generator: Any = None,
+    card: Mapping[str, Any] | None = None,
     options: SuperresOptions | None = None,
     device: str | None = None,
     overviews: bool = True,
@@ -200,6 +242,9 @@ def superres_store(
     generator
         The torch generator (default: the shipped weights,
         :func:`s2cube.superres.model.load_generator`).
+    card
+        The generator's model card (its name and version label the product); the shipped
+        weights bring their own.
     options
         Tiling, halo, batch and precision (:class:`SuperresOptions`; its ``scale`` is
         replaced by ``scale``).
@@ -249,15 +294,9 @@ def superres_store(
     grid = zs.store_grid(loc)
     cells, parent_manifest = _parent_cells(loc, grid, bbox_t)
     if generator is None:
-        from .model import load_generator, shipped_scales
+        from .model import load_generator, model_card
 
-        shipped = sorted(int(s) for s in shipped_scales())
-        if int(scale) not in shipped:
-            other = f"pass --scale {shipped[0]}, or" if shipped else "pass"
-            raise InputError(
-                f"scale={scale} has no shipped super-resolution weights (shipped: "
-                f"{shipped or 'none'}); {other} your own generator with --weights FILE"
-            )
+        card = model_card(scale)  # InputError naming the shipped scales and --weights
         generator = load_generator(scale)
     if generator_scale(generator) != int(scale):
         raise InputError(
@@ -266,7 +305,7 @@ def superres_store(
         )
     halo = options.halo if options.halo is not None else _default_halo(generator)
     ref = ModelRef.of(generator)
-    label = model_label(generator)
+    label = model_label(generator, card)
     product = superres_location(loc, scale)
     run_record = {
         "superres": {**options.to_record(), "halo": halo, "device": device},
@@ -336,10 +375,7 @@ def superres_store(
 
 
 def _default_halo(gen: Any) -> int:
-    """The halo a run uses by default: the model's own context (its card), else the generator's
-    receptive radius."""
-    try:
-        from .model import context_pixels
-    except ImportError:  # pragma: no cover - model module without it
-        return receptive_radius(gen)
+    """The halo a run uses by default: the generator's receptive radius."""
+    from .model import context_pixels
+
     return int(context_pixels(gen))

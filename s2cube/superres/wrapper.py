@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from .infer import DEFAULT_TILE, generator_scale, receptive_radius, superres_array
+from .infer import DEFAULT_TILE, generator_scale, superres_array
 
 __all__ = ["SR_BANDS", "fine_coords", "superres"]
 
@@ -119,7 +119,7 @@ def superres(
         Expected upscaling factor (checked against ``gen.scale``; default: the generator's).
     halo
         Context pixels per tile and per dask block (default: the receptive radius of ``gen``,
-        :func:`~s2cube.superres.infer.receptive_radius`).
+        :func:`~s2cube.superres.model.context_pixels`).
     tile, batch_size, device, precision
         As in :func:`~s2cube.superres.infer.superres_array`.
     bands
@@ -155,7 +155,11 @@ def superres(
             f"scale={scale} but the generator upscales ×{s}; load the ×{scale} generator "
             f"(load_generator({scale})) or pass scale={s}"
         )
-    halo = receptive_radius(gen) if halo is None else int(halo)
+    if halo is None:
+        from .model import context_pixels
+
+        halo = context_pixels(gen)
+    halo = int(halo)
     if halo < 0:
         raise InputError(f"halo={halo} must be >= 0 input pixels")
     for b in bands:
