@@ -4,9 +4,11 @@ The package owns three things no other module repeats, one module each:
 
 * :mod:`~s2cube.reader.policy`: **one GDAL environment** (:func:`gdal_env`) and **one policy for
   failed reads** (:class:`ReadPolicy`): a known transient failure (HTTP 5xx, a timeout, a reset
-  connection, a remote read cut short) becomes a :class:`ReadFailureWarning` naming the asset,
-  and its pixels become nodata; any other failure, or any failure with ``strict=True``, raises
-  :class:`~s2cube.errors.RasterReadError`;
+  connection, a remote read cut short) is retried with backoff, then becomes a
+  :class:`ReadFailureWarning` naming the asset, and its pixels become nodata; any other
+  failure, or any failure with ``strict=True``, raises :class:`~s2cube.errors.RasterReadError`.
+  Under :func:`dropping_reads` (the mosaic's reads) every failure raises
+  :class:`~s2cube.errors.SceneReadError` and the driver drops the scene for that cell;
 * the reads themselves: :mod:`~s2cube.reader.stacks` (:func:`stack`, scenes on a
   :class:`~s2cube.grid.Window` of the global grid, lazily, through stackstac;
   :func:`stack_projected`, scenes on their own projected grid), :mod:`~s2cube.reader.warp`
