@@ -393,6 +393,7 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
 
     info = store_info(store, parse_storage_options(storage_option))
     if as_json:
+        info["dropped_scenes"] = _dropped(store, storage_option)
         click.echo(json.dumps(info, indent=1, default=str))
         return
     g = info["grid"]
@@ -446,12 +447,17 @@ def info_cmd(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None
             click.echo(f"  {name:28s} {text:28s} {what}")
 
 
-def _echo_dropped(store: str, storage_option: tuple[str, ...]) -> None:
-    """The cells that dropped scenes (unreadable assets), each scene with asset and error."""
+def _dropped(store: str, storage_option: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Per cell that dropped scenes (unreadable assets): its ``dropped_scenes`` entries."""
     from ..store import parse_storage_options, read_manifest
 
     manifest = read_manifest(store, parse_storage_options(storage_option))
-    hit = {n: r["dropped_scenes"] for n, r in sorted(manifest.items()) if r.get("dropped_scenes")}
+    return {n: r["dropped_scenes"] for n, r in sorted(manifest.items()) if r.get("dropped_scenes")}
+
+
+def _echo_dropped(store: str, storage_option: tuple[str, ...]) -> None:
+    """The cells that dropped scenes, each scene with asset and error."""
+    hit = _dropped(store, storage_option)
     if not hit:
         click.echo("dropped      no scene was dropped (every planned asset was read)")
         return
