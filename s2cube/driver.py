@@ -30,55 +30,31 @@ import pystac
 import xarray as xr
 
 from .config import ExecutionOptions, MosaicConfig
-from .errors import EmptySearchError, InputError, LimitError, SceneReadError
+from .donors import check_fill, fill_jobs, find_donors
+from .errors import InputError, LimitError, SceneReadError
 from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import cells_reached, plan_cells
-from .search import normalize_items, parse_dates, search
+from .search import Catalog, find_items, normalised, parse_dates
 from .store import StoreLocation
 
-__all__ = ["MAX_CELLS", "MAX_SCENES", "MosaicReport", "composite_cell", "mosaic"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_SCENES",
+    "Catalog",
+    "MosaicReport",
+    "check_fill",
+    "composite_cell",
+    "fill_jobs",
+    "find_donors",
+    "find_items",
+    "mosaic",
+]
 
 #: a run over more cells, or more candidate scenes, must be confirmed (``--yes``,
 #: ``confirm=True``): a whole-globe bbox by mistake is 64,800 cells at the default grid
 MAX_CELLS = 1000
 MAX_SCENES = 2000
-
-Catalog = str | os.PathLike[str] | Sequence[pystac.Item]
-
-
-def find_items(
-    catalog: Catalog,
-    *,
-    bbox: Sequence[float],
-    start: Any,
-    end: Any,
-    max_cloud: float | None,
-    bands: Sequence[str],
-    search_kwargs: Mapping[str, Any] | None = None,
-) -> list[pystac.Item]:
-    """Normalised items of a catalog (searched) or of a list of items (normalised)."""
-    if isinstance(catalog, str | os.PathLike):
-        return search(
-            catalog,
-            bbox=bbox,
-            start=start,
-            end=end,
-            max_cloud=max_cloud,
-            bands=bands,
-            **dict(search_kwargs or {}),
-        )
-    items = normalised(catalog, bands)
-    if not items:
-        raise EmptySearchError("no usable item was given; nothing to composite")
-    return items
-
-
-def normalised(items: Sequence[pystac.Item], bands: Sequence[str]) -> list[pystac.Item]:
-    """Items as :func:`s2cube.search` returns them (normalised on a copy unless they are)."""
-    if all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items):
-        return list(items)
-    return normalize_items(items, bands=(*bands, "scl"))
 
 
 def check_reference(config: MosaicConfig) -> None:
@@ -425,114 +401,6 @@ def _drop_for(
             warn_dropped(cell, entry)
             return entry
     return None
-
-
-def check_fill(config: MosaicConfig, catalog: Catalog, start: Any, end: Any) -> None:
-    """Donors need a period (start and end) and a catalog to search for other periods."""
-    if config.fill_periods == 0:
-        return
-    if start is None or end is None:
-        raise InputError(
-            f"fill_periods={config.fill_periods} needs the period's start and end: donors come "
-            "from the periods of the same length before and after it"
-        )
-    if not isinstance(catalog, str | os.PathLike):
-        raise InputError(
-            f"fill_periods={config.fill_periods} needs a catalog to search for donor scenes "
-            "(a STAC API, preset or static catalog); a list of items has no other periods"
-        )
-
-
-def find_donors(
-    catalog: Catalog,
-    config: MosaicConfig,
-    items: Sequence[pystac.Item],
-    *,
-    bbox: tuple[float, float, float, float],
-    start: Any,
-    end: Any,
-    max_cloud: float | None,
-    search_kwargs: Mapping[str, Any] | None = None,
-) -> list[pystac.Item]:
-    """Donor scenes for filling holes: the catalog searched over the ``config.fill_periods``
-    adjacent periods (:func:`s2cube.fill.donor_periods`, in ``config.fill_direction``), with the
-    run's own filters; scenes of the period itself are left out.  Sorted by date, then id."""
-    if config.fill_periods == 0:
-        return []
-    from .errors import EmptySearchError
-    from .fill import donor_periods
-
-    check_fill(config, catalog, start, end)
-    s, e = parse_dates(start, end)
-    assert s is not None and e is not None
-    seen = {it.id for it in items}
-    out: dict[str, pystac.Item] = {}
-    for _, a, b in donor_periods(s.date(), e.date(), config.fill_periods):
-        back = b < s.date()
-        if config.fill_direction == ("forward" if back else "back"):
-            continue
-        try:
-            found = find_items(
-                catalog,
-                bbox=bbox,
-                start=a.isoformat(),
-                end=b.isoformat(),
-                max_cloud=max_cloud,
-                bands=config.bands,
-                search_kwargs=search_kwargs,
-            )
-        except EmptySearchError:
-            continue
-        out.update({it.id: it for it in found if it.id not in seen})
-    return sorted(out.values(), key=lambda it: (str(it.datetime), it.id))
-
-
-def fill_jobs(
-    planned: Mapping[str, Any],
-    donors: Sequence[pystac.Item],
-    grid: GlobalGrid,
-    config: MosaicConfig,
-    execution: ExecutionOptions,
-    scene_index: Mapping[str, int],
-    start: Any,
-    end: Any,
-) -> dict[str, tuple[Any, Any]]:
-    """Per planned cell: its :class:`~s2cube.execute.FillJob` and lazy donor cube (None: no
-    donor touches the cell).  Empty when the config fills no holes."""
-    if not config.fills_holes:
-        return {}
-    from .cube import items_touching, load
-    from .execute import FillJob
-
-    spec = config.for_grid(grid).spec
-    halo = spec.mask_halo
-    s, e = parse_dates(start, end)
-    period = (str(s.date()), str(e.date())) if s is not None and e is not None else None
-    out: dict[str, tuple[Any, Any]] = {}
-    for name in planned:
-        cell = Cell.from_name(name)
-        near = items_touching(donors, grid.cell_window(cell).pad(halo).bounds) if donors else []
-        cube = None
-        if near:
-            cube = load(
-                near,
-                cell,
-                grid=grid,
-                bands=config.bands,
-                halo=halo,
-                resampling=config.resampling,
-                strict=execution.strict,
-            )
-        job = FillJob(
-            spec=spec,
-            halo=halo,
-            period=period,
-            max_periods=config.fill_periods,
-            inpaint=None if config.inpaint == "none" else config.inpaint,
-            scene_index={it.id: scene_index[it.id] for it in near},
-        )
-        out[name] = (job, cube)
-    return out
 
 
 def composite_cell(

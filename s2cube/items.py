@@ -11,8 +11,8 @@ Items are deep-copied before they are changed.  :mod:`s2cube.search` finds the i
 from __future__ import annotations
 
 import copy
-import functools
 import datetime as dt
+import functools
 import math
 import re
 import warnings

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ from .items import (
 )
 
 __all__ = [
+    "Catalog",
+    "find_items",
+    "normalised",
     "PRESETS",
     "ASSET_ALIASES",
     "REFLECTANCE_BANDS",
@@ -334,3 +337,41 @@ def search(
             "widen the area, the dates or the cloud limit"
         )
     return items
+
+
+#: a catalog (anything :func:`search` accepts) or a list of STAC items
+Catalog = str | os.PathLike[str] | Sequence[pystac.Item]
+
+
+def find_items(
+    catalog: Catalog,
+    *,
+    bbox: Sequence[float],
+    start: Any,
+    end: Any,
+    max_cloud: float | None,
+    bands: Sequence[str],
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> list[pystac.Item]:
+    """Normalised items of a catalog (searched) or of a list of items (normalised)."""
+    if isinstance(catalog, str | os.PathLike):
+        return search(
+            catalog,
+            bbox=bbox,
+            start=start,
+            end=end,
+            max_cloud=max_cloud,
+            bands=bands,
+            **dict(search_kwargs or {}),
+        )
+    items = normalised(catalog, bands)
+    if not items:
+        raise EmptySearchError("no usable item was given; nothing to composite")
+    return items
+
+
+def normalised(items: Sequence[pystac.Item], bands: Sequence[str]) -> list[pystac.Item]:
+    """Items as :func:`s2cube.search` returns them (normalised on a copy unless they are)."""
+    if all(isinstance(it, pystac.Item) and "s2cube:boa_offset" in it.properties for it in items):
+        return list(items)
+    return normalize_items(items, bands=(*bands, "scl"))

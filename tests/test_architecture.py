@@ -61,6 +61,7 @@ LAYERS: dict[str, int] = {
     # 5: driver (wiring), execution, cluster
     "s2cube.execute": 5,
     "s2cube.driver": 5,
+    "s2cube.donors": 5,  # fill wiring of a mosaic run (donor search, fill jobs)
     "s2cube.cluster": 5,
     "s2cube.demo": 5,
     "s2cube": 5,  # the public API re-exports everything below the apps
