@@ -142,3 +142,41 @@ def test_legend_scale_bar_and_permalink(live, tmp_path: Path) -> None:
     assert info["date_range"][0] in legend and info["date_range"][1] in legend
     assert f'id="permalink" href="#{VIEW}/provenance"' in dom
     assert "Copernicus Sentinel" in dom and "leafletjs.com" in dom
+
+
+# --------------------------------------------------------------------------- super-resolution
+SR_VIEW = "13/46.31000/16.02000"
+
+
+def _texture(img: np.ndarray) -> float:
+    """Mean absolute difference of horizontally adjacent pixels in the middle of the map."""
+    h, w, _ = img.shape
+    mid = img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    return float(np.abs(np.diff(mid, axis=1)).mean())
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium missing: apt-get install -y chromium"
+)
+def test_switch_between_10m_and_superres(live_sr, tmp_path: Path) -> None:
+    """The layer switcher offers the ×4 product next to the 10 m true colour; opening it
+    (permalink) loads its own tiles at its native zoom, finer than the 10 m layer's."""
+    import re
+
+    dom = chromium(f"{live_sr.url}/#{SR_VIEW}/superres-x4", tmp_path, "--dump-dom").stdout
+    labels = re.findall(r"<span> ([^<]+)</span>", dom)
+    assert "Super-resolution ×4 (true colour)" in labels and "True colour" in labels
+    checked = re.findall(r'<input type="radio"[^>]*checked[^>]*><span> ([^<]+)</span>', dom)
+    assert checked == ["Super-resolution ×4 (true colour)"], checked
+    tiles = re.findall(r'<img[^>]*src="(?:[^"]*/)?tiles/([^/]+)/(\d+)/[^"]*"[^>]*>', dom)
+    assert tiles and set(tiles) == {("superres-x4", "13")}, set(tiles)
+    assert 'id="permalink" href="#' + SR_VIEW + '/superres-x4"' in dom
+
+    sr = screenshot(f"{live_sr.url}/#{SR_VIEW}/superres-x4", tmp_path, "sr")
+    ten = screenshot(f"{live_sr.url}/#{SR_VIEW}/true-color", tmp_path, "ten")
+    for img in (sr, ten):
+        imagery = ~np.all(np.abs(img - 0x22) <= 2, axis=-1)
+        assert imagery.mean() > 0.5  # the view lies inside both layers' data
+    # the product's single-pixel detail shows only when its own tiles are drawn; the 10 m
+    # layer at z13 is its z11 tiles enlarged 4x
+    assert _texture(sr) > 2 * _texture(ten), (_texture(sr), _texture(ten))

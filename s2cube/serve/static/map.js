@@ -1,4 +1,5 @@
-// s2cube web map: one XYZ layer per served layer, a layer switcher, provenance on click,
+// s2cube web map: one XYZ layer per served layer (the 10 m mosaic's and, when the store has
+// them, the super-resolution products'), a layer switcher, provenance on click,
 // a metric scale bar, a legend for the provenance layer and a permalink: the view and the
 // layer live in the URL hash (#zoom/lat/lon/layer), so a copied URL reopens the same map.
 // Everything is fetched relative to this page, so it works behind any base path.
@@ -21,14 +22,20 @@
   }
 
   fetch("api/info").then(function (r) { return r.json(); }).then(function (info) {
-    var maxNative = info.tile_matrix_sets.WebMercatorQuad.maxzoom;
+    // each layer at its own native zoom (a super-resolution layer goes finer than the mosaic),
+    // enlarged by the browser beyond it; the map zooms 3 levels past the finest layer
+    function nativeZoom(id) {
+      var mz = info.layers[id].maxzoom;
+      return mz ? mz.WebMercatorQuad : info.tile_matrix_sets.WebMercatorQuad.maxzoom;
+    }
+    var maxNative = Math.max.apply(null, Object.keys(info.layers).map(nativeZoom));
     var base = {};
     var byId = {};
     var idOf = {};
     var current = null;
     Object.keys(info.layers).forEach(function (id) {
       var layer = L.tileLayer("tiles/" + id + "/{z}/{x}/{y}.png", {
-        maxNativeZoom: maxNative, maxZoom: maxNative + 3, minZoom: 0,
+        maxNativeZoom: nativeZoom(id), maxZoom: maxNative + 3, minZoom: 0,
         attribution: info.attribution +
           ' · <a href="https://github.com/s2cube/s2cube">s2cube</a>',  // + Leaflet's own prefix
       });
@@ -115,7 +122,9 @@
 
     map.on("click", function (e) {
       var ll = e.latlng.wrap();
-      fetch("api/point?lon=" + ll.lng.toFixed(6) + "&lat=" + ll.lat.toFixed(6))
+      // a super-resolution layer answers with its own (finer) pixel
+      var sr = info.superres && info.superres[current] ? "&layer=" + current : "";
+      fetch("api/point?lon=" + ll.lng.toFixed(6) + "&lat=" + ll.lat.toFixed(6) + sr)
         .then(function (r) { return r.json(); })
         .then(function (p) {
           var fill = p.fill_meaning
