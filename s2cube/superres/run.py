@@ -304,7 +304,8 @@ def superres_store(
             f"×{scale} generator or scale={generator_scale(generator)}"
         )
     halo = options.halo if options.halo is not None else _default_halo(generator)
-    ref = ModelRef.of(generator)
+    # one key holds the model: workers fetch it once, not with every cell's task
+    ref = dask.delayed(ModelRef.of(generator), pure=True, traverse=False)
     label = model_label(generator, card)
     product = superres_location(loc, scale)
     run_record = {

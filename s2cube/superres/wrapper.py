@@ -63,8 +63,8 @@ def _upsample(a: Any, scale: int) -> Any:
 
 def _sr_block(
     block: np.ndarray,
-    *,
     ref: Any,
+    *,
     halo: int,
     scale: int,
     tile: int,
@@ -190,7 +190,8 @@ def superres(
             out = da.map_blocks(
                 _sr_block,
                 padded,
-                ref=ModelRef.of(gen),
+                # one key holds the model: workers fetch it once, not with every block
+                dask.delayed(ModelRef.of(gen), pure=True, traverse=False),
                 halo=halo,
                 scale=s,
                 **options,
