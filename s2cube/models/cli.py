@@ -1,4 +1,4 @@
-"""``s2cube train cloud|haze``: train a model from a STAC catalog's L2A items.
+"""``s2cube train cloud|haze|sr``: train a model from a STAC catalog's L2A items.
 
 Register into the main command with ``main.add_command(train)``.
 """
@@ -228,3 +228,113 @@ def train_haze_command(**kwargs: Any) -> None:
 
 
 train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landcover_command)
+
+
+@train.command("sr")
+@click.argument("catalog", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for checkpoint.pt, generator.pt, history.json, split.json.",
+)
+@click.option("--scale", type=click.IntRange(2, 8), default=4, show_default=True)
+@click.option(
+    "--resolution",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Read the items at this resolution (m); the model learns resolution×scale → resolution.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
+@click.option(
+    "--gan-start",
+    type=click.IntRange(1),
+    default=9,
+    show_default=True,
+    help="First epoch of the GAN phase (earlier epochs: SRResNet warm-up).",
+)
+@click.option("--features", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--blocks", type=click.IntRange(0), default=8, show_default=True)
+@click.option(
+    "--patch",
+    type=click.IntRange(8),
+    default=64,
+    show_default=True,
+    help="Truth patch edge (px); the input is patch/scale.",
+)
+@click.option("--stride", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(1), default=None)
+@click.option("--adv-weight", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate.")
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.05, 0.5),
+    default=0.25,
+    show_default=True,
+    help="Fraction of columns (the east end) held out for validation and test.",
+)
+@click.option("--max-items", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="torch CPU threads (torch.set_num_threads).",
+)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_sr_command(
+    catalog: str,
+    out_dir: str,
+    resolution: float,
+    held_out: float,
+    stride: int,
+    max_items: int | None,
+    threads: int | None,
+    resume: bool,
+    **kwargs: Any,
+) -> None:
+    """Train the super-resolution GAN on a static catalog's scenes (Wald protocol)."""
+    import json
+
+    from s2cube.superres.train import SRTrainConfig, sr_dataset, train_sr
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = SRTrainConfig(**kwargs)
+    cube = load_catalog_cube(
+        catalog, assets=["red", "green", "blue", "nir", "scl"], resolution=resolution,
+        max_items=max_items,
+    ).compute()  # fmt: skip
+    arr = np.asarray(cube.values)
+    data = sr_dataset(
+        arr[:, :4].astype("uint16"), arr[:, 4], patch=config.patch, stride=stride,
+        held_out=held_out,
+    )  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = {
+        "catalog": str(catalog),
+        "items": [str(t) for t in cube.time.values],
+        "resolution_m": resolution,
+        "grid_shape": list(arr.shape),
+        "held_out": f"columns >= {data.cut_column} of {arr.shape[-1]} (east {held_out:.0%})",
+        "validation": f"held-out rows < {data.cut_row}",
+        "test": f"held-out rows >= {data.cut_row}",
+        "patches": {"train": len(data.train), "validation": len(data.validation),
+                    "test": len(data.test)},
+    }  # fmt: skip
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    click.echo(
+        f"{len(data.train)} training, {len(data.validation)} validation and {len(data.test)} "
+        f"test patches of {config.patch} px from {arr.shape[0]} items"
+    )
+    result = train_sr(
+        data.train, data.validation, out, config=config, resume=resume, log=click.echo
+    )
+    click.echo(f"saved {result.generator_path} (best epoch {result.best_epoch})")
