@@ -22,7 +22,14 @@ __all__ = ["superres"]
 
 @click.command("superres")
 @click.argument("store", type=str)
-@click.option("--bbox", nargs=4, type=float, required=True, metavar="W S E N")
+@click.option(
+    "--bbox",
+    nargs=4,
+    type=float,
+    required=True,
+    metavar="W S E N",
+    help="Lon/lat bounding box; every finished cell of STORE it touches is super-resolved.",
+)
 @click.option("--scale", type=int, default=4, show_default=True, help="Upscaling factor.")
 @click.option(
     "--weights",
