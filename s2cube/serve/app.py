@@ -228,7 +228,7 @@ def create_app(
         return f"{scheme}://{name}" + (f":{port}" if port and int(port) != default else "")
 
     # ------------------------------------------------------------------ WMTS
-    caps_cache: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+    caps_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
     caps_lock = threading.Lock()
 
     def capabilities(request: Request) -> Response:
@@ -241,13 +241,14 @@ def create_app(
             return Response(status_code=304, headers=headers)
         key = (base, version)
         with caps_lock:
-            xml = caps_cache.get(key, (None, ""))[1] if key in caps_cache else None
+            xml = caps_cache.get(key)
             if xml is not None:
                 caps_cache.move_to_end(key)
         if xml is None:
+            # built outside the lock: two first requests may both build it, none waits
             xml = capabilities_xml(source, base, title=settings.title)
             with caps_lock:
-                caps_cache[key] = (etag, xml)
+                caps_cache[key] = xml
                 while len(caps_cache) > 16:  # a few base URLs x a few versions
                     caps_cache.popitem(last=False)
         return Response(xml, media_type="application/xml", headers=headers)

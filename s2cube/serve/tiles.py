@@ -8,6 +8,13 @@ only on x, latitude only on y), so each output column maps to one source column 
 row to one source row: a tile is one window read per variable plus a fancy index, with no
 warping library in the loop.  The level read is the coarsest overview whose pixels are still no
 larger than the tile's pixels, so a tile reads at most a few chunks at any zoom.
+
+The store may still be written while it is served: :class:`TileSource` holds the manifest's
+content as one immutable :class:`StoreState` and swaps it when the record folders change
+(:meth:`TileSource.maybe_refresh`), and tells whether a tile's cells are all finished
+(:meth:`TileSource.tile_complete`, for its cache lifetime).  A super-resolution product nested in
+the store (``STORE/superres/x<scale>``, itself a complete store with the root attribute
+``s2cube_superres``) is served as the layer ``superres-x<scale>`` through the mosaic's tone curve.
 """
 
 from __future__ import annotations

@@ -259,3 +259,24 @@ def test_refresh_swaps_a_consistent_state(real_store: Path, tmp_path: Path) -> N
         os.utime(store / key, ns=(1, 1))
     src.refresh()
     assert src.maybe_refresh() is False and src.state.version == one.version
+
+
+def test_reload_on_object_storage(real_store: Path, s3_bucket: str) -> None:
+    """On S3 (moto's server on 127.0.0.1) a check is one listing per record folder: a cell
+    written after the source opened is found, and an unchanged store is not re-read."""
+    from s2cube.grid import Cell
+    from s2cube.serve.tiles import TileSource
+    from s2cube.store import create_store, store_grid, write_cell
+
+    url = f"{s3_bucket}/m.zarr"
+    create_store(url, grid=store_grid(real_store))
+    write_cell(url, Cell.from_name(CELL_A), read_cell(real_store, CELL_A))
+    src = TileSource(url, reload_interval=0)
+    assert src.cells == [CELL_A] and src.maybe_refresh() is False
+    tile = _centre_tile(CELL_B, 10).split("?")[0].split("/")[-3:]
+    z, x, y = int(tile[0]), int(tile[1]), int(tile[2].removesuffix(".png"))
+    assert not src.tile_complete("true-color", "WorldCRS84Quad", z, x, y)
+    write_cell(url, Cell.from_name(CELL_B), read_cell(real_store, CELL_B))
+    assert src.maybe_refresh() is True and src.cells == [CELL_A, CELL_B]
+    assert src.tile_complete("true-color", "WorldCRS84Quad", z, x, y)
+    assert src.tile("true-color", "WorldCRS84Quad", z, x, y)[..., 3].mean() > 250
