@@ -25,6 +25,9 @@ def serve(store: str | None, host: str | None, port: int | None, no_overviews: b
     STORE is a local path or a URL (s3://bucket/m.zarr; credentials from the environment,
     AWS_* or S2CUBE_STORAGE_OPTIONS as JSON).  Every option can also be set in the environment
     with the prefix S2CUBE_ (S2CUBE_STORE, S2CUBE_HOST, S2CUBE_PORT, S2CUBE_TILE_SIZE, ...).
+    Cells finished while it runs are served (S2CUBE_RELOAD_INTERVAL); capabilities name
+    S2CUBE_PUBLIC_URL when set, never an unlisted Host header (S2CUBE_ALLOWED_HOSTS).
+    A super-resolution product at STORE/superres/x<scale> is served as layer superres-x<scale>.
     """
     from pydantic import ValidationError
 
