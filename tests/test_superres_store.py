@@ -192,6 +192,17 @@ def test_product_is_a_complete_store(parent: Path, product: Path) -> None:
     assert sorted(read_manifest(product)) == sorted(read_manifest(parent))
     assert scene_table(product)["id"].tolist() == scene_table(parent)["id"].tolist()
     assert (product / "overviews" / "1").is_dir()
+    # export reads the product at full resolution and from its overviews
+    import rasterio
+
+    from s2cube.export import export_cog
+
+    for level, px in ((0, 80 * SCALE), (2, 80)):
+        tif = product.parent / f"x{SCALE}-level{level}.tif"
+        export_cog(product, tif, bbox=BBOX, level=level, overwrite=True)
+        with rasterio.open(tif) as src:
+            assert src.shape == (px, px) and src.count == 4
+            assert np.isclose(src.transform.a, float(GRID.resolution) / SCALE * 2**level)
     # info reads the parent (with its nested group) and the product itself
     for path in (parent, product):
         res = _cli("info", str(path), "--json")
