@@ -129,7 +129,7 @@ class Trial:
 
 def trial(workdir: Path, index: int, refs: dict[str, Any]) -> Trial:
     """Two overlapping runs on one fresh store; then every cell checked."""
-    from s2cube.store import read_manifest, verify_store
+    from s2cube.store import is_store, read_manifest, verify_store
 
     store = workdir / f"trial-{index}.zarr"
     t = Trial(offset=OFFSETS[index % len(OFFSETS)])
@@ -155,6 +155,9 @@ def trial(workdir: Path, index: int, refs: dict[str, Any]) -> Trial:
     t.seconds = time.perf_counter() - t0
     if all(c != 0 for c in t.codes.values()):
         t.problems.append("both runs were refused: nothing was written")
+    if not is_store(store):
+        t.problems.append("no store was made")
+        return t
     manifest = read_manifest(store)
     pixels = cell_pixels(store)
     for name, rec in manifest.items():
