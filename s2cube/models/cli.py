@@ -231,7 +231,7 @@ train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landc
 
 
 @train.command("sr")
-@click.argument("catalog", type=click.Path(exists=True, dir_okay=False))
+@click.argument("catalog", type=click.Path(dir_okay=False))
 @click.option(
     "--out",
     "out_dir",
@@ -286,6 +286,13 @@ train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landc
     help="torch CPU threads (torch.set_num_threads).",
 )
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option(
+    "--from-npz",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Read the cube from an npz (cube: time×4×y×x uint16, scl, items) instead of CATALOG "
+    "(scripts/device/train_sr.sh --prepare writes it for machines without ../shared).",
+)
 def train_sr_command(
     catalog: str,
     out_dir: str,
@@ -295,6 +302,7 @@ def train_sr_command(
     max_items: int | None,
     threads: int | None,
     resume: bool,
+    from_npz: str | None,
     **kwargs: Any,
 ) -> None:
     """Train the super-resolution GAN on a static catalog's scenes (Wald protocol)."""
@@ -307,23 +315,28 @@ def train_sr_command(
 
         torch.set_num_threads(threads)
     config = SRTrainConfig(**kwargs)
-    cube = load_catalog_cube(
-        catalog, assets=["red", "green", "blue", "nir", "scl"], resolution=resolution,
-        max_items=max_items,
-    ).compute()  # fmt: skip
-    arr = np.asarray(cube.values)
-    data = sr_dataset(
-        arr[:, :4].astype("uint16"), arr[:, 4], patch=config.patch, stride=stride,
-        held_out=held_out,
-    )  # fmt: skip
+    if from_npz:
+        with np.load(from_npz) as z:
+            bands, scl, items = z["cube"], z["scl"], [str(i) for i in z["items"]]
+    else:
+        if not Path(catalog).is_file():
+            raise click.BadParameter(f"{catalog!r} does not exist", param_hint="CATALOG")
+        cube = load_catalog_cube(
+            catalog, assets=["red", "green", "blue", "nir", "scl"], resolution=resolution,
+            max_items=max_items,
+        ).compute()  # fmt: skip
+        arr = np.asarray(cube.values)
+        bands, scl = arr[:, :4].astype("uint16"), arr[:, 4]
+        items = [str(t) for t in cube.time.values]
+    data = sr_dataset(bands, scl, patch=config.patch, stride=stride, held_out=held_out)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = {
         "catalog": str(catalog),
-        "items": [str(t) for t in cube.time.values],
+        "items": items,
         "resolution_m": resolution,
-        "grid_shape": list(arr.shape),
-        "held_out": f"columns >= {data.cut_column} of {arr.shape[-1]} (east {held_out:.0%})",
+        "grid_shape": list(bands.shape),
+        "held_out": f"columns >= {data.cut_column} of {bands.shape[-1]} (east {held_out:.0%})",
         "validation": f"held-out rows < {data.cut_row}",
         "test": f"held-out rows >= {data.cut_row}",
         "patches": {"train": len(data.train), "validation": len(data.validation),
@@ -332,7 +345,7 @@ def train_sr_command(
     (out / "split.json").write_text(json.dumps(split, indent=1))
     click.echo(
         f"{len(data.train)} training, {len(data.validation)} validation and {len(data.test)} "
-        f"test patches of {config.patch} px from {arr.shape[0]} items"
+        f"test patches of {config.patch} px from {bands.shape[0]} items"
     )
     result = train_sr(
         data.train, data.validation, out, config=config, resume=resume, log=click.echo

@@ -252,7 +252,8 @@ def train_sr(
     config
         The run (:class:`SRTrainConfig`).
     resume
-        Continue from ``out_dir/checkpoint.pt`` (same config required) instead of starting.
+        Continue from ``out_dir/checkpoint.pt`` instead of starting (same config; only
+        ``epochs`` may differ, to extend a run).
     log
         Called with one line per epoch.
 
@@ -290,7 +291,11 @@ def train_sr(
         if not ckpt_path.exists():
             raise InputError(f"--resume: no checkpoint at {ckpt_path}; run without --resume")
         state = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if state["config"] != _config_record(config):
+        # the number of epochs may grow (extending a run); every other option must match
+        same = {k: v for k, v in state["config"].items() if k != "epochs"} == {
+            k: v for k, v in _config_record(config).items() if k != "epochs"
+        }
+        if not same:
             raise InputError(
                 f"--resume: {ckpt_path} was made with other options ({state['config']}); "
                 "resume with the same options or start in a new directory"
