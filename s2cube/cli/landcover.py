@@ -1,8 +1,9 @@
 """``s2cube landcover``: land cover of a bbox into the global store, cell by cell, resumable.
 
 Registered in :mod:`s2cube.cli.lazy` (needs torch, extra ``ml``);
-:func:`s2cube.landcover.run.landcover_store` does the work.  Prints the cells written and the
-class shares of the finished land-cover cells.
+:func:`s2cube.landcover.run.landcover_store` does the work.  Prints the cells written, the
+cells skipped (finished, or not yet finished in the mosaic for ``--model unets``) and the class
+shares of the finished land-cover cells.
 """
 
 from __future__ import annotations
@@ -29,22 +30,39 @@ def _fraction(text: str | None) -> Fraction | None:
 
 @click.command("landcover")
 @click.argument("store", type=str)
-@click.option("--catalog", "-c", help="STAC API, preset or static catalog (scene models).")
+@click.option(
+    "--catalog", "-c", help="STAC API, preset or static catalog (dynamicworld; not for unets)."
+)
 @click.option("--bbox", nargs=4, type=float, required=True, metavar="W S E N")
-@click.option("--start", help="First date (YYYY-MM-DD).")
-@click.option("--end", help="Last date (YYYY-MM-DD).")
-@click.option("--max-cloud", type=float, help="Largest eo:cloud_cover of a scene, percent.")
+@click.option("--start", help="First date (YYYY-MM-DD; dynamicworld).")
+@click.option("--end", help="Last date (YYYY-MM-DD; dynamicworld).")
+@click.option(
+    "--max-cloud", type=float, help="Largest eo:cloud_cover of a scene, percent (dynamicworld)."
+)
 @click.option(
     "--model",
     default="dynamicworld",
     show_default=True,
-    help="'dynamicworld' (scenes of the catalog, nine bands), or 'unets' / a saved three-U-net "
-    "file (the store's 4-band mosaic).",
+    help="'dynamicworld' (every clear scene of --catalog, nine bands, fused over the dates), or "
+    "'unets' (the shipped water and vegetation U-nets on the store's own finished 4-band mosaic; "
+    "no --catalog).",
 )
-@click.option("--method", type=click.Choice(["mean", "product"]), default="mean", show_default=True)
-@click.option("--alpha", type=float, default=0.1, show_default=True, help="Dirichlet prior.")
-@click.option("--dilation", type=int, default=1, show_default=True, help="Cloud/shadow px.")
-@click.option("--window", type=int, default=256, show_default=True, help="Model tile edge (px).")
+@click.option(
+    "--method",
+    type=click.Choice(["mean", "product"]),
+    default="mean",
+    show_default=True,
+    help="Fusion of the dates (dynamicworld).",
+)
+@click.option(
+    "--alpha", type=float, default=0.1, show_default=True, help="Dirichlet prior (dynamicworld)."
+)
+@click.option(
+    "--dilation", type=int, default=1, show_default=True, help="Cloud/shadow px (dynamicworld)."
+)
+@click.option(
+    "--window", type=int, help="Model tile edge (px); default 256 (dynamicworld), 128 (unets)."
+)
 @click.option("--chunk", type=int, default=512, show_default=True, help="Dask block edge (px).")
 @click.option("--cell-halo", type=int, default=32, show_default=True, help="Halo per cell (px).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32")
@@ -70,7 +88,7 @@ def landcover(
     method: str,
     alpha: float,
     dilation: int,
-    window: int,
+    window: int | None,
     chunk: int,
     cell_halo: int,
     precision: str,
@@ -88,9 +106,11 @@ def landcover(
 ) -> None:
     """Write land cover (landcover, landcover_confidence, landcover_dates) for --bbox into STORE.
 
-    Dynamic World classifies every clear scene of the catalog and the dates are fused; the
-    three U-nets classify the store's own mosaic.  See docs/landcover.md for what each model
-    learned from and what was validated.
+    Dynamic World classifies every clear scene of the catalog and the dates are fused.  The
+    U-nets (--model unets) classify the store's own mosaic, each cell with --cell-halo px of
+    its neighbours; cells the mosaic has not finished are skipped (run `s2cube mosaic` over
+    them, then this again).  See docs/landcover.md for what each model learned from and what
+    was validated.
     """
     from ..grid import GlobalGrid
     from ..landcover.run import LandcoverOptions, landcover_store
@@ -138,9 +158,23 @@ def landcover(
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
-    click.echo(
-        f"{len(report.written)} cell(s) written, {len(report.skipped)} already done, "
-        f"{len(report.empty)} without scenes; {report.scenes} scene(s), {report.seconds:.1f} s"
-    )
+    if report.source == "mosaic":
+        click.echo(
+            f"{len(report.written)} cell(s) written, {len(report.skipped)} already finished, "
+            f"{len(report.empty)} empty in the mosaic; from the store's mosaic, "
+            f"{report.seconds:.1f} s"
+        )
+    else:
+        click.echo(
+            f"{len(report.written)} cell(s) written, {len(report.skipped)} already finished, "
+            f"{len(report.empty)} without scenes; {report.scenes} scene(s), "
+            f"{report.seconds:.1f} s"
+        )
+    if report.mosaic_unfinished:
+        click.echo(
+            f"{len(report.mosaic_unfinished)} cell(s) skipped, no finished mosaic cell there "
+            "(not run yet, or no scene reaches it; `s2cube mosaic` over them, then this "
+            f"again): {', '.join(report.mosaic_unfinished)}"
+        )
     for name, share in (shares or {}).items():
         click.echo(f"  {name:<8} {100 * share:6.2f} %")

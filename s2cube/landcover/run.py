@@ -14,9 +14,15 @@ Two sources, chosen by the model:
   only for blocks within the model's reach of one (``window - 1`` px), then the clear-masked
   Dirichlet fusion (:func:`~s2cube.landcover.kernels.fuse`).  Pruning is exact: a skipped
   block has no clear pixel within reach, so no fused pixel can change (tested).
-* **mosaic** (the seed's three U-nets on the 4-band mosaic, :mod:`s2cube.landcover.unets`): the
-  store's own red/green/blue/nir of the cell, one "date"; ``landcover_dates`` is 1 where the
-  mosaic has data.
+* **mosaic** (``model="unets"``: the seed's U-nets on the 4-band mosaic,
+  :mod:`s2cube.landcover.unets`, the shipped weights): the store's own red/green/blue/nir of
+  the cell plus ``cell_halo`` px of its neighbours (read as the super-resolution driver reads
+  a parent cell, :func:`~s2cube.store.superres.read_parent_window`), then
+  :func:`~s2cube.landcover.wrapper.landcover_unets`, one "date": ``landcover_dates`` is 1
+  where the mosaic has data.  Only cells the mosaic has finished are classified; a cell the
+  mosaic recorded as empty is recorded empty, one without a mosaic record (not run yet, or no
+  scene reaches it: the mosaic records no such cell) is skipped, not recorded (a later run
+  does it) and listed in the report's ``mosaic_unfinished``.
 
 Model inference runs through :func:`s2cube.models.predict` (``device="cuda"`` annotates the
 tasks with the ``GPU`` resource; ``None`` picks CUDA per worker when there is one).
@@ -28,20 +34,40 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pystac
 
 from ..errors import InputError
+from ..execute import MosaicReport
 from ..grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .kernels import LANDCOVER_CLASSES, LANDCOVER_COLORS, fuse
 
-__all__ = ["LandcoverOptions", "cell_landcover", "landcover_store", "plan_looks"]
+__all__ = [
+    "LandcoverOptions",
+    "LandcoverReport",
+    "MOSAIC_MODELS",
+    "cell_landcover",
+    "landcover_store",
+    "plan_looks",
+]
+
+#: model names that classify the store's own mosaic (source "mosaic") instead of scenes
+MOSAIC_MODELS = ("unets",)
+#: the model tile edge when none is given: Dynamic World's 256, the U-nets' 128
+#: (:func:`~s2cube.landcover.wrapper.landcover_unets`' default)
+DEFAULT_WINDOW = {"unets": 128}
 
 
 class LandcoverOptions:
-    """The result-defining options of a land-cover run (recorded in every cell's record)."""
+    """The result-defining options of a land-cover run (recorded in every cell's record).
+
+    ``window=None`` is 256 px for a scene model (Dynamic World) and 128 px for ``"unets"``;
+    ``halo=None`` is ``window - 1`` (exact whatever the chunking).  The scene-fusion options
+    (``method``, ``alpha``, ``snow_threshold``, ``dilation``) do not act on the mosaic source.
+    """
 
     def __init__(
         self,
@@ -51,13 +77,15 @@ class LandcoverOptions:
         alpha: float = 0.1,
         snow_threshold: float = 0.5,
         dilation: int = 1,
-        window: int = 256,
+        window: int | None = None,
         overlap: int = 32,
         halo: int | None = None,
         cell_halo: int = 32,
         chunk: int = 512,
         precision: str = "fp32",
     ) -> None:
+        if window is None:
+            window = DEFAULT_WINDOW.get(model, 256)
         if method not in ("mean", "product"):
             raise InputError(f"method={method!r}; expected 'mean' or 'product'")
         if window < 16 or chunk < 16 or cell_halo < 0 or dilation < 0:
@@ -263,6 +291,16 @@ def write_task(
 
 
 # --------------------------------------------------------------------------- driver
+@dataclass
+class LandcoverReport(MosaicReport):
+    """What a :func:`landcover_store` run did: a :class:`~s2cube.execute.MosaicReport` plus,
+    for the mosaic source, the cells skipped because the mosaic has no record of them (not run
+    yet, or no scene reaches them); they are not recorded, so a later run does them."""
+
+    source: str = "scenes"
+    mosaic_unfinished: list[str] = field(default_factory=list)
+
+
 def _info(loaded: Any, options: LandcoverOptions, source: str) -> dict[str, Any]:
     return {
         "classes": {str(i + 1): c for i, c in enumerate(LANDCOVER_CLASSES)},
@@ -301,13 +339,15 @@ def landcover_store(
     ``landcover_confidence``, ``landcover_dates``), resumable, under the store's lease.
 
     ``catalog`` is needed for a scene model (Dynamic World: its nine bands are searched);
-    a mosaic model (``options.model="unets"`` or a saved three-U-net file) reads the store's
-    own mosaic and needs none.  The store is created (with ``grid``) if missing.  Returns a
-    :class:`~s2cube.execute.MosaicReport` (cells written, skipped, empty).
+    the mosaic model (``options.model="unets"``: the shipped U-nets) reads the store's own
+    finished mosaic cells and takes no catalog, dates or cloud limit.  The store is created
+    (with ``grid``) if missing (a scene model only).  Returns a :class:`LandcoverReport`
+    (cells written, skipped as finished, empty; for the mosaic source also the cells the
+    mosaic has not finished, which are left for a later run).
     """
     from .. import store as zs
     from ..driver import find_items
-    from ..execute import MosaicReport, run_tasks
+    from ..execute import run_tasks
     from ..store.landcover import add_landcover, read_landcover_manifest
 
     t0 = time.perf_counter()
@@ -336,11 +376,20 @@ def landcover_store(
             bands=tuple(loaded.card.input_bands),
             search_kwargs=search_kwargs,
         )
-    elif not zs.is_store(loc):
-        raise InputError(
-            f"model {loaded.card.name!r} classifies the store's mosaic, and {loc.url!r} is not a "
-            "store yet: run `s2cube mosaic` into it first"
-        )
+    else:
+        given = {"catalog": catalog, "start": start, "end": end, "max_cloud": max_cloud}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise InputError(
+                f"model {options.model!r} classifies the store's own mosaic and takes no "
+                f"catalog, start, end or max_cloud (given: {', '.join(extra)}); the mosaic's "
+                "dates are those of its `s2cube mosaic` run"
+            )
+        if not zs.is_store(loc):
+            raise InputError(
+                f"model {loaded.card.name!r} classifies the store's mosaic, and {loc.url!r} is "
+                "not a store yet: run `s2cube mosaic` into it first"
+            )
     cells = grid.cells_in_bbox(bbox_t)
     lease = zs.Lease(loc, break_lease=break_lease).acquire()
     lease.start()
@@ -353,26 +402,38 @@ def landcover_store(
             prepare_landcover_overviews(loc)
         done = set(read_landcover_manifest(loc)) if not overwrite else set()
         todo = [c for c in cells if c.name not in done]
-        report = MosaicReport(
+        report = LandcoverReport(
             store=loc.url,
             cells=[c.name for c in cells],
             scenes=len(items),
             skipped=[c.name for c in cells if c.name in done],
+            source=source,
         )
+        query: dict[str, Any] = {"bbox": list(bbox_t)}
+        if source == "scenes":
+            query |= {"start": str(start), "end": str(end), "max_cloud": max_cloud}
         run_record = {
             "landcover": options.to_record(),
             "model": loaded.card.name,
             "source": source,
-            "query": {"bbox": list(bbox_t), "start": str(start), "end": str(end),
-                      "max_cloud": max_cloud},
-        }  # fmt: skip
+            "query": query,
+        }
         from ..cluster import get_client
 
         client = get_client(scheduler, client=client)
-        tasks = _scene_tasks(
-            loc, todo, items, grid, loaded, options, run_record, overviews, lease.owner,
-            device, batch_size, client,
-        )  # fmt: skip
+        if source == "scenes":
+            tasks = _scene_tasks(
+                loc, todo, items, grid, loaded, options, run_record, overviews, lease.owner,
+                device, batch_size, client,
+            )  # fmt: skip
+        else:
+            mosaic_done = zs.read_manifest(loc)
+            report.mosaic_unfinished = [c.name for c in todo if c.name not in mosaic_done]
+            todo = [c for c in todo if c.name in mosaic_done]
+            tasks = _mosaic_tasks(
+                loc, todo, mosaic_done, grid, loaded, options, run_record, overviews,
+                lease.owner, device, batch_size,
+            )  # fmt: skip
         run_tasks(tasks, report, client=client, progress=progress)
         if overviews and todo:
             from ..overviews.landcover import build_coarse_landcover_overviews
@@ -384,10 +445,76 @@ def landcover_store(
     return report
 
 
+@dataclass(frozen=True)
+class UNetsCard:
+    """What the run record and the store's land-cover attributes need of the U-net set."""
+
+    name: str
+    classes: tuple[str, ...]
+    product_level: str
+    resolution_m: str
+
+
+@dataclass(frozen=True)
+class MosaicUNets:
+    """The shipped land-cover U-nets, loaded (``buildings`` is None: no weights ship)."""
+
+    card: UNetsCard
+    water: Any
+    vegetation: Any
+    buildings: Any = None
+
+
+def _unets_label(loaded: Mapping[str, Any]) -> str:
+    """``s2cube-unets[water=unet-water@<version>, ...]``: which weights made the map (the
+    card's version, or the first 12 hex digits of the shipped weights' sha256 when the card
+    has none)."""
+    import hashlib
+
+    from .unets import unet_weights_path
+
+    def one(key: str, m: Any) -> str:
+        version = str(getattr(m.card, "version", "") or "")
+        if not version:
+            digest = hashlib.sha256(unet_weights_path(key).read_bytes()).hexdigest()
+            version = f"sha256:{digest[:12]}"
+        return f"{key}={m.card.name}@{version}"
+
+    return "s2cube-unets[" + ", ".join(one(k, m) for k, m in loaded.items()) + "]"
+
+
+def load_mosaic_unets() -> MosaicUNets:
+    """The shipped U-nets (water and vegetation required, buildings when its weights ship)."""
+    from .unets import load_unet, shipped_unets
+
+    shipped = shipped_unets()
+    missing = [k for k in ("water", "vegetation") if k not in shipped]
+    if missing:
+        raise InputError(
+            f"model 'unets' needs the shipped {missing} U-net weights, and this install has "
+            f"only {list(shipped)} (s2cube/landcover/weights/unet-<name>.pt)"
+        )
+    loaded: dict[str, Any] = {
+        k: load_unet(k) for k in ("water", "vegetation", "buildings") if k in shipped
+    }
+    card = UNetsCard(
+        name=_unets_label(loaded),
+        classes=tuple(LANDCOVER_CLASSES),
+        product_level=", ".join(f"{k}={m.card.product_level}" for k, m in loaded.items()),
+        resolution_m=", ".join(f"{k}={m.card.resolution_m:g}" for k, m in loaded.items()),
+    )
+    return MosaicUNets(card, loaded["water"], loaded["vegetation"], loaded.get("buildings"))
+
+
 def _load_model(name: str) -> tuple[Any, str]:
-    """The model and its source (``scenes``: it classifies each scene of the catalog)."""
+    """The model and its source: ``mosaic`` (``"unets"``: the shipped U-nets classify the
+    store's own 4-band mosaic) or ``scenes`` (any other model: it classifies each scene of the
+    catalog).  A single trained U-net ``model.pt`` is not a mosaic model: the U-nets run as a
+    set (no file format holds the three together)."""
     from ..models import load_model
 
+    if name in MOSAIC_MODELS:
+        return load_mosaic_unets(), "mosaic"
     return load_model(name), "scenes"
 
 
@@ -446,6 +573,119 @@ def _scene_tasks(
             "date_blocks_run": int(look.sum()),
             "date_blocks_total": int(look.size),
         }
+        write = dask.delayed(write_task, pure=False, name=f"landcover-{cell.name}")
+        tasks.append((cell, write(loc, cell, packed, crop, rec, overviews, lease)))
+    return tasks
+
+
+# --------------------------------------------------------------------------- mosaic source
+MOSAIC_BANDS = ("red", "green", "blue", "nir")
+
+
+def read_mosaic_window(loc: Any, window: Any) -> np.ndarray:
+    """``(4, y, x)`` uint16 red, green, blue, nir of the store's mosaic over ``window`` (a cell
+    padded by its halo), read by :func:`~s2cube.store.superres.read_parent_window` (the
+    super-resolution driver's halo read); pixels past the globe's edge and in cells the mosaic
+    has not written are 0 (no data)."""
+    from ..store.superres import read_parent_window
+
+    arrays = read_parent_window(loc, window)
+    r, c = (int(v) for v in arrays.pop("_offset"))
+    out = np.zeros((len(MOSAIC_BANDS), *window.shape), np.uint16)
+    for i, band in enumerate(MOSAIC_BANDS):
+        a = arrays[band]
+        out[i, r : r + a.shape[0], c : c + a.shape[1]] = a
+    return out
+
+
+def _pack_unets(lc: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """(class, confidence, dates = 1 where classified) as the ``(3, y, x)`` float32 of
+    :func:`encode`; ``landcover_unets`` sets class 0 exactly where the mosaic has no data."""
+    lc = np.asarray(lc)
+    return np.stack([lc.astype(np.float32), np.asarray(conf), (lc > 0).astype(np.float32)])
+
+
+def mosaic_cell_landcover(
+    loc: Any,
+    cell: Cell,
+    grid: GlobalGrid,
+    unets: MosaicUNets,
+    options: LandcoverOptions,
+    device: str | None = None,
+    batch_size: int = 8,
+) -> Any:
+    """Lazy ``(3, y, x)`` float32 (class, confidence, dates) of a cell padded by
+    ``options.cell_halo`` px: the halo read, the U-nets and their combination as one dask
+    graph (chunks of ``options.chunk`` px)."""
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    from .wrapper import landcover_unets
+
+    window = grid.cell_window(cell).pad(options.cell_halo)
+    raw = da.from_delayed(
+        dask.delayed(read_mosaic_window, pure=False)(loc, window),
+        shape=(len(MOSAIC_BANDS), *window.shape),
+        dtype=np.uint16,
+        meta=np.empty((0, 0, 0), np.uint16),
+    ).rechunk((-1, options.chunk, options.chunk))
+    rgbn = xr.DataArray(raw, dims=("band", "y", "x"), coords={"band": list(MOSAIC_BANDS)})
+    out = landcover_unets(
+        rgbn,
+        water=unets.water,
+        vegetation=unets.vegetation,
+        buildings=unets.buildings,
+        window=options.window,
+        overlap=options.overlap,
+        halo=options.halo,
+        batch_size=batch_size,
+        precision=options.precision,
+        device=device,
+    )
+    return da.map_blocks(
+        _pack_unets,
+        out["landcover"].data,
+        out["confidence"].data,
+        new_axis=0,
+        chunks=((3,), *out["landcover"].data.chunks),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
+    )
+
+
+def _mosaic_tasks(
+    loc: Any,
+    cells: Sequence[Cell],
+    mosaic_done: Mapping[str, Mapping[str, Any]],
+    grid: GlobalGrid,
+    unets: MosaicUNets,
+    options: LandcoverOptions,
+    run_record: dict[str, Any],
+    overviews: bool,
+    lease: str | None,
+    device: str | None,
+    batch_size: int,
+) -> list[tuple[Cell, Any]]:
+    """Per cell the mosaic has finished: the lazy write task over the halo read and the
+    U-nets; a cell the mosaic recorded as empty is recorded empty (no shard written)."""
+    import dask
+
+    from ..store.landcover import write_empty_landcover_cell
+
+    halo = options.cell_halo
+    crop = (slice(halo, halo + grid.cell_pixels), slice(halo, halo + grid.cell_pixels))
+    tasks: list[tuple[Cell, Any]] = []
+    for cell in cells:
+        mrec = mosaic_done[cell.name]
+        rec = {**run_record, "mosaic_finished": mrec.get("finished")}
+        if mrec.get("empty"):
+            task = dask.delayed(write_empty_landcover_cell, pure=False)(
+                loc, cell, record={**rec, "mosaic_empty": True}, lease=lease
+            )
+            tasks.append((cell, task))
+            continue
+        packed = mosaic_cell_landcover(loc, cell, grid, unets, options, device, batch_size)
         write = dask.delayed(write_task, pure=False, name=f"landcover-{cell.name}")
         tasks.append((cell, write(loc, cell, packed, crop, rec, overviews, lease)))
     return tasks
