@@ -204,10 +204,27 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _cli_here(*args: str) -> tuple[int, str]:
+    """`s2cube train landcover` in this process (no interpreter and torch import per run):
+    exit code and output (stdout and stderr), with the traceback of an unexpected error."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from s2cube.cli import main
+
+    res = CliRunner().invoke(main, ["train", "landcover", *args])
+    out = res.output
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        out += "".join(traceback.format_exception(*res.exc_info))
+    return res.exit_code, out
+
+
 def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
     """`s2cube train landcover` on the real 120 m fixture with GeoJSON polygons (lon/lat) and a
     CSV mapping, one epoch, then resumed to two; with a label raster and a JSON mapping; bad
-    input exits 2 with a message."""
+    input exits 2 with a message.  In process (the command's own code, as a subprocess runs it;
+    three interpreter and torch imports less)."""
     from pyproj import Transformer
 
     transform, (h, w) = _catalog_bbox_grid(real_catalog)
@@ -242,12 +259,12 @@ def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
         "--max-patches", "40", "--holdout-side", "south", "--holdout-fraction", "0.3",
         "--threads", "1", "--max-items", "4",
     ]  # fmt: skip
-    one = _cli(*common, "--epochs", "1")
-    assert one.returncode == 0, one.stderr
-    assert "held-out OA" in one.stdout
-    two = _cli(*common, "--epochs", "2", "--resume")
-    assert two.returncode == 0, two.stderr
-    assert "resumed after epoch 1" in two.stdout
+    code, out = _cli_here(*common, "--epochs", "1")
+    assert code == 0, out
+    assert "held-out OA" in out
+    code, out = _cli_here(*common, "--epochs", "2", "--resume")
+    assert code == 0, out
+    assert "resumed after epoch 1" in out
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert "polygons" in card["training_data"] and card["metrics"]["epochs"] == 2
     assert card["metrics"]["held_out"]["n_pixels"] > 0
@@ -265,19 +282,14 @@ def test_cli_trains_from_polygons_and_resumes(tmp_path, real_catalog) -> None:
     i = common.index("--labels-vector")
     from_raster = common[:i] + common[i + 6 :]
     from_raster[from_raster.index(str(tmp_path / "run"))] = str(tmp_path / "raster")
-    rast = _cli(*from_raster, "--labels-raster", str(tmp_path / "wc.tif"), "--mapping",
-                str(tmp_path / "wc.json"), "--epochs", "1")  # fmt: skip
-    assert rast.returncode == 0, rast.stderr
+    code, out = _cli_here(*from_raster, "--labels-raster", str(tmp_path / "wc.tif"),
+                          "--mapping", str(tmp_path / "wc.json"), "--epochs", "1")  # fmt: skip
+    assert code == 0, out
     card = json.loads((tmp_path / "raster" / "model.json").read_text())
     assert "label raster" in card["training_data"] and card["metrics"]["held_out"]["n_pixels"]
-    # bad input: exit 2 with a message (in-process: it fails before reading anything)
-    from click.testing import CliRunner
-
-    from s2cube.cli import main
-
-    args = ["train", "landcover", str(real_catalog), "--model", "buildings", "--out", "x"]
-    bad = CliRunner().invoke(main, args)
-    assert bad.exit_code == 2 and "buildings model needs" in bad.output
+    # bad input: exit 2 with a message
+    code, out = _cli_here(str(real_catalog), "--model", "buildings", "--out", "x")
+    assert code == 2 and "buildings model needs" in out
 
 
 def test_built_split_known_answers() -> None:
