@@ -111,17 +111,24 @@ def table(s: dict[str, dict[str, float]], scale: int, n_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(gen: Generator, hr_dn: np.ndarray, scale: int, path: Path) -> None:
+def figure(gen: Generator, hr_dn: np.ndarray, where: np.ndarray, scale: int, path: Path) -> None:
     """Input (nearest), bicubic, SR and truth side by side on held-out test images.
 
     Each panel is true colour with one fixed linear stretch (0-2000 DN) so the four are
-    comparable; the crops are the two test images with the most local contrast (texture shows
-    what SR adds or invents), enlarged 2x by pixel repetition."""
+    comparable; the crops are the two test images with the most local contrast at two
+    different places (texture shows what SR adds or invents), enlarged 2x by pixel
+    repetition."""
     from PIL import Image, ImageDraw
 
     contrast = [float(np.abs(np.diff(img[0].astype(float), axis=1)).mean()) for img in hr_dn]
+    picked: list[int] = []
+    for i in np.argsort(contrast)[::-1]:
+        if all(np.abs(where[i, 1:] - where[j, 1:]).max() >= TEST_PATCH for j in picked):
+            picked.append(int(i))
+        if len(picked) == 2:
+            break
     rows = []
-    for i in np.argsort(contrast)[::-1][:2]:
+    for i in picked:
         hr = hr_dn[i].astype(np.float64) / 1e4
         lr_dn = np.clip(np.rint(degrade(hr, scale) * 1e4), 1, 65535).astype(np.uint16)
         panels = {
@@ -169,7 +176,7 @@ def main() -> int:
     if args.table:
         args.table.write_text(text)
     if args.figure:
-        figure(gen, images, config["scale"], args.figure)
+        figure(gen, images, where, config["scale"], args.figure)
     best = state["best_epoch"]
     card = {
         "name": f"s2cube-srresnet-x{config['scale']}",

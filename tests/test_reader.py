@@ -43,6 +43,18 @@ GRID = GlobalGrid(resolution=Fraction(1, 1000), cell_size=Fraction(1, 2), chunk_
 HEADER_BYTES = 16384
 
 
+@pytest.fixture(autouse=True)
+def _short_backoff() -> Iterator[None]:
+    """The read policy's retries with a 10 ms first backoff (default 0.25 s): the retry
+    paths run the same, the suite waits less."""
+    import dask
+
+    from s2cube.reader.policy import BACKOFF_KEY
+
+    with dask.config.set({BACKOFF_KEY: 0.01}):
+        yield
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Files with byte ranges; ``/fail/...`` → 500, ``/flaky/...`` → 500 after the header."""
 

@@ -140,6 +140,9 @@ def test_training_bad_input(real_patches: np.ndarray, tmp_path: object) -> None:
         SRTrainConfig(patch=30)
     with pytest.raises(InputError, match="expected"):
         train_sr(real_patches[:, :, :16, :16], real_patches, Path(str(tmp_path)), config=_config())
+    with pytest.raises(InputError, match="init='nothing.pt' is not a file"):
+        train_sr(real_patches, real_patches, Path(str(tmp_path)) / "y",
+                 config=_config(init="nothing.pt"))  # fmt: skip
     with pytest.raises(InputError, match="no checkpoint"):
         train_sr(real_patches, real_patches, Path(str(tmp_path)) / "x", config=_config(),
                  resume=True)  # fmt: skip

@@ -287,6 +287,12 @@ train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landc
 )
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
 @click.option(
+    "--init",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Start from this generator.pt (same architecture) instead of a seeded init.",
+)
+@click.option(
     "--from-npz",
     type=click.Path(dir_okay=False, exists=True),
     default=None,

@@ -68,6 +68,9 @@ class SRTrainConfig:
     seed: int = 0
     steps_per_epoch: int | None = None
     device: str | None = None
+    #: a generator state_dict (``generator.pt`` of an earlier run, same architecture) to start
+    #: from instead of the seeded initialisation: fine-tuning, e.g. with larger patches
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.patch % self.scale or self.patch < 4 * self.scale:
@@ -281,6 +284,16 @@ def train_sr(
     bands = int(train_patches.shape[1])
     torch.manual_seed(config.seed)
     gen = Generator(config.scale, bands, config.features, config.blocks).to(dev)
+    if config.init and not resume:
+        if not Path(config.init).is_file():
+            raise InputError(f"init={config.init!r} is not a file; give a generator.pt")
+        try:
+            gen.load_state_dict(torch.load(config.init, map_location=dev, weights_only=True))
+        except RuntimeError as err:
+            raise InputError(
+                f"init={config.init!r} does not fit Generator(scale={config.scale}, "
+                f"features={config.features}, blocks={config.blocks}): {err}"
+            ) from err
     disc = Discriminator(bands, config.disc_features).to(dev)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.9, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.9, 0.99))

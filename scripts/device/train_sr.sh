@@ -22,6 +22,7 @@ NPZ=.device/sr/fixture_120m.npz
 
 if [[ "${1:-}" == "--prepare" ]]; then
   mkdir -p .device/sr
+  grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
   python - "$CATALOG" "$NPZ" <<'PY'
 import sys, warnings
 import numpy as np
