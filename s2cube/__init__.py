@@ -25,6 +25,7 @@ from .errors import (
     MissingDependencyError,
     RasterReadError,
     S2CubeError,
+    SceneReadError,
     StoreError,
 )
 from .execute import MosaicReport
@@ -33,6 +34,7 @@ from .grid import DEFAULT_GRID, Cell, GlobalGrid
 from .harmonize.fit import SceneParams
 from .landcover import landcover
 from .mask import mask
+from .planner import SceneDroppedWarning
 from .reader import ReadFailureWarning
 from .search import normalize_item, normalize_items, search
 from .store import (
@@ -64,7 +66,9 @@ __all__ = [
     "RasterReadError",
     "ReadFailureWarning",
     "S2CubeError",
+    "SceneDroppedWarning",
     "SceneParams",
+    "SceneReadError",
     "StoreError",
     "__version__",
     "composite",

@@ -268,27 +268,69 @@ def test_product_resumes_a_lost_cell(parent: Path, product: Path, gen: object) -
 
 
 def test_consistency_with_shipped_weights(parent: Path) -> None:
-    """Block-averaging the SR output (s × s, the Wald degradation's footprint) stays close to
-    its input: a cross-check of band order, alignment and normalisation end to end with the
-    shipped weights (a loose bound, not a score: docs/superres.md has the metrics)."""
+    """End to end with the shipped weights on real store pixels: band order, alignment and
+    normalisation.  The store's 1/800° pixels come from the 120 m fixture, which was resampled
+    upstream and is far sharper than a sensor image at that pixel size (out of the model's
+    domain: docs/superres.md), so they are first degraded by the Wald operator (what a sensor
+    with these larger pixels would see); the SR output degraded back must then match that
+    input, and each band must follow its own input band (no swap)."""
     import s2cube
     from s2cube.superres import model
+    from s2cube.superres.degrade import degrade
     from s2cube.superres.infer import superres_array
 
     if SCALE not in list(model.shipped_scales()):
         pytest.skip(f"no shipped x{SCALE} weights")
     p = s2cube.open_store(parent, bbox=BBOX, chunks=False)
-    x = np.stack([p[b].values for b in ("red", "green", "blue", "nir")]).astype("uint16")
-    x = x[:, :40, :40]
+    hr = np.stack([p[b].values for b in ("red", "green", "blue", "nir")]).astype(float)[
+        :, :160, :160
+    ]
+    assert (hr > 0).all()
+    x = np.clip(np.rint(degrade(hr / 1e4, SCALE) * 1e4), 1, 65535).astype("uint16")  # 40 x 40
     y = superres_array(x, model.load_generator(SCALE), tile=40, device="cpu").astype(float)
-    avg = y.reshape(4, 40, SCALE, 40, SCALE).mean(axis=(2, 4))
-    valid = (x > 0).all(0)
+    back = degrade(y / 1e4, SCALE) * 1e4
     for i in range(4):
-        rel = np.abs(avg[i][valid] - x[i][valid]).mean() / x[i][valid].mean()
-        assert rel < 0.1, (i, rel)
-        # each band follows its own input band best (no swap)
-        corr = [np.corrcoef(avg[i][valid], x[k][valid].astype(float))[0, 1] for k in range(4)]
+        rel = np.abs(back[i] - x[i]).mean() / x[i].mean()
+        assert rel < 0.03, (i, rel)
+        corr = [np.corrcoef(back[i].ravel(), x[k].ravel().astype(float))[0, 1] for k in range(4)]
         assert int(np.argmax(corr)) == i or corr[i] > 0.99, corr
+
+
+def test_shipped_weights_on_native_10m_data(shared_data: Path) -> None:
+    """The shipped x4 generator on real native-resolution Sentinel-2 it never saw (the 10 m
+    Slovenia patch, L1C 2015, its three cloud-free dates): at the Wald scale it beats bicubic
+    (PSNR, SSIM, spectral angle), and applied one scale up to the 10 m pixels themselves its
+    4 x 4 block means stay within 6 % of the input (the 120 m fixture, resampled upstream,
+    gives 20-37 %: docs/superres.md)."""
+    import rasterio
+
+    from s2cube.superres import metrics as M
+    from s2cube.superres import model
+    from s2cube.superres.degrade import degrade
+    from s2cube.superres.infer import superres_array
+
+    if SCALE not in list(model.shipped_scales()):
+        pytest.skip(f"no shipped x{SCALE} weights")
+    gen = model.load_generator(SCALE, device="cpu")
+    folder = shared_data / "eolearn_testeopatch_slovenia_33N" / "reference_scenes_l1c_13band"
+    for date in ("20150711", "20150830", "20150909"):
+        (path,) = folder.glob(f"S2_L1C_TOA_{date}T*_13band.tif")
+        with rasterio.open(path) as src:
+            idx = [list(src.descriptions).index(b) + 1 for b in ("B04", "B03", "B02", "B08")]
+            hr = src.read(idx)[:, :100, :100].astype(float)
+        lr = np.clip(np.rint(degrade(hr, SCALE) * 1e4), 1, 65535).astype("uint16")
+        sr = superres_array(lr, gen, tile=25, device="cpu") / 1e4
+        bic = torch.nn.functional.interpolate(
+            torch.from_numpy(lr[None].astype(np.float32) / 1e4), scale_factor=SCALE,
+            mode="bicubic", align_corners=False,
+        )[0].numpy()  # fmt: skip
+        assert M.psnr(hr, sr) > M.psnr(hr, bic) + 0.3, date
+        assert M.ssim(hr, sr) > M.ssim(hr, bic) and M.sam(hr, sr) < M.sam(hr, bic), date
+        native = np.clip(np.rint(hr * 1e4), 1, 65535).astype("uint16")
+        up = superres_array(native, gen, tile=50, device="cpu").astype(float)
+        means = up.reshape(4, 100, SCALE, 100, SCALE).mean(axis=(2, 4))
+        rel = np.abs(means - native).mean(axis=(1, 2)) / native.mean(axis=(1, 2))
+        assert (rel < 0.06).all(), (date, rel)
 
 
 def test_cli_bad_input(parent: Path, tmp_path: Path) -> None:
