@@ -37,7 +37,7 @@ OPTIONAL_COMMANDS = {
         "s2cube.cli.superres",
         "superres",
         "ml",
-        "Super-resolve a store's cells into STORE/superres/x<scale> (SRGAN).",
+        "Super-resolve a store's cells into STORE/superres/x<scale> (SRResNet).",
     ),
 }
 
