@@ -30,11 +30,13 @@ __all__ = [
     "FILL_DIRECTIONS",
     "HARMONIZE_METHODS",
     "INPAINT_METHODS",
+    "LANDCOVER_MODELS",
     "MASK_METHODS",
     "RESAMPLING_METHODS",
     "CompositeSpec",
     "ExecutionOptions",
     "MosaicConfig",
+    "PIXEL_NEUTRAL",
     "blend_halo",
     "check_bands",
     "check_priority",
@@ -50,7 +52,12 @@ MASK_METHODS: tuple[str, ...] = get_args(MaskMethod)
 RESAMPLING_METHODS: tuple[str, ...] = get_args(Resampling)
 FillDirection = Literal["both", "back", "forward"]
 InpaintMethod = Literal["none", "telea", "biharmonic"]
+LandcoverModel = Literal["none", "unets", "dynamicworld"]
 FILL_DIRECTIONS: tuple[str, ...] = get_args(FillDirection)
+LANDCOVER_MODELS: tuple[str, ...] = get_args(LandcoverModel)
+#: MosaicConfig options that do not change the mosaic's pixels: recorded, but a resume may
+#: change them (asking for land cover on a finished mosaic adds it without redoing the mosaic)
+PIXEL_NEUTRAL = frozenset({"landcover"})
 INPAINT_METHODS: tuple[str, ...] = get_args(InpaintMethod)
 
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
@@ -202,6 +209,13 @@ class MosaicConfig:
         "Spatial inpainting of the holes left after donors (flagged fill=3, never counted as "
         "observations; telea needs the 'fill' extra).",
     )
+    landcover: LandcoverModel = _opt(
+        "none",
+        "After the mosaic, land cover into the same store: 'unets' (the seed's U-nets on the "
+        "mosaic's 4 bands) or 'dynamicworld' (each clear scene of the catalog, nine bands); "
+        "the same as `s2cube landcover` afterwards (docs/landcover.md). The mosaic's pixels "
+        "do not change.",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", check_bands(self.bands))
@@ -212,6 +226,12 @@ class MosaicConfig:
         _choice("mask_method", self.mask_method, MASK_METHODS)
         _choice("fill_direction", self.fill_direction, FILL_DIRECTIONS)
         _choice("inpaint", self.inpaint, INPAINT_METHODS)
+        _choice("landcover", self.landcover, LANDCOVER_MODELS)
+        if self.landcover == "unets" and not MODEL_BANDS <= set(self.bands):
+            raise InputError(
+                f"landcover='unets' reads the mosaic's red, green, blue and nir; "
+                f"bands={list(self.bands)} lacks {sorted(MODEL_BANDS - set(self.bands))}"
+            )
         fp = self.fill_periods
         if not isinstance(fp, int) or isinstance(fp, bool) or fp < 0:
             raise InputError(f"fill_periods={fp!r} must be a whole number of periods >= 0")

@@ -29,7 +29,7 @@ from typing import Any
 import pystac
 import xarray as xr
 
-from .config import ExecutionOptions, MosaicConfig
+from .config import PIXEL_NEUTRAL, ExecutionOptions, MosaicConfig
 from .donors import check_fill, fill_jobs, find_donors
 from .errors import InputError, LimitError, SceneReadError
 from .execute import MosaicReport, Progress, cell_tasks, run_tasks
@@ -193,12 +193,27 @@ def mosaic(
     lease = zs.Lease(store, break_lease=break_lease).acquire()
     lease.start()
     try:
-        return _run(
+        report = _run(
             store, lease, items, cells, grid, config, execution, client, scheduler, overwrite,
             progress, bbox_t, start, end, max_cloud, t0, donors, retry_dropped,
         )  # fmt: skip
     finally:
         lease.release()
+    if config.landcover != "none":
+        # its own stage with its own manifest and lease, exactly `s2cube landcover` after
+        from .landcover.run import LandcoverOptions, landcover_store
+
+        scenes = config.landcover != "unets"  # Dynamic World classifies the catalog's scenes
+        lc = landcover_store(
+            store, catalog if scenes else None, bbox=bbox_t,
+            start=start if scenes else None, end=end if scenes else None,
+            max_cloud=max_cloud if scenes else None,
+            options=LandcoverOptions(model=config.landcover), overviews=execution.overviews,
+            overwrite=overwrite, client=client, scheduler=scheduler,
+            search_kwargs=search_kwargs if scenes else None,
+        )  # fmt: skip
+        report.landcover = lc.to_dict()
+    return report
 
 
 def _run(
@@ -371,7 +386,8 @@ def check_resume(
         old_c = rec.get("config")
         if old_c is None:
             continue  # a record of a version that did not keep the run's options
-        diff = sorted(k for k in set(want) | set(old_c) if want.get(k) != old_c.get(k))
+        keys = (set(want) | set(old_c)) - PIXEL_NEUTRAL
+        diff = sorted(k for k in keys if want.get(k) != old_c.get(k))
         diff += sorted(k for k in query if old_q[k] != query[k])
         if diff:
             was = ", ".join(f"{k}={old_q[k] if k in query else old_c.get(k)!r}" for k in diff[:6])

@@ -91,6 +91,8 @@ class MosaicReport:
     scenes: int = 0
     seconds: float = 0.0
     dashboard: str | None = None
+    #: the land-cover stage's report when the config asked for it (``MosaicConfig.landcover``)
+    landcover: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,6 +40,7 @@ CASES = {
     ),
     "fill_direction": (("--fill-direction", "back"), "config", "back"),
     "inpaint": (("--inpaint", "telea"), "config", "telea"),
+    "landcover": (("--landcover", "unets"), "config", "unets"),
     "plan": (("--no-plan",), "execution", False),
     "block": (("--block", "64"), "execution", 64),
     "strict": (("--strict",), "execution", True),

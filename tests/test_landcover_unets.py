@@ -572,3 +572,43 @@ def test_landcover_store_unets_on_the_mosaic(tmp_path, real_catalog) -> None:
     assert bad.exit_code == 2 and "takes no catalog" in bad.output
     ver = _s2cube("verify", str(store))
     assert ver.returncode == 0, ver.stdout + ver.stderr
+
+
+@pytest.mark.skipif(
+    not {"water", "vegetation"} <= set(shipped_unets()), reason="U-net weights not shipped"
+)
+def test_mosaic_landcover_flag_equals_the_command_and_resumes(tmp_path, real_catalog) -> None:
+    """`s2cube mosaic ... --landcover unets` (``MosaicConfig.landcover``) runs the land-cover
+    stage after the mosaic, into the same store: the same map as the mosaic followed by
+    `s2cube landcover` (test above), and asking for it on a finished mosaic is a resume that
+    adds the land cover without redoing the mosaic (the option does not change its pixels)."""
+    import s2cube
+    from s2cube.store import read_manifest
+    from s2cube.store.landcover import read_landcover_manifest
+
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    run = _s2cube(
+        "mosaic", "--catalog", str(real_catalog), "--bbox", *STORE_BBOX, "--start", "2023-08-01",
+        "--end", "2023-08-31", *GRID_ARGS, "--store", str(a), "--workers", "0", "--no-progress",
+        "--landcover", "unets",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "2 cell(s) written" in run.stdout
+    assert "land cover (unets): 2 cell(s) written, 0 already finished" in run.stdout
+    assert sorted(read_landcover_manifest(a)) == CELLS
+    assert {r["config"]["landcover"] for r in read_manifest(a).values()} == {"unets"}
+
+    _mosaic(b, real_catalog, STORE_BBOX)  # no land cover
+    again = _s2cube(
+        "mosaic", "--catalog", str(real_catalog), "--bbox", *STORE_BBOX, "--start", "2023-08-01",
+        "--end", "2023-08-31", *GRID_ARGS, "--store", str(b), "--workers", "0", "--no-progress",
+        "--landcover", "unets",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "0 cell(s) written, 2 already finished" in again.stdout
+    assert "land cover (unets): 2 cell(s) written" in again.stdout
+    box = tuple(float(v) for v in STORE_BBOX)
+    da, db = (s2cube.open_store(s, bbox=box, chunks=False) for s in (a, b))
+    for var in ("red", "nir", "landcover", "landcover_confidence", "landcover_dates"):
+        np.testing.assert_array_equal(da[var].values, db[var].values, err_msg=var)
+    assert (da.landcover.values > 0).mean() > 0.98

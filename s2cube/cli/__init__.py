@@ -357,6 +357,13 @@ def mosaic_cmd(
         f"in {report.seconds:.1f} s "
         f"→ {store}"
     )
+    if report.landcover is not None:
+        lc = report.landcover
+        click.echo(
+            f"land cover ({config.landcover}): {len(lc['written'])} cell(s) written, "
+            f"{len(lc['skipped'])} already finished, {len(lc.get('mosaic_unfinished', []))} "
+            f"without a finished mosaic cell, in {lc['seconds']:.1f} s"
+        )
 
 
 def _check_workers_see(client: Any, store: Path) -> None:
