@@ -204,7 +204,9 @@ def broken(tmp_path_factory: pytest.TempPathFactory, server: str, real_items):
     corrupt = bytearray(red)
     corrupt[2048 : len(red) - 2048] = np.random.default_rng(0).bytes(len(red) - 4096)
     (files / "red_corrupt.tif").write_bytes(bytes(corrupt))
-    rel_red = Path(real_items[SOURCE]["assets"]["red"]["href"]).relative_to(FIXTURE)
+    rel_red = (
+        Path(real_items[SOURCE]["assets"]["red"]["href"]).resolve().relative_to(FIXTURE.resolve())
+    )  # resolved: ../shared may be a symbolic link
     bad = [
         # fail in the survey (SCL is read by every look)
         bad_copy(real_items, "scl_missing", scl=str(files / "nope.tif")),
