@@ -461,13 +461,14 @@ def _s2cube(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _mosaic(store, catalog, bbox) -> None:
+def _mosaic(store, catalog, bbox, *extra: str) -> subprocess.CompletedProcess[str]:
     run = _s2cube(
         "mosaic", "--catalog", str(catalog), "--bbox", *bbox, "--start", "2023-08-01",
         "--end", "2023-08-31", *GRID_ARGS, "--store", str(store), "--workers", "0",
-        "--no-progress",
+        "--no-progress", *extra,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    return run
 
 
 @pytest.mark.skipif(
@@ -587,24 +588,14 @@ def test_mosaic_landcover_flag_equals_the_command_and_resumes(tmp_path, real_cat
     from s2cube.store.landcover import read_landcover_manifest
 
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
-    run = _s2cube(
-        "mosaic", "--catalog", str(real_catalog), "--bbox", *STORE_BBOX, "--start", "2023-08-01",
-        "--end", "2023-08-31", *GRID_ARGS, "--store", str(a), "--workers", "0", "--no-progress",
-        "--landcover", "unets",
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    run = _mosaic(a, real_catalog, STORE_BBOX, "--landcover", "unets")
     assert "2 cell(s) written" in run.stdout
     assert "land cover (unets): 2 cell(s) written, 0 already finished" in run.stdout
     assert sorted(read_landcover_manifest(a)) == CELLS
     assert {r["config"]["landcover"] for r in read_manifest(a).values()} == {"unets"}
 
     _mosaic(b, real_catalog, STORE_BBOX)  # no land cover
-    again = _s2cube(
-        "mosaic", "--catalog", str(real_catalog), "--bbox", *STORE_BBOX, "--start", "2023-08-01",
-        "--end", "2023-08-31", *GRID_ARGS, "--store", str(b), "--workers", "0", "--no-progress",
-        "--landcover", "unets",
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr
+    again = _mosaic(b, real_catalog, STORE_BBOX, "--landcover", "unets")
     assert "0 cell(s) written, 2 already finished" in again.stdout
     assert "land cover (unets): 2 cell(s) written" in again.stdout
     box = tuple(float(v) for v in STORE_BBOX)
