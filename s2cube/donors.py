@@ -83,7 +83,7 @@ def find_donors(
 
 
 def fill_jobs(
-    planned: Mapping[str, Any],
+    cells: Sequence[str],
     donors: Sequence[pystac.Item],
     grid: GlobalGrid,
     config: MosaicConfig,
@@ -92,8 +92,9 @@ def fill_jobs(
     start: Any,
     end: Any,
 ) -> dict[str, tuple[Any, Any]]:
-    """Per planned cell: its :class:`~s2cube.execute.FillJob` and lazy donor cube (None: no
-    donor touches the cell).  Empty when the config fills no holes."""
+    """Per cell (by name; planned or not: a cell its period never reached is filled from
+    donors alone): its :class:`~s2cube.execute.FillJob` and lazy donor cube (None: no donor
+    touches the cell).  Empty when the config fills no holes."""
     if not config.fills_holes:
         return {}
     from .cube import items_touching, load
@@ -104,7 +105,7 @@ def fill_jobs(
     s, e = parse_dates(start, end)
     period = (str(s.date()), str(e.date())) if s is not None and e is not None else None
     out: dict[str, tuple[Any, Any]] = {}
-    for name in planned:
+    for name in cells:
         cell = Cell.from_name(name)
         near = items_touching(donors, grid.cell_window(cell).pad(halo).bounds) if donors else []
         cube = None
@@ -125,6 +126,7 @@ def fill_jobs(
             max_periods=config.fill_periods,
             inpaint=None if config.inpaint == "none" else config.inpaint,
             scene_index={it.id: scene_index[it.id] for it in near},
+            window=grid.cell_window(cell),
         )
         out[name] = (job, cube)
     return out

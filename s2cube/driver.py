@@ -31,7 +31,7 @@ import xarray as xr
 
 from .config import PIXEL_NEUTRAL, ExecutionOptions, MosaicConfig
 from .donors import check_fill, fill_jobs, find_donors
-from .errors import InputError, LimitError, SceneReadError
+from .errors import EmptySearchError, InputError, LimitError, SceneReadError
 from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import cells_reached, plan_cells
@@ -167,15 +167,22 @@ def mosaic(
     n_cells = grid.count_cells_in_bbox(bbox_t)
     check_limits(grid, n_cells, None, confirm=confirm)
 
-    items = find_items(
-        catalog,
-        bbox=bbox_t,
-        start=start,
-        end=end,
-        max_cloud=max_cloud,
-        bands=config.bands,
-        search_kwargs=search_kwargs,
-    )
+    no_items: EmptySearchError | None = None
+    try:
+        items = find_items(
+            catalog,
+            bbox=bbox_t,
+            start=start,
+            end=end,
+            max_cloud=max_cloud,
+            bands=config.bands,
+            search_kwargs=search_kwargs,
+        )
+    except EmptySearchError as exc:
+        # a period with no scene at all may still be filled from other periods
+        if config.fill_periods == 0:
+            raise
+        items, no_items = [], exc
     donors = find_donors(
         catalog,
         config,
@@ -186,6 +193,8 @@ def mosaic(
         max_cloud=max_cloud,
         search_kwargs=search_kwargs,
     )
+    if no_items is not None and not donors:
+        raise no_items
     check_limits(grid, n_cells, len(items) + len(donors), confirm=confirm)
     cells = grid.cells_in_bbox(bbox_t)
     # one writer at a time: the lease is held (and renewed) from before the template is
@@ -300,7 +309,8 @@ def _run(
             "max_cloud": max_cloud,
         },
     }
-    fills = fill_jobs(run.cells, donors, grid, config, execution, scene_index, start, end)
+    names = [c.name for c in todo]
+    fills = fill_jobs(names, donors, grid, config, execution, scene_index, start, end)
     tasks = cell_tasks(
         store,
         todo,

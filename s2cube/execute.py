@@ -109,12 +109,14 @@ class FillJob:
     max_periods: int
     inpaint: str | None
     scene_index: dict[str, int]
+    #: the cell's window: a cell its period never reached is filled from an empty composite
+    window: Any = None
 
 
 def write_task(
     store: StoreLike,
     cell: Cell,
-    ds: xr.Dataset,
+    ds: xr.Dataset | None,
     record: dict[str, Any],
     overviews: bool,
     stats: list[dict[str, Any]] | None = None,
@@ -124,12 +126,19 @@ def write_task(
 ) -> dict[str, Any]:
     """Runs on a worker: ``ds``, ``stats`` and ``donors`` arrive computed (numpy-backed).
 
-    With ``fill``, the cell's holes are filled (donors, then inpainting) before the write."""
+    With ``fill``, the cell's holes are filled (donors, then inpainting) before the write;
+    ``ds`` None (with ``fill``): the period has no scene in the cell, its donors fill an empty
+    composite."""
     from .harmonize.metrics import seam_metric
 
     t0 = time.perf_counter()
     record = dict(record)
     metrics = dict(record.pop("metrics", {}))
+    if ds is None:  # a cell its period never reached, filled from donors alone
+        from .composite.engine import empty_composite
+
+        assert fill is not None and fill.window is not None
+        ds = empty_composite(fill.window, fill.spec.bands)
     if fill is not None:
         from .fill import fill_cell
 
@@ -185,14 +194,18 @@ def cell_tasks(
     tasks = []
     for cell in cells:
         pc = planned.get(cell.name)
+        job, donors = (fills or {}).get(cell.name, (None, None))
+        write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
         if pc is None:
             record = {**run_record, "dropped_scenes": list((dropped or {}).get(cell.name, []))}
-            task = dask.delayed(write_empty_cell, pure=False)(
-                store, cell, record=record, lease=lease
-            )
+            if job is not None and donors is not None:
+                # the period never reached the cell: donors from other periods fill it all
+                task = write(store, cell, None, record, overviews, None, lease, job, donors)
+            else:
+                task = dask.delayed(write_empty_cell, pure=False)(
+                    store, cell, record=record, lease=lease
+                )
         else:
-            write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
-            job, donors = (fills or {}).get(cell.name, (None, None))
             task = write(
                 store,
                 cell,

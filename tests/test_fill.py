@@ -92,6 +92,59 @@ def test_fill_holes_provenance_and_codes():
     ).all()
 
 
+def test_nothing_observed_donors_unfitted_nearest_then_clearest():
+    """A composite that observed nothing (a cell its period never saw clear) has no ring to fit
+    to: donors come as they are, by rank, then the one clear over most of the hole first;
+    a component that has a ring still rejects a donor that does not share it."""
+    truth = _texture((40, 40), seed=3)
+    empty = np.zeros_like(truth)
+    nothing = np.zeros((40, 40), bool)
+    a = np.clip(truth * 0.8 + 50, 1, None).astype("uint16")  # another calibration
+    b = truth
+    clear_a = np.zeros((40, 40), bool)
+    clear_a[:, :24] = True  # 60 % clear
+    clear_b = np.ones((40, 40), bool)
+    donors, clear = np.stack([a, b]), np.stack([clear_a, clear_b])
+    # one rank: b (clear over all of it) first, so b everywhere, exactly its own pixels
+    filled, source, fits = fill_from_donors(empty, nothing, donors, clear)
+    assert (source == 1).all()
+    np.testing.assert_array_equal(filled, b)
+    assert {f.reason for f in fits} == {"no ring: unfitted"} and all(f.accepted for f in fits)
+    assert all(np.isnan(f.rmse) for f in fits)
+    # a nearer period first: a where it is clear (unchanged, not fitted), b elsewhere
+    filled, source, _ = fill_from_donors(empty, nothing, donors, clear, rank=np.array([1, 2]))
+    assert (source[clear_a] == 0).all() and (source[~clear_a] == 1).all()
+    np.testing.assert_array_equal(filled[:, clear_a], a[:, clear_a])
+    np.testing.assert_array_equal(filled[:, ~clear_a], b[:, ~clear_a])
+    # with an observed ring, a donor cloudy over the ring is not taken unfitted
+    observed = np.ones((40, 40), bool)
+    observed[14:26, 14:26] = False
+    comp = np.where(observed, truth, 0).astype("uint16")
+    hole_only = ~observed
+    _, source, fits = fill_from_donors(comp, observed, truth[None], hole_only[None])
+    assert (source == -1).all() and fits[0].reason == "ring too small"
+
+
+def test_no_data_at_all_is_not_inpainted():
+    """Inpainting guesses from the neighbourhood; with no pixel of data there is none."""
+    names = ["red", "green", "blue", "nir"]
+    ds = xr.Dataset(
+        {n: (("y", "x"), np.zeros((16, 16), "uint16")) for n in names}
+        | {
+            "date": (("y", "x"), np.full((16, 16), np.datetime64("NaT", "ns"))),
+            "scene": (("y", "x"), np.full((16, 16), -1, "int32")),
+        }
+    )
+    donors = xr.DataArray(
+        np.zeros((0, 5, 16, 16), "uint16"),
+        dims=("time", "band", "y", "x"),
+        coords={"time": np.array([], "datetime64[ns]"), "band": [*names, "scl"]},
+    )
+    out = fill_holes(ds, donors, inpaint_method="telea")
+    assert (out["fill"].values == 0).all() and (out["red"].values == 0).all()
+    assert out.attrs["fill_stats"]["holes_after"] == 1.0
+
+
 def _read(item: str, window) -> tuple[np.ndarray, np.ndarray]:
     rasterio = pytest.importorskip("rasterio")
     from rasterio.windows import Window

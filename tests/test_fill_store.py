@@ -234,3 +234,83 @@ def test_fill_options_are_checked(sample_catalog, tmp_path):
             grid=GRID,
             config=MosaicConfig(fill_periods=1),
         )
+
+
+# a strip east of 12.14°E near the zone-33 tile's south edge: the 08-18 scene (orbit B) is cut
+# by its slanted swath edge there, so the period 08-18..19 reaches the two western cells only
+# (and sees them cloudy), and no scene of the period reaches the three eastern ones at all
+WEDGE_GRID = GlobalGrid(resolution=Fraction(1, 4000), cell_size=Fraction(1, 100), chunk_size=40)
+WEDGE_BBOX = (12.142, 45.982, 12.188, 45.988)
+WEDGE_PERIOD = ("2023-08-18", "2023-08-19")
+
+
+def test_cells_the_period_never_saw_are_filled_from_donors(sample_catalog, tmp_path):
+    """The tropics case: a period with no clear pixel (or no scene) in a cell.  Nothing around
+    the hole to fit a donor to, so donors come unfitted, nearest period first, each pixel with
+    its real date and scene; without filling these cells stay empty."""
+    from s2cube.cube import load
+    from s2cube.grid import Cell
+    from s2cube.search import find_items
+
+    def run(store, config):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return s2cube.mosaic(
+                sample_catalog,
+                store=store,
+                bbox=WEDGE_BBOX,
+                start=WEDGE_PERIOD[0],
+                end=WEDGE_PERIOD[1],
+                grid=WEDGE_GRID,
+                config=config,
+            )
+
+    plain = run(tmp_path / "plain.zarr", MosaicConfig())
+    assert len(plain.cells) == 5 and len(plain.empty) == 3  # no scene of the period there
+    ds0 = s2cube.open_store(tmp_path / "plain.zarr", bbox=WEDGE_BBOX).load()
+    assert (ds0.fill.values == 0).all()  # the period saw nothing clear anywhere
+    filled = run(tmp_path / "fill.zarr", MosaicConfig(fill_periods=2))
+    assert sorted(filled.written) == sorted(filled.cells) and not filled.empty
+    store = tmp_path / "fill.zarr"
+    ds = s2cube.open_store(store, bbox=WEDGE_BBOX).load()
+    assert (ds.fill.values == 2).all() and (ds.red.values > 0).all()
+    assert (ds.clear_count.values == 0).all()  # donors are never observations of the period
+    # nearest period first: the 08-20 scene (one period away) wherever it is clear, the clear
+    # 08-15 scene (two periods away) elsewhere; nothing from the period itself
+    days = set(np.unique(ds.date.values.astype("datetime64[D]")).astype(str))
+    assert days == {"2023-08-20", "2023-08-15"}
+    # unfitted: every pixel is exactly the donor scene's own pixel, read independently
+    table = s2cube.scene_table(store)
+    found = find_items(
+        sample_catalog, bbox=WEDGE_BBOX, start=None, end=None, max_cloud=None, bands=VARS[:4]
+    )
+    items = {it.id: it for it in found}
+    manifest = read_manifest(store)
+    for name, rec in manifest.items():
+        assert rec["fill_stats"]["holes_before"] == 1.0
+        assert rec["fill_stats"]["holes_after"] == 0.0
+        assert rec["fill_stats"]["donor_fits_unfitted"] >= 1
+        cell = Cell.from_name(name)
+        cds = s2cube.open_store(store, bbox=WEDGE_GRID.cell_window(cell).bounds).load()
+        assert cds.sizes == {"latitude": 40, "longitude": 40}
+        for scene in np.unique(cds.scene.values[cds.scene.values >= 0]):
+            item = items[table["id"].iloc[scene]]
+            raw = load([item], cell, grid=WEDGE_GRID, bands=["red", "nir"]).isel(time=0).load()
+            where = cds.scene.values == scene
+            for band in ("red", "nir"):
+                np.testing.assert_array_equal(
+                    cds[band].values[where], raw.sel(band=band).values[where], (name, band)
+                )
+    # without any donor either, the empty period is the search's clear error
+    with pytest.raises(s2cube.EmptySearchError, match="no usable Sentinel-2 item"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s2cube.mosaic(
+                sample_catalog,
+                store=tmp_path / "none.zarr",
+                bbox=(12.172, 45.982, 12.188, 45.988),
+                start="2023-09-20",
+                end="2023-09-21",
+                grid=WEDGE_GRID,
+                config=MosaicConfig(fill_periods=1),
+            )

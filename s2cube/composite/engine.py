@@ -31,7 +31,14 @@ from ..mask import CLEAR, window_codes
 from ..plan import CellPlan
 from .kernels import Knots, composite_window
 
-__all__ = ["BlockTask", "FallbackRead", "block_kernel", "cell_composite", "read_chunk_sizes"]
+__all__ = [
+    "BlockTask",
+    "FallbackRead",
+    "block_kernel",
+    "cell_composite",
+    "empty_composite",
+    "read_chunk_sizes",
+]
 
 #: blocks per read chunk (per axis)
 READ_BLOCKS = 2
@@ -397,6 +404,32 @@ def cell_composite(
         full = len(plan.candidates) * (n_px + 2 * halo) ** 2
         ds.attrs["read_fraction_pixels"] = area / full
     return ds, stats
+
+
+def empty_composite(window: Window, bands: Sequence[str]) -> xr.Dataset:
+    """The composite of a window no scene observed: every band nodata, scene -1, no date,
+    ``clear_count`` 0 (numpy-backed; what hole filling starts from in a cell its period
+    never reached).
+
+    >>> from s2cube.grid import GlobalGrid, Cell
+    >>> w = GlobalGrid(resolution="1/100").cell_window(Cell(43, 195))
+    >>> ds = empty_composite(w, ["red"])
+    >>> int(ds.red.max()), int(ds.scene.max()), bool(ds.date.isnull().all())
+    (0, -1, True)
+    """
+    from ..cube import _spatial_ref
+
+    packed = np.zeros((len(bands) + 2, *window.shape), dtype="int32")
+    packed[len(bands)] = -1
+    ds = xr.Dataset(
+        coords={
+            "latitude": window.latitudes(),
+            "longitude": window.longitudes(),
+            "spatial_ref": _spatial_ref(),
+        }
+    )
+    unpack_composite(ds, packed, bands, {})
+    return ds
 
 
 def unpack_composite(

@@ -155,7 +155,9 @@ def fill_holes(
     by_donor = source >= 0
     holes_left = ~observed & ~by_donor
     inpainted = np.zeros_like(observed)
-    if inpaint_method is not None and holes_left.any():
+    # inpainting guesses from the neighbourhood: with no pixel of data at all there is none
+    has_data = bool(observed.any() or by_donor.any())
+    if inpaint_method is not None and holes_left.any() and has_data:
         if inpaint_method == "learned":
             from .learned import inpaint_learned
 
@@ -191,6 +193,7 @@ def fill_holes(
         "donor_fits": len(fits),
         "donor_fits_accepted": sum(f.accepted for f in fits),
         "donor_fits_rejected_fit_error": sum(f.reason == "fit error" for f in fits),
+        "donor_fits_unfitted": sum(f.reason == "no ring: unfitted" for f in fits),
         "max_periods": max_periods,
         "inpaint": inpaint_method or "none",
     }

@@ -65,8 +65,10 @@ class DonorFit:
     """RMSE (reflectance, all bands) of the fitted donor on the ring; NaN when not fitted."""
     accepted: bool
     reason: str
-    """``"ok"``, ``"no clear pixels in the hole"``, ``"ring too small"``, ``"degenerate fit"``
-    or ``"fit error"``."""
+    """``"ok"``, ``"no ring: unfitted"`` (accepted without a fit: the composite observed too
+    few pixels around the component, e.g. a cell the period never saw clear), ``"no clear
+    pixels in the hole"``, ``"ring too small"`` (this donor shares too little of the ring),
+    ``"degenerate fit"`` or ``"fit error"``."""
     n_filled: int
 
 
@@ -122,7 +124,12 @@ def fill_from_donors(
     max_fit_rmse
         A donor whose fitted RMSE on the ring (reflectance, all bands) exceeds this is rejected.
     min_ring
-        Fewest ring pixels (observed in the composite and clear in the donor) to fit on.
+        Fewest ring pixels (observed in the composite and clear in the donor) to fit on.  A
+        component whose ring has fewer observed pixels than this *in the composite itself*
+        (nothing to fit to: the period saw none of it or its surroundings clear) takes its
+        donors unfitted (identity transfer), nearest period first and, within a period, the
+        donor clear over most of the component first; no fit error can reject a hazy donor
+        there, only its mask.
     rank
         ``(donor,)`` int: donors of a lower rank fill first (the period distance: 1 = the
         periods right before/after, 2 = the next ones…); within one rank the donor with the
@@ -164,10 +171,17 @@ def fill_from_donors(
         target = bands[:, ys, xs]
         left = hole.copy()
         tried: list[tuple[int, float, int, list]] = []
+        # a component with no observed ring at all (a cell or region the period never saw
+        # clear) has nothing to fit to: its donors are taken as they are, unfitted, those
+        # that see more of it clear first (a donor clear over more of it is less likely hazy)
+        unfitted = int(around.sum()) < min_ring
         for d in range(donors.shape[0]):
             clear = donor_clear[d, ys, xs]
             if not (left & clear).any():
                 fits.append(DonorFit(comp, d, 0, nan, False, "no clear pixels in the hole", 0))
+                continue
+            if unfitted:
+                tried.append((d, -float((hole & clear).sum()), 0, [IDENTITY] * len(bands)))
                 continue
             shared = around & clear
             n_ring = int(shared.sum())
@@ -200,7 +214,10 @@ def fill_from_donors(
                     win[b][take] = apply_knots(donor[b][take], k)
                 source[ys, xs][take] = d
                 left &= ~take
-            fits.append(DonorFit(comp, d, n_ring, rmse, True, "ok", int(take.sum())))
+            reason = "no ring: unfitted" if unfitted else "ok"
+            fits.append(
+                DonorFit(comp, d, n_ring, nan if unfitted else rmse, True, reason, int(take.sum()))
+            )
     return filled, source, fits
 
 
