@@ -603,3 +603,87 @@ def test_mosaic_landcover_flag_equals_the_command_and_resumes(tmp_path, real_cat
     for var in ("red", "nir", "landcover", "landcover_confidence", "landcover_dates"):
         np.testing.assert_array_equal(da[var].values, db[var].values, err_msg=var)
     assert (da.landcover.values > 0).mean() > 0.98
+
+
+@pytest.mark.skipif(
+    not {"water", "vegetation"} <= set(shipped_unets()), reason="U-net weights not shipped"
+)
+def test_landcover_store_with_user_unets_and_resume_guard(tmp_path, real_catalog) -> None:
+    """A user's trained buildings U-net (`s2cube train landcover --model buildings` output; no
+    buildings weights ship) joins the shipped water and vegetation U-nets in the store run:
+    `--buildings model.pt`.  Each cell equals `landcover_unets(..., buildings=model.pt)` on the
+    cell plus its halo, exactly; the record names every weights file (the user's by sha256).
+    A rerun with other weights or other options is refused (it would mix two maps) until
+    --overwrite; bad weights are refused with the value and the fix."""
+    from click.testing import CliRunner
+
+    import s2cube
+    from s2cube.cli import main
+    from s2cube.grid import Cell
+    from s2cube.landcover import landcover_unets
+    from s2cube.store import store_grid
+    from s2cube.store.landcover import read_landcover_manifest
+
+    torch.set_num_threads(1)
+    # a small buildings model from user labels (synthetic roofs): what it predicts is not the
+    # point; that the store run uses exactly it is
+    img, raster = _synthetic(2)
+    raster[10:30, 65:90] = 50
+    img[:, :, raster >= 50] = np.array([0.22, 0.2, 0.19], np.float32)[None, :, None]
+    mapping = {10: "tree", 30: "grass", 60: "barren", 80: "water", 50: "industrial"}
+    labels = np.repeat(labels_from_values(raster, mapping)[None], 2, axis=0)
+    cfg = LandcoverTrainConfig(patch=32, stride=16, width=4, batch_size=8, epochs=1)
+    pt = train_unet(img[:, ::-1], labels, "buildings", tmp_path / "b", config=cfg).path
+
+    store = tmp_path / "m.zarr"
+    _mosaic(store, real_catalog, STORE_BBOX)
+    invoke = CliRunner().invoke
+    base = ["landcover", str(store), "--model", "unets", "--bbox", *STORE_BBOX, "--device", "cpu"]
+    first = invoke(main, base)
+    assert first.exit_code == 0, first.output
+    shipped_model = read_landcover_manifest(store)[CELLS[0]]["model"]
+    assert "buildings=" not in shipped_model
+    # other weights, or another window, on finished cells: refused, nothing written
+    for extra, what in (
+        (["--buildings", str(pt)], "model="),
+        (["--window", "64"], "window=128"),
+    ):
+        res = invoke(main, [*base, *extra])
+        assert res.exit_code == 2, res.output
+        assert "mix two maps" in res.output and "--overwrite" in res.output and what in res.output
+    assert read_landcover_manifest(store)[CELLS[0]]["model"] == shipped_model
+    # bad weights: a missing file, a model of the wrong member
+    res = invoke(main, [*base, "--overwrite", "--buildings", str(tmp_path / "nope.pt")])
+    assert res.exit_code == 2 and "nope.pt" in res.output and "is not a file" in res.output
+    res = invoke(main, [*base, "--overwrite", "--water", str(pt)])
+    assert res.exit_code == 2 and "the water U-net has" in res.output, res.output
+    res = invoke(main, ["landcover", str(store), "--bbox", *STORE_BBOX, "--buildings", str(pt)])
+    assert res.exit_code == 2 and "for --model unets" in res.output, res.output
+    # --overwrite with the user's buildings model: exactly landcover_unets with it
+    ok = invoke(main, [*base, "--overwrite", "--buildings", str(pt)])
+    assert ok.exit_code == 0, ok.output
+    assert "2 cell(s) written" in ok.output
+    records = read_landcover_manifest(store)
+    model = records[CELLS[0]]["model"]
+    assert "buildings=" in model and "sha256:" in model and model.startswith("s2cube-unets[water")
+    ds = s2cube.open_store(store, chunks=False)
+    grid = store_grid(store)
+    rgbn = ds[["red", "green", "blue", "nir"]]
+    halo = 32
+    for name in CELLS:
+        win = grid.cell_window(Cell.from_name(name))
+        pad = win.pad(halo)
+        ref = landcover_unets(
+            rgbn.isel(latitude=pad.rows, longitude=pad.cols),
+            buildings=str(pt),
+            window=128,
+            overlap=32,
+            device="cpu",
+        )
+        cell = ds.isel(latitude=win.rows, longitude=win.cols)
+        np.testing.assert_array_equal(
+            cell.landcover.values, ref.landcover.values[halo:-halo, halo:-halo]
+        )
+    # the same weights again: a resume
+    again = invoke(main, [*base, "--buildings", str(pt)])
+    assert again.exit_code == 0 and "0 cell(s) written, 2 already finished" in again.output

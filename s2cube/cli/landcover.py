@@ -63,6 +63,24 @@ def _fraction(text: str | None) -> Fraction | None:
 @click.option(
     "--window", type=int, help="Model tile edge (px); default 256 (dynamicworld), 128 (unets)."
 )
+@click.option(
+    "--water",
+    "water_pt",
+    type=click.Path(dir_okay=False),
+    help="unets: your water U-net (model.pt of `s2cube train landcover --model water`).",
+)
+@click.option(
+    "--vegetation",
+    "vegetation_pt",
+    type=click.Path(dir_okay=False),
+    help="unets: your vegetation U-net (model.pt) instead of the shipped one.",
+)
+@click.option(
+    "--buildings",
+    "buildings_pt",
+    type=click.Path(dir_okay=False),
+    help="unets: your buildings U-net (model.pt); none ships, so without it built never occurs.",
+)
 @click.option("--chunk", type=int, default=512, show_default=True, help="Dask block edge (px).")
 @click.option("--cell-halo", type=int, default=32, show_default=True, help="Halo per cell (px).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32")
@@ -89,6 +107,9 @@ def landcover(
     alpha: float,
     dilation: int,
     window: int | None,
+    water_pt: str | None,
+    vegetation_pt: str | None,
+    buildings_pt: str | None,
     chunk: int,
     cell_halo: int,
     precision: str,
@@ -151,6 +172,7 @@ def landcover(
         overwrite=overwrite,
         scheduler=scheduler,
         break_lease=break_lease,
+        unet_weights={"water": water_pt, "vegetation": vegetation_pt, "buildings": buildings_pt},
     )
     records = read_landcover_manifest(loc)
     shares = landcover_shares([records[c] for c in report.cells if c in records])

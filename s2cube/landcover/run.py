@@ -35,6 +35,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -334,13 +335,18 @@ def landcover_store(
     search_kwargs: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     break_lease: bool = False,
+    unet_weights: Mapping[str, Any] | None = None,
 ) -> Any:
     """Land cover of every cell touching ``bbox`` into the store (``landcover``,
     ``landcover_confidence``, ``landcover_dates``), resumable, under the store's lease.
 
     ``catalog`` is needed for a scene model (Dynamic World: its nine bands are searched);
     the mosaic model (``options.model="unets"``: the shipped U-nets) reads the store's own
-    finished mosaic cells and takes no catalog, dates or cloud limit.  The store is created
+    finished mosaic cells and takes no catalog, dates or cloud limit; ``unet_weights``
+    (``{"water" | "vegetation" | "buildings": model.pt}``, from ``s2cube train landcover``)
+    replaces shipped U-nets by the user's (and adds buildings, for which no weights ship).
+    A rerun refuses finished cells made by other weights, options or dates
+    (:func:`check_landcover_resume`).  The store is created
     (with ``grid``) if missing (a scene model only).  Returns a :class:`LandcoverReport`
     (cells written, skipped as finished, empty; for the mosaic source also the cells the
     mosaic has not finished, which are left for a later run).
@@ -353,7 +359,7 @@ def landcover_store(
     t0 = time.perf_counter()
     options = options or LandcoverOptions()
     bbox_t = validate_bbox(bbox)
-    loaded, source = _load_model(options.model)
+    loaded, source = _load_model(options.model, unet_weights)
     loc = zs.store_location(store, storage_options)
     if loc.is_local and not loc.path.is_absolute():
         loc = zs.store_location(str(loc.path.resolve()))
@@ -400,7 +406,8 @@ def landcover_store(
             from ..overviews.landcover import prepare_landcover_overviews
 
             prepare_landcover_overviews(loc)
-        done = set(read_landcover_manifest(loc)) if not overwrite else set()
+        finished = read_landcover_manifest(loc) if not overwrite else {}
+        done = {c.name for c in cells if c.name in finished}
         todo = [c for c in cells if c.name not in done]
         report = LandcoverReport(
             store=loc.url,
@@ -418,6 +425,7 @@ def landcover_store(
             "source": source,
             "query": query,
         }
+        check_landcover_resume(loc.url, {n: finished[n] for n in done}, run_record)
         from ..cluster import get_client
 
         client = get_client(scheduler, client=client)
@@ -445,6 +453,41 @@ def landcover_store(
     return report
 
 
+#: options that do not change a land-cover cell's pixels (the map is the same for any
+#: chunking: tested), so a resume may differ in them
+_NEUTRAL_OPTIONS = frozenset({"chunk"})
+
+
+def check_landcover_resume(
+    url: str, finished: Mapping[str, Mapping[str, Any]], run_record: Mapping[str, Any]
+) -> None:
+    """A rerun skips finished land-cover cells: refuse it when they were made by another model
+    (other weights), source, options or dates, which would silently mix two maps."""
+    want_opts = dict(run_record["landcover"])
+    want_q = {k: v for k, v in run_record["query"].items() if k != "bbox"}
+    for name, rec in sorted(finished.items()):
+        diff: list[str] = []
+        for key in ("model", "source"):
+            if rec.get(key) != run_record[key]:
+                diff.append(f"{key}={rec.get(key)!r} (now {run_record[key]!r})")
+        if "landcover" not in rec:
+            continue  # a record of a version that did not keep the run's options
+        old_opts = dict(rec["landcover"] or {})
+        for key in sorted((set(old_opts) | set(want_opts)) - _NEUTRAL_OPTIONS):
+            if old_opts.get(key) != want_opts.get(key):
+                diff.append(f"{key}={old_opts.get(key)!r} (now {want_opts.get(key)!r})")
+        old_q = dict(rec.get("query") or {})
+        for key in sorted(want_q):
+            if old_q.get(key) != want_q[key]:
+                diff.append(f"{key}={old_q.get(key)!r} (now {want_q[key]!r})")
+        if diff:
+            raise InputError(
+                f"store {url!r} already holds land cover of cell {name} made with other options "
+                f"({'; '.join(diff[:4])}); resuming would mix two maps. Pass --overwrite to "
+                "recompute the cells, or write to another store"
+            )
+
+
 @dataclass(frozen=True)
 class UNetsCard:
     """What the run record and the store's land-cover attributes need of the U-net set."""
@@ -465,40 +508,67 @@ class MosaicUNets:
     buildings: Any = None
 
 
-def _unets_label(loaded: Mapping[str, Any]) -> str:
+def _unets_label(
+    loaded: Mapping[str, Any], paths: Mapping[str, Any], user: frozenset[str] = frozenset()
+) -> str:
     """``s2cube-unets[water=unet-water@<version>, ...]``: which weights made the map (the
-    card's version, or the first 12 hex digits of the shipped weights' sha256 when the card
-    has none)."""
+    card's version for shipped weights that have one, else the first 12 hex digits of the
+    weights file's sha256: a user's model.pt is always named by its content)."""
     import hashlib
-
-    from .unets import unet_weights_path
 
     def one(key: str, m: Any) -> str:
         version = str(getattr(m.card, "version", "") or "")
-        if not version:
-            digest = hashlib.sha256(unet_weights_path(key).read_bytes()).hexdigest()
+        if key in user or not version:
+            digest = hashlib.sha256(Path(paths[key]).read_bytes()).hexdigest()
             version = f"sha256:{digest[:12]}"
         return f"{key}={m.card.name}@{version}"
 
     return "s2cube-unets[" + ", ".join(one(k, m) for k, m in loaded.items()) + "]"
 
 
-def load_mosaic_unets() -> MosaicUNets:
-    """The shipped U-nets (water and vegetation required, buildings when its weights ship)."""
-    from .unets import load_unet, shipped_unets
+def load_mosaic_unets(weights: Mapping[str, Any] | None = None) -> MosaicUNets:
+    """The U-net set: the shipped weights (water and vegetation required, buildings when its
+    weights ship), each replaced by a user's trained ``model.pt`` given in ``weights``
+    (``{"water" | "vegetation" | "buildings": path}``, from ``s2cube train landcover``)."""
+    from .unets import UNET_MODELS, load_unet, shipped_unets, unet_weights_path
 
+    weights = {str(k): v for k, v in (weights or {}).items() if v is not None}
+    unknown = sorted(set(weights) - set(UNET_MODELS))
+    if unknown:
+        raise InputError(
+            f"U-net weights for {unknown}; the set has {list(UNET_MODELS)} (e.g. "
+            "--buildings model.pt)"
+        )
+    for key, path in weights.items():
+        if not Path(path).is_file():
+            raise InputError(
+                f"--{key} {str(path)!r} is not a file; give the model.pt that "
+                f"`s2cube train landcover --model {key}` wrote"
+            )
     shipped = shipped_unets()
-    missing = [k for k in ("water", "vegetation") if k not in shipped]
+    missing = [k for k in ("water", "vegetation") if k not in shipped and k not in weights]
     if missing:
         raise InputError(
-            f"model 'unets' needs the shipped {missing} U-net weights, and this install has "
-            f"only {list(shipped)} (s2cube/landcover/weights/unet-<name>.pt)"
+            f"model 'unets' needs the {missing} U-net weights, and this install ships only "
+            f"{list(shipped)} (s2cube/landcover/weights/unet-<name>.pt); pass your own with "
+            + " ".join(f"--{k} model.pt" for k in missing)
         )
-    loaded: dict[str, Any] = {
-        k: load_unet(k) for k in ("water", "vegetation", "buildings") if k in shipped
-    }
+    paths = {k: weights.get(k, unet_weights_path(k)) for k in UNET_MODELS}
+    loaded: dict[str, Any] = {}
+    for key in ("water", "vegetation", "buildings"):
+        if key in weights:
+            model = load_unet(weights[key])
+            want = UNET_MODELS[key].classes
+            if tuple(model.card.classes) != tuple(want):
+                raise InputError(
+                    f"--{key} {str(weights[key])!r} is a model of classes "
+                    f"{tuple(model.card.classes)}; the {key} U-net has {tuple(want)}"
+                )
+            loaded[key] = model
+        elif key in shipped:
+            loaded[key] = load_unet(key)
     card = UNetsCard(
-        name=_unets_label(loaded),
+        name=_unets_label(loaded, paths, user=frozenset(weights)),
         classes=tuple(LANDCOVER_CLASSES),
         product_level=", ".join(f"{k}={m.card.product_level}" for k, m in loaded.items()),
         resolution_m=", ".join(f"{k}={m.card.resolution_m:g}" for k, m in loaded.items()),
@@ -506,15 +576,20 @@ def load_mosaic_unets() -> MosaicUNets:
     return MosaicUNets(card, loaded["water"], loaded["vegetation"], loaded.get("buildings"))
 
 
-def _load_model(name: str) -> tuple[Any, str]:
-    """The model and its source: ``mosaic`` (``"unets"``: the shipped U-nets classify the
-    store's own 4-band mosaic) or ``scenes`` (any other model: it classifies each scene of the
-    catalog).  A single trained U-net ``model.pt`` is not a mosaic model: the U-nets run as a
-    set (no file format holds the three together)."""
+def _load_model(name: str, unet_weights: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """The model and its source: ``mosaic`` (``"unets"``: the U-net set classifies the
+    store's own 4-band mosaic; ``unet_weights`` replaces shipped members by the user's) or
+    ``scenes`` (any other model: it classifies each scene of the catalog).  A single trained
+    U-net ``model.pt`` is not a mosaic model: the U-nets run as a set."""
     from ..models import load_model
 
+    unet_weights = {k: v for k, v in (unet_weights or {}).items() if v is not None}
     if name in MOSAIC_MODELS:
-        return load_mosaic_unets(), "mosaic"
+        return load_mosaic_unets(unet_weights), "mosaic"
+    if unet_weights:
+        raise InputError(
+            f"U-net weights ({', '.join(sorted(unet_weights))}) are for --model unets, not {name!r}"
+        )
     return load_model(name), "scenes"
 
 

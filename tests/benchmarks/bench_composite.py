@@ -113,6 +113,7 @@ class _RangeServer:
                     self.wfile.write(data)
                     with server.lock:
                         server.bytes += len(data)
+                        server.ranges.append((str(path), start, len(data)))
 
             def do_GET(self):
                 self._send(False)
@@ -122,6 +123,8 @@ class _RangeServer:
 
         self.lock = threading.Lock()
         self.bytes = 0
+        #: every range served: (path, start, length)
+        self.ranges: list[tuple[str, int, int]] = []
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -224,6 +224,112 @@ def _first_on_utm_tiles(items) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- measuring
+# --------------------------------------------------------------------------- bytes needed
+def _tile_table(path: str) -> dict[tuple[int, int], tuple[int, int, np.ndarray]]:
+    """Per image of a GeoTIFF (full resolution and each overview), by ``(height, width)``:
+    its tile (or strip) shape and the byte count of every tile, ``(tiles_y, tiles_x)``."""
+    import tifffile
+
+    out: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
+    with tifffile.TiffFile(path) as tf:
+        for page in tf.pages:
+            h, w = int(page.imagelength), int(page.imagewidth)
+            th, tw = (int(page.tilelength), int(page.tilewidth)) if page.is_tiled else (0, w)
+            if not th:
+                th = int(page.tags["RowsPerStrip"].value) if "RowsPerStrip" in page.tags else h
+            counts = np.asarray(page.databytecounts, dtype="int64")
+            ny, nx = -(-h // th), -(-w // tw)
+            out.setdefault((h, w), (th, tw, counts[: ny * nx].reshape(ny, nx)))
+    return out
+
+
+class _ReadLog:
+    """Every window rasterio reads from a file, by phase (monkeypatches ``DatasetReader.read``
+    for the duration; GDAL warped reads, which s2cube's gather path avoids, are counted)."""
+
+    def __init__(self) -> None:
+        self.phase = "plan"
+        self.reads: list[tuple[str, str, int, int, Any]] = []
+        self.warped = 0
+
+    def __enter__(self) -> _ReadLog:
+        import rasterio.io
+        import rasterio.vrt
+
+        log = self
+        self._orig = rasterio.io.DatasetReader.read
+        self._orig_vrt = rasterio.vrt.WarpedVRT.read
+        orig, orig_vrt = self._orig, self._orig_vrt
+
+        def read(ds, *args, **kwargs):
+            log.reads.append((log.phase, ds.name, ds.height, ds.width, kwargs.get("window")))
+            return orig(ds, *args, **kwargs)
+
+        def read_vrt(ds, *args, **kwargs):
+            # index-map warps read in-memory rasters; only a warp of a file reads its bytes
+            src = getattr(ds, "src_dataset", None)
+            if src is not None and not str(src.name).startswith("/vsimem/"):
+                log.warped += 1
+            return orig_vrt(ds, *args, **kwargs)
+
+        rasterio.io.DatasetReader.read = read  # type: ignore[method-assign]
+        rasterio.vrt.WarpedVRT.read = read_vrt  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import rasterio.io
+        import rasterio.vrt
+
+        rasterio.io.DatasetReader.read = self._orig  # type: ignore[method-assign]
+        rasterio.vrt.WarpedVRT.read = self._orig_vrt  # type: ignore[method-assign]
+
+    def tile_bytes(self, phases: tuple[str, ...]) -> int:
+        """Bytes of the distinct internal tiles under the windows read in ``phases``."""
+        tables: dict[str, Any] = {}
+        tiles: set[tuple[str, int, int, int, int]] = set()
+        total = 0
+        for phase, path, h, w, win in self.reads:
+            if phase not in phases:
+                continue
+            table = tables.setdefault(path, _tile_table(path))
+            th, tw, counts = table[(h, w)]
+            if win is None:
+                r0, c0, r1, c1 = 0, 0, h, w
+            else:
+                r0, c0 = max(int(win.row_off), 0), max(int(win.col_off), 0)
+                r1, c1 = min(int(win.row_off + win.height), h), min(int(win.col_off + win.width), w)
+            for ty in range(r0 // th, -(-r1 // th)):
+                for tx in range(c0 // tw, -(-c1 // tw)):
+                    key = (path, h, w, ty, tx)
+                    if key not in tiles:
+                        tiles.add(key)
+                        total += int(counts[ty, tx])
+        return total
+
+
+def read_accounting(items, grid, cell) -> dict[str, float]:
+    """What the production path reads, in MiB of the files' own (compressed) tiles: under the
+    survey's and fits' looks (``plan``), under the planned block reads (``blocks``: what the
+    composite needs), and the union; plus the number of GDAL warped reads (0 on the gather
+    path)."""
+    import s2cube
+    from s2cube.reader import gather
+
+    gather.clear_cache()
+    with _ReadLog() as log:
+        lazy = s2cube.composite_cell(items, cell, grid=grid, config=s2cube.MosaicConfig())
+        log.phase = "blocks"
+        lazy.compute()
+    mib = 2**20
+    return {
+        "plan": log.tile_bytes(("plan",)) / mib,
+        "blocks": log.tile_bytes(("blocks",)) / mib,
+        "all": log.tile_bytes(("plan", "blocks")) / mib,
+        "warped_reads": float(log.warped),
+        "reads": float(len(log.reads)),
+    }
+
+
 def _measure(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     """Best wall time of ``repeat`` untraced runs, then a traced run for peak memory."""
     from s2cube.reader import gather
@@ -296,6 +402,17 @@ def run_case(
             f"  fastest peer on the grid: {fastest} ({res[fastest]['t']:.2f} s); production is "
             f"×{res[fastest]['t'] / base:.2f} faster"
             + (f", ×{res['median']['t'] / base:.2f} vs median" if "median" in res else "")
+        )
+    if "production" in res:
+        acc = read_accounting(items, grid, cell)
+        fetched = res["production"]["b"]
+        res["production"].update({f"tiles_{k}": v for k, v in acc.items()})
+        print(
+            f"  production reads: tiles under the planned blocks {acc['blocks']:.1f} MiB, under "
+            f"the plan's looks {acc['plan']:.1f} MiB (union {acc['all']:.1f}); fetched "
+            f"{fetched:.1f} MiB = ×{fetched / max(acc['blocks'], 1e-9):.2f} the blocks' tiles, "
+            f"×{fetched / max(acc['all'], 1e-9):.2f} the union; "
+            f"{int(acc['warped_reads'])} GDAL warped reads"
         )
     if "production" in res and "first-utm" in res:
         mine = res["production"]["px"] / base
