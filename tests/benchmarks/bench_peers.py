@@ -371,9 +371,14 @@ def run_case(
             fn()  # warm imports and GDAL's header caches, untimed
             t, m, out = _measure(fn, repeat)
             gather.clear_cache()
-            b0 = server.bytes
+            b0, r0 = server.bytes, len(server.ranges)
             fn(server.items(items, f"{name.split()[0]}-{key}-{time.time_ns()}"))
             res[key] = {"t": t, "m": m, "b": (server.bytes - b0) / 2**20, "px": out[0].size}
+            # GDAL's first read of each file (its header and whatever else the first request
+            # ingests): the price of opening it, whatever is read from it after
+            heads = [n for _, start, n in server.ranges[r0:] if start == 0]
+            res[key]["headers"] = sum(heads) / 2**20
+            res[key]["files"] = float(len(heads))
             outs[key] = out
     server.close()
     ref = outs.get("priority")
@@ -405,13 +410,16 @@ def run_case(
         )
     if "production" in res:
         acc = read_accounting(items, grid, cell)
-        fetched = res["production"]["b"]
-        res["production"].update({f"tiles_{k}": v for k, v in acc.items()})
+        prod = res["production"]
+        fetched, heads = prod["b"], prod["headers"]
+        prod.update({f"tiles_{k}": v for k, v in acc.items()})
         print(
             f"  production reads: tiles under the planned blocks {acc['blocks']:.1f} MiB, under "
             f"the plan's looks {acc['plan']:.1f} MiB (union {acc['all']:.1f}); fetched "
-            f"{fetched:.1f} MiB = ×{fetched / max(acc['blocks'], 1e-9):.2f} the blocks' tiles, "
-            f"×{fetched / max(acc['all'], 1e-9):.2f} the union; "
+            f"{fetched:.1f} MiB, of which first reads of {int(prod['files'])} files "
+            f"{heads:.1f} MiB; fetched = ×{fetched / max(acc['blocks'], 1e-9):.2f} the blocks' "
+            f"tiles, ×{fetched / max(acc['blocks'] + heads, 1e-9):.2f} (blocks' tiles + first "
+            f"reads), ×{fetched / max(acc['all'], 1e-9):.2f} the union; "
             f"{int(acc['warped_reads'])} GDAL warped reads"
         )
     if "production" in res and "first-utm" in res:
