@@ -124,3 +124,32 @@ def test_open_cached_sees_a_rewritten_file(tmp_path):
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 9
+
+
+def test_to_map_in_place_equals_the_direct_formula(monkeypatch):
+    """The strip-wise, in-place index of `_to_map` (bounded memory for large looks) equals the
+    direct formula, for strips smaller than the array and with holes and an empty map."""
+    from s2cube.reader import gather as g
+
+    def direct(rows1, cols1):
+        valid = (rows1 > 0) & (cols1 > 0)
+        r, c = rows1[valid] - 1, cols1[valid] - 1
+        r0, c0 = int(r.min()), int(c.min())
+        h, w = int(r.max()) + 1 - r0, int(c.max()) + 1 - c0
+        index = np.full(rows1.shape, h * w, dtype="int32")
+        index[valid] = (r - r0) * w + (c - c0)
+        return (r0, c0, h, w), index
+
+    monkeypatch.setattr(g, "_STRIP", 7)
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        rows1 = rng.integers(0, 900, (50, 61)).astype("int32") + 40 * trial
+        cols1 = rng.integers(0, 700, (50, 61)).astype("int32")
+        rows1[rng.random((50, 61)) < 0.2] = 0
+        cols1[rng.random((50, 61)) < 0.1] = 0
+        want_window, want = direct(rows1.copy(), cols1.copy())
+        got = g._to_map(rows1.copy(), cols1)
+        assert got.window == want_window
+        np.testing.assert_array_equal(got.index, want)
+    empty = g._to_map(np.zeros((9, 4), "int32"), np.ones((9, 4), "int32"))
+    assert empty.empty and empty.index.shape == (9, 4)

@@ -224,33 +224,57 @@ def _warp_index(
                     )
                 with mem.open() as src:
                     got = warp(src)
-            # in place, int32 (index + 1 < 2**31): the maps of a large look stay small
+            # in place, int32 (index + 1 < 2**31), temporaries by strips of rows: the maps
+            # of a large look stay small
             if value is None:
                 value = got.astype("int32")  # digit + 1, 0 where nothing maps
             else:
-                part = got.astype("int32")
-                none = (value == 0) | (part == 0)
-                part -= 1
-                part *= base**d
-                value += part
-                value[none] = 0
-                del part, none
+                for s in _strips(value.shape[0]):
+                    part = got[s].astype("int32")
+                    none = (value[s] == 0) | (part == 0)
+                    part -= 1
+                    part *= base**d
+                    value[s] += part
+                    value[s][none] = 0
+            del got
         assert value is not None
         found.append(value)
     return found[0], found[1]
 
 
+#: rows per strip of the in-place index arithmetic (bounds its temporaries)
+_STRIP = 512
+
+
+def _strips(n: int) -> list[slice]:
+    return [slice(i, min(i + _STRIP, n)) for i in range(0, n, _STRIP)]
+
+
 def _to_map(rows1: np.ndarray, cols1: np.ndarray) -> GatherMap:
-    """Row/col + 1 index arrays (0 none) → a :class:`GatherMap` over their bounding window."""
-    valid = (rows1 > 0) & (cols1 > 0)
-    if not valid.any():
+    """Row/col + 1 index arrays (0 none) → a :class:`GatherMap` over their bounding window.
+
+    Consumes ``rows1`` (int32): the flat index is computed into its buffer strip by strip, so a
+    look's map costs its two index arrays and nothing of their size more."""
+    big = np.iinfo("int32").max
+    r0 = c0 = big
+    r1 = c1 = 0
+    for s in _strips(rows1.shape[0]):
+        valid = (rows1[s] > 0) & (cols1[s] > 0)
+        if valid.any():
+            r0 = min(r0, int(rows1[s].min(where=valid, initial=big)))
+            r1 = max(r1, int(rows1[s].max(where=valid, initial=0)))
+            c0 = min(c0, int(cols1[s].min(where=valid, initial=big)))
+            c1 = max(c1, int(cols1[s].max(where=valid, initial=0)))
+    if r1 == 0:
         return GatherMap((0, 0, 0, 0), np.zeros(rows1.shape, dtype="int32"))
-    r = rows1[valid] - 1
-    c = cols1[valid] - 1
-    r0, r1, c0, c1 = int(r.min()), int(r.max()) + 1, int(c.min()), int(c.max()) + 1
+    r0, c0 = r0 - 1, c0 - 1  # the + 1 of the index rasters; r1, c1 are exclusive as they are
     h, w = r1 - r0, c1 - c0
-    index = np.full(rows1.shape, h * w, dtype="int32")
-    index[valid] = ((r - r0) * w + (c - c0)).astype("int32")
+    index = rows1
+    for s in _strips(rows1.shape[0]):
+        valid = (rows1[s] > 0) & (cols1[s] > 0)
+        flat = (rows1[s] - (1 + r0)) * w + (cols1[s] - (1 + c0))
+        flat[~valid] = h * w
+        index[s] = flat
     return GatherMap((r0, c0, h, w), index)
 
 
