@@ -397,7 +397,12 @@ def test_shipped_vegetation_held_out_score_reproduces(shared_data) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["s2cube.landcover.unets", "s2cube.landcover.train", "s2cube.landcover.built_split"],
+    [
+        "s2cube.landcover.unets",
+        "s2cube.landcover.train",
+        "s2cube.landcover.built_split",
+        "s2cube.landcover.series",
+    ],
 )
 def test_docstring_examples_run(module) -> None:
     import doctest

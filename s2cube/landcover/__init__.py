@@ -5,6 +5,8 @@ network (:mod:`s2cube.models.dynamicworld`) per chunk with a halo through the in
 maps its 9 classes to s2cube's and fuses the clear dates (:mod:`s2cube.landcover.kernels`).
 :func:`landcover_unets` runs the seed's three U-nets (water, vegetation, buildings;
 :mod:`s2cube.landcover.unets`) on a 4-band image and combines them by a documented rule;
+:func:`landcover_unets_series` runs them on every date of a 4-band series and fuses each
+model's clear-date probabilities before the rule (:mod:`s2cube.landcover.series`);
 :mod:`s2cube.landcover.train` trains them (``s2cube train landcover``);
 :mod:`s2cube.landcover.built_split` is the experimental, unvalidated residential/industrial split.
 See ``docs/landcover.md`` for what was validated and what was not.
@@ -22,6 +24,7 @@ from s2cube.landcover.kernels import (
     dw_to_landcover,
     fuse,
 )
+from s2cube.landcover.series import landcover_unets_series
 from s2cube.landcover.unets import UNET_MODELS, combine_unets, load_unet, shipped_unets
 from s2cube.landcover.wrapper import landcover, landcover_unets
 
@@ -36,6 +39,7 @@ __all__ = [
     "fuse",
     "landcover",
     "landcover_unets",
+    "landcover_unets_series",
     "UNET_MODELS",
     "combine_unets",
     "load_unet",

@@ -205,77 +205,14 @@ def landcover_unets(
     >>> ds = s2cube.open_store("store")[["red", "green", "blue", "nir"]]  # doctest: +SKIP
     >>> lc = landcover_unets(ds.isel(y=slice(0, 512), x=slice(0, 512)))  # doctest: +SKIP
     """
-    import dask.array as da
-
-    from s2cube.landcover.unets import UNET_MODELS, load_unet
-    from s2cube.models import predict
-
-    if isinstance(data, xr.Dataset):
-        missing = [b for b in ("red", "green", "blue", "nir") if b not in data]
-        if missing:
-            raise InputError(
-                f"the dataset lacks {missing} (it has {sorted(map(str, data.data_vars))}); "
-                "the U-nets read red, green, blue and nir"
-            )
-        data = data[["red", "green", "blue", "nir"]].to_dataarray("band")
-    if data.ndim != 3 or data.dims[0] != "band":
-        raise InputError(f"data has dims {data.dims}; expected (band, y, x)")
+    data = unets_input(data)
     ydim, xdim = data.dims[1:]
-    names = [str(b) for b in data["band"].values]
-    models = {"water": water, "vegetation": vegetation, "buildings": buildings}
-    loaded = {k: load_unet(v) for k, v in models.items() if v is not None}
-    for key, m in loaded.items():
-        if tuple(m.card.classes) != UNET_MODELS[key].classes:
-            raise InputError(
-                f"{key} model {m.card.name!r} predicts {m.card.classes}; expected "
-                f"{UNET_MODELS[key].classes}"
-            )
-    for key in ("water", "vegetation"):
-        if key not in loaded:
-            raise InputError(f"{key}=None: the {key} model is required")
-    raw = data.data
-    if np.dtype(data.dtype).kind in "iu":
-        refl = raw.astype(np.float32) / np.float32(10000)
-        valid = (raw != 0).any(axis=0)
-    else:
-        refl = raw.astype(np.float32)
-        valid = ((raw != 0) & (raw == raw)).any(axis=0)
-        refl = da.nan_to_num(refl) if isinstance(refl, da.Array) else np.nan_to_num(refl)
-    kw: dict[str, Any] = {
-        "window": window,
-        "overlap": overlap,
-        "halo": halo,
-        "batch_size": batch_size,
-        "precision": precision,
-        "device": device,
-    }
-    probs = {}
-    for key, m in loaded.items():
-        idx = [names.index(b) for b in m.card.input_bands if b in names]
-        if len(idx) != len(m.card.input_bands):
-            raise InputError(f"the {key} model reads {m.card.input_bands}; data has {names}")
-        probs[key] = predict(m, refl[idx], **kw)
-    pb = probs.get("buildings")
-    if isinstance(probs["water"], da.Array):
-        chunks = probs["water"].chunks[1:]
-        args: list[Any] = [probs["water"].rechunk({0: -1}), "kyx"]
-        args += [probs["vegetation"].rechunk({0: -1}), "jyx"]
-        args += [None if pb is None else pb.rechunk({0: -1}), None if pb is None else "lyx"]
-        args += [da.asarray(valid).rechunk(chunks), "yx"]
-        packed = da.blockwise(
-            _combine_block,
-            "cyx",
-            *args,
-            new_axes={"c": 2},
-            concatenate=True,
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32),
-            threshold=threshold,
-        )
-    else:
-        packed = _combine_block(
-            probs["water"], probs["vegetation"], pb, np.asarray(valid), threshold=threshold
-        )
+    loaded = load_unet_set(water, vegetation, buildings)
+    refl, valid = unets_reflectance(data.data)
+    kw: dict[str, Any] = {"window": window, "overlap": overlap, "halo": halo}
+    kw |= {"batch_size": batch_size, "precision": precision, "device": device}
+    probs = unets_probabilities(loaded, refl, [str(b) for b in data["band"].values], kw)
+    packed = combine_probabilities(probs, valid, threshold)
     coords = {k: v for k, v in data.coords.items() if set(v.dims) <= {ydim, xdim}}
     dims = (ydim, xdim)
     out = xr.Dataset(
@@ -292,3 +229,89 @@ def landcover_unets(
     }
     out["landcover"].attrs = {"nodata": 0, "flag_meanings": " ".join(LANDCOVER_CLASSES)}
     return out
+
+
+def unets_input(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """``(band, y, x)`` red, green, blue, nir of a Dataset (or a DataArray, checked)."""
+    if isinstance(data, xr.Dataset):
+        missing = [b for b in ("red", "green", "blue", "nir") if b not in data]
+        if missing:
+            raise InputError(
+                f"the dataset lacks {missing} (it has {sorted(map(str, data.data_vars))}); "
+                "the U-nets read red, green, blue and nir"
+            )
+        data = data[["red", "green", "blue", "nir"]].to_dataarray("band")
+    if data.ndim != 3 or data.dims[0] != "band":
+        raise InputError(f"data has dims {data.dims}; expected (band, y, x)")
+    return data
+
+
+def load_unet_set(water: Any, vegetation: Any, buildings: Any) -> dict[str, Any]:
+    """The loaded U-nets (water and vegetation required), each checked against its role."""
+    from s2cube.landcover.unets import UNET_MODELS, load_unet
+
+    models = {"water": water, "vegetation": vegetation, "buildings": buildings}
+    loaded = {k: load_unet(v) for k, v in models.items() if v is not None}
+    for key, m in loaded.items():
+        if tuple(m.card.classes) != UNET_MODELS[key].classes:
+            raise InputError(
+                f"{key} model {m.card.name!r} predicts {m.card.classes}; expected "
+                f"{UNET_MODELS[key].classes}"
+            )
+    for key in ("water", "vegetation"):
+        if key not in loaded:
+            raise InputError(f"{key}=None: the {key} model is required")
+    return loaded
+
+
+def unets_reflectance(raw: Any) -> tuple[Any, Any]:
+    """Reflectance (float32) and the pixels with data (any band) of ``(band, ...)`` DN or
+    reflectance, numpy or dask."""
+    import dask.array as da
+
+    if np.dtype(raw.dtype).kind in "iu":
+        return raw.astype(np.float32) / np.float32(10000), (raw != 0).any(axis=0)
+    refl = raw.astype(np.float32)
+    valid = ((raw != 0) & (raw == raw)).any(axis=0)
+    return (da.nan_to_num(refl) if isinstance(refl, da.Array) else np.nan_to_num(refl)), valid
+
+
+def unets_probabilities(
+    loaded: dict[str, Any], refl: Any, names: list[str], kw: dict[str, Any]
+) -> dict[str, Any]:
+    """Each U-net's softmax ``(class, y, x)`` on its own bands of ``refl`` (``(band, y, x)``)."""
+    from s2cube.models import predict
+
+    probs = {}
+    for key, m in loaded.items():
+        idx = [names.index(b) for b in m.card.input_bands if b in names]
+        if len(idx) != len(m.card.input_bands):
+            raise InputError(f"the {key} model reads {m.card.input_bands}; data has {names}")
+        probs[key] = predict(m, refl[idx], **kw)
+    return probs
+
+
+def combine_probabilities(probs: dict[str, Any], valid: Any, threshold: float) -> Any:
+    """``(2, y, x)`` float32 (class, confidence) by the combination rule, per chunk when lazy."""
+    import dask.array as da
+
+    pb = probs.get("buildings")
+    if isinstance(probs["water"], da.Array):
+        chunks = probs["water"].chunks[1:]
+        args: list[Any] = [probs["water"].rechunk({0: -1}), "kyx"]
+        args += [probs["vegetation"].rechunk({0: -1}), "jyx"]
+        args += [None if pb is None else pb.rechunk({0: -1}), None if pb is None else "lyx"]
+        args += [da.asarray(valid).rechunk(chunks), "yx"]
+        return da.blockwise(
+            _combine_block,
+            "cyx",
+            *args,
+            new_axes={"c": 2},
+            concatenate=True,
+            dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32),
+            threshold=threshold,
+        )
+    return _combine_block(
+        probs["water"], probs["vegetation"], pb, np.asarray(valid), threshold=threshold
+    )
