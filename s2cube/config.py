@@ -52,7 +52,7 @@ MASK_METHODS: tuple[str, ...] = get_args(MaskMethod)
 RESAMPLING_METHODS: tuple[str, ...] = get_args(Resampling)
 FillDirection = Literal["both", "back", "forward"]
 InpaintMethod = Literal["none", "telea", "biharmonic"]
-LandcoverModel = Literal["none", "unets", "dynamicworld"]
+LandcoverModel = Literal["none", "unets", "unets-series", "dynamicworld"]
 FILL_DIRECTIONS: tuple[str, ...] = get_args(FillDirection)
 LANDCOVER_MODELS: tuple[str, ...] = get_args(LandcoverModel)
 #: MosaicConfig options that do not change the mosaic's pixels: recorded, but a resume may
@@ -212,7 +212,8 @@ class MosaicConfig:
     landcover: LandcoverModel = _opt(
         "none",
         "After the mosaic, land cover into the same store: 'unets' (the seed's U-nets on the "
-        "mosaic's 4 bands) or 'dynamicworld' (each clear scene of the catalog, nine bands); "
+        "mosaic's 4 bands), 'unets-series' (the U-nets on each clear scene of the catalog, "
+        "fused over the dates) or 'dynamicworld' (each clear scene, nine bands); "
         "the same as `s2cube landcover` afterwards (docs/landcover.md). The mosaic's pixels "
         "do not change.",
     )

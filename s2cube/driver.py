@@ -212,7 +212,7 @@ def mosaic(
         # its own stage with its own manifest and lease, exactly `s2cube landcover` after
         from .landcover.run import LandcoverOptions, landcover_store
 
-        scenes = config.landcover != "unets"  # Dynamic World classifies the catalog's scenes
+        scenes = config.landcover != "unets"  # dynamicworld, unets-series: the catalog's scenes
         lc = landcover_store(
             store, catalog if scenes else None, bbox=bbox_t,
             start=start if scenes else None, end=end if scenes else None,

@@ -129,3 +129,80 @@ def test_series_on_real_dates_masked_fusion(shared_data) -> None:
     oa = float((_groups(fused.landcover.values)[sel] == truth[sel]).mean())
     print(f"fused (5 dates, 3 clear): OA {oa:.4f} ({sel.sum()} px)")
     assert sel.sum() == ok.sum()  # every labelled held-out pixel has a clear date
+
+
+@pytest.mark.skipif(
+    not {"water", "vegetation"} <= set(shipped_unets()), reason="U-net weights not shipped"
+)
+def test_store_unets_series_equals_the_api(tmp_path, real_catalog) -> None:
+    """`s2cube landcover STORE --model unets-series -c CATALOG`: the U-nets on every clear
+    scene of the real 120 m fixture, fused, into the store.  The stored cell equals
+    `landcover_unets_series` on the same cube and clear mask (SCL, dilated) exactly, though
+    the store run skips the blocks of each date that no clear pixel needs; the record names the
+    source and the set; `--method product` is refused."""
+    from click.testing import CliRunner
+
+    import s2cube
+    from s2cube.cli import main
+    from s2cube.cube import items_touching, load
+    from s2cube.grid import Cell
+    from s2cube.landcover.run import clear_of
+    from s2cube.search import find_items
+    from s2cube.store import store_grid
+    from s2cube.store.landcover import read_landcover_manifest
+
+    torch.set_num_threads(1)
+    store = tmp_path / "lc.zarr"
+    bbox = ("15.8", "46.0", "15.95", "46.2")  # cell r0175c0783 of 0.25° at 1/800°
+    dates = ("--start", "2023-08-01", "--end", "2023-08-31")
+    args = ["landcover", str(store), "--model", "unets-series", "-c", str(real_catalog)]
+    args += ["--bbox", *bbox, *dates, "--resolution", "1/800", "--cell-size", "0.25"]
+    args += ["--device", "cpu", "--window", "64", "--chunk", "128"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "1 cell(s) written" in res.output
+    (name,) = read_landcover_manifest(store)
+    rec = read_landcover_manifest(store)[name]
+    assert rec["source"] == "scenes" and rec["model"].startswith("s2cube-unets[water=")
+    assert rec["date_blocks_run"] <= rec["date_blocks_total"]
+    grid = store_grid(store)
+    cell = Cell.from_name(name)
+    items = find_items(
+        real_catalog,
+        bbox=tuple(float(v) for v in bbox),
+        start="2023-08-01",
+        end="2023-08-31",
+        max_cloud=None,
+        bands=("red", "green", "blue", "nir"),
+    )
+    halo = 32
+    near = items_touching(items, grid.cell_window(cell).pad(halo).bounds)
+    cube = load(
+        near, cell, grid=grid, bands=("red", "green", "blue", "nir"), halo=halo, chunksize=128
+    )
+    clear = clear_of(cube, 1)
+    codes = xr.DataArray(
+        np.where(np.asarray(clear), CLEAR, CLOUD).astype(np.uint8),
+        dims=("time", cube.dims[2], cube.dims[3]),
+    )
+    ref = landcover_unets_series(
+        cube.drop_sel(band="scl"), codes, window=64, overlap=32, device="cpu"
+    )
+    core = (slice(halo, -halo), slice(halo, -halo))
+    ds = s2cube.open_store(store, chunks=False)
+    win = grid.cell_window(cell)
+    got = ds.isel(latitude=win.rows, longitude=win.cols)
+    np.testing.assert_array_equal(got.landcover.values, ref.landcover.values[core])
+    np.testing.assert_array_equal(got.landcover_dates.values, ref.n_dates.values[core])
+    want_conf = np.where(
+        ref.landcover.values[core] > 0,
+        np.clip(np.rint(ref.confidence.values[core] * 100), 1, 100),
+        0,
+    )
+    np.testing.assert_array_equal(got.landcover_confidence.values, want_conf)
+    lc = got.landcover.values
+    shares = {c: round(float((lc == k).mean()), 3) for c, k in LANDCOVER_CODES.items()}
+    n_dates = np.unique(got.landcover_dates.values).tolist()
+    print(f"unets-series shares (120 m, models at 10/120 m): {shares}; dates used {n_dates}")
+    bad = CliRunner().invoke(main, [*args, "--method", "product"])
+    assert bad.exit_code == 2 and "Dirichlet" in bad.output

@@ -43,9 +43,10 @@ def _fraction(text: str | None) -> Fraction | None:
     "--model",
     default="dynamicworld",
     show_default=True,
-    help="'dynamicworld' (every clear scene of --catalog, nine bands, fused over the dates), or "
-    "'unets' (the shipped water and vegetation U-nets on the store's own finished 4-band mosaic; "
-    "no --catalog).",
+    help="'dynamicworld' (every clear scene of --catalog, nine bands, fused over the dates), "
+    "'unets' (the water and vegetation U-nets on the store's own finished 4-band mosaic; no "
+    "--catalog) or 'unets-series' (the U-nets on every clear scene of --catalog, each model "
+    "fused over the dates, then combined).",
 )
 @click.option(
     "--method",
@@ -67,7 +68,7 @@ def _fraction(text: str | None) -> Fraction | None:
     "--water",
     "water_pt",
     type=click.Path(dir_okay=False),
-    help="unets: your water U-net (model.pt of `s2cube train landcover --model water`).",
+    help="unets(-series): your water U-net (model.pt of `s2cube train landcover --model water`).",
 )
 @click.option(
     "--vegetation",

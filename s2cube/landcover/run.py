@@ -57,9 +57,12 @@ __all__ = [
 
 #: model names that classify the store's own mosaic (source "mosaic") instead of scenes
 MOSAIC_MODELS = ("unets",)
+#: the U-net set run on every clear scene of the catalog and fused over the dates
+#: (:func:`~s2cube.landcover.series.fuse_series`): the seed's multi-temporal step
+SERIES_MODELS = ("unets-series",)
 #: the model tile edge when none is given: Dynamic World's 256, the U-nets' 128
 #: (:func:`~s2cube.landcover.wrapper.landcover_unets`' default)
-DEFAULT_WINDOW = {"unets": 128}
+DEFAULT_WINDOW = {"unets": 128, "unets-series": 128}
 
 
 class LandcoverOptions:
@@ -93,6 +96,11 @@ class LandcoverOptions:
             raise InputError(
                 f"window={window}, chunk={chunk} must be >= 16 px; cell_halo={cell_halo} and "
                 f"dilation={dilation} >= 0"
+            )
+        if model in SERIES_MODELS and method != "mean":
+            raise InputError(
+                f"method={method!r} with model {model!r}: the U-nets are fused by the Dirichlet "
+                "mean only (method='mean')"
             )
         if precision not in ("fp32", "bf16", "fp16"):
             raise InputError(f"precision={precision!r}; expected fp32, bf16 or fp16")
@@ -200,6 +208,8 @@ def cell_landcover(
 
     from ..models import predict
 
+    if isinstance(loaded, MosaicUNets):
+        return _cell_unets_series(cube, clear, looks, loaded, options, device, batch_size)
     bands = list(loaded.card.input_bands)
     data = cube.sel(band=bands).data
     ych, xch = clear.chunks[1:]
@@ -243,6 +253,50 @@ def cell_landcover(
         alpha=options.alpha,
         snow=options.snow_threshold,
     )
+
+
+def _cell_unets_series(
+    cube: Any,
+    clear: Any,
+    looks: np.ndarray | None,
+    unets: MosaicUNets,
+    options: LandcoverOptions,
+    device: str | None,
+    batch_size: int,
+) -> Any:
+    """:func:`cell_landcover` for the U-net set: per date, each U-net only on the blocks that
+    need it (as for a scene model), then each model's probabilities fused over the clear dates
+    and the combination rule (:func:`~s2cube.landcover.series.fuse_series`)."""
+    import dask.array as da
+
+    from .series import fuse_series
+    from .unets import UNET_MODELS
+    from .wrapper import unets_probabilities, unets_reflectance
+
+    bands = list(unets.card.input_bands)
+    data = cube.sel(band=bands).data
+    ych, xch = clear.chunks[1:]
+    reach = math.ceil(options.halo / max(1, min(min(ych), min(xch))))
+    loaded = unets.members()
+    kw: dict[str, Any] = {"window": options.window, "overlap": options.overlap}
+    kw |= {"halo": options.halo, "batch_size": batch_size, "precision": options.precision}
+    kw["device"] = device
+    per_model: dict[str, list[Any]] = {k: [] for k in loaded}
+    for t in range(data.shape[0]):
+        keep_out = np.ones((len(ych), len(xch)), bool) if looks is None else looks[t]
+        if not keep_out.any():
+            for key in loaded:
+                k = len(UNET_MODELS[key].classes)
+                per_model[key].append(
+                    da.zeros((k, *data.shape[2:]), np.float32, chunks=((k,), ych, xch))
+                )
+            continue
+        x = _select_blocks(data[t].rechunk({0: -1}), _ring(keep_out, reach), (len(bands),))
+        refl, _ = unets_reflectance(x)
+        for key, p in unets_probabilities(loaded, refl, bands, kw).items():
+            per_model[key].append(_select_blocks(p, keep_out, (p.shape[0],)))
+    packed, n_dates = fuse_series(per_model, clear, alpha=options.alpha, threshold=0.5)
+    return da.concatenate([packed, n_dates[None]], axis=0)
 
 
 def _fuse_block(
@@ -496,6 +550,8 @@ class UNetsCard:
     classes: tuple[str, ...]
     product_level: str
     resolution_m: str
+    #: what a scene source searches and loads for the set (``unets-series``)
+    input_bands: tuple[str, ...] = ("red", "green", "blue", "nir")
 
 
 @dataclass(frozen=True)
@@ -506,6 +562,11 @@ class MosaicUNets:
     water: Any
     vegetation: Any
     buildings: Any = None
+
+    def members(self) -> dict[str, Any]:
+        """``{"water": model, "vegetation": model[, "buildings": model]}``."""
+        out = {"water": self.water, "vegetation": self.vegetation}
+        return out | ({"buildings": self.buildings} if self.buildings is not None else {})
 
 
 def _unets_label(
@@ -586,9 +647,12 @@ def _load_model(name: str, unet_weights: Mapping[str, Any] | None = None) -> tup
     unet_weights = {k: v for k, v in (unet_weights or {}).items() if v is not None}
     if name in MOSAIC_MODELS:
         return load_mosaic_unets(unet_weights), "mosaic"
+    if name in SERIES_MODELS:
+        return load_mosaic_unets(unet_weights), "scenes"
     if unet_weights:
         raise InputError(
-            f"U-net weights ({', '.join(sorted(unet_weights))}) are for --model unets, not {name!r}"
+            f"U-net weights ({', '.join(sorted(unet_weights))}) are for --model unets or "
+            f"unets-series, not {name!r}"
         )
     return load_model(name), "scenes"
 

@@ -28,7 +28,7 @@ from s2cube.landcover.wrapper import (
 )
 from s2cube.mask import CLEAR
 
-__all__ = ["fuse_probabilities", "landcover_unets_series"]
+__all__ = ["fuse_probabilities", "fuse_series", "landcover_unets_series"]
 
 
 def fuse_probabilities(
@@ -61,6 +61,40 @@ def fuse_probabilities(
 def _fuse_block(probs: np.ndarray, clear: np.ndarray, *, alpha: float) -> np.ndarray:
     fused, n = fuse_probabilities(probs, clear, alpha)
     return np.concatenate([fused, n[None].astype(np.float32)])
+
+
+def fuse_series(
+    per_model: dict[str, list[Any]], clear: Any, *, alpha: float, threshold: float
+) -> tuple[Any, Any]:
+    """Each model's per-date probabilities (``{model: [(class, y, x) per date]}``, numpy or
+    dask) fused over ``clear`` ``(time, y, x)``, then the combination rule: ``(2, y, x)``
+    float32 (class, confidence) and ``n_dates`` ``(y, x)`` float32, lazy when the inputs are."""
+    import dask.array as da
+
+    lazy = any(isinstance(p, da.Array) for plist in per_model.values() for p in plist)
+    fused: dict[str, Any] = {}
+    n_dates: Any = None
+    for key, plist in per_model.items():
+        if lazy:
+            probs = da.stack(plist).rechunk({0: -1, 1: -1})
+            c = da.asarray(clear).rechunk((-1, probs.chunks[2], probs.chunks[3]))
+            packed = da.blockwise(
+                _fuse_block,
+                "kyx",
+                probs,
+                "tkyx",
+                c,
+                "tyx",
+                adjust_chunks={"k": probs.shape[1] + 1},
+                concatenate=True,
+                dtype=np.float32,
+                meta=np.empty((0, 0, 0), np.float32),
+                alpha=alpha,
+            )
+        else:
+            packed = _fuse_block(np.stack(plist), np.asarray(clear), alpha=alpha)
+        fused[key], n_dates = packed[:-1], packed[-1]
+    return combine_probabilities(fused, n_dates > 0, threshold), n_dates
 
 
 def landcover_unets_series(
@@ -125,35 +159,10 @@ def landcover_unets_series(
             per_model[key].append(p)
     lazy = isinstance(cube.data, da.Array)
     stack = da.stack if lazy else np.stack
-    if codes is None:
-        clear = stack(valids)
-    else:
-        clear = codes.transpose("time", ydim, xdim).data == CLEAR
-        clear = clear & stack(valids)
-    fused: dict[str, Any] = {}
-    n_dates: Any = None
-    for key, plist in per_model.items():
-        probs: Any = stack(plist)
-        if lazy:
-            probs = probs.rechunk({0: -1, 1: -1})
-            c = da.asarray(clear).rechunk((-1, probs.chunks[2], probs.chunks[3]))
-            packed = da.blockwise(
-                _fuse_block,
-                "kyx",
-                probs,
-                "tkyx",
-                c,
-                "tyx",
-                adjust_chunks={"k": probs.shape[1] + 1},
-                concatenate=True,
-                dtype=np.float32,
-                meta=np.empty((0, 0, 0), np.float32),
-                alpha=alpha,
-            )
-        else:
-            packed = _fuse_block(probs, np.asarray(clear), alpha=alpha)
-        fused[key], n_dates = packed[:-1], packed[-1]
-    packed = combine_probabilities(fused, n_dates > 0, threshold)
+    clear = stack(valids)
+    if codes is not None:
+        clear = clear & (codes.transpose("time", ydim, xdim).data == CLEAR)
+    packed, n_dates = fuse_series(per_model, clear, alpha=alpha, threshold=threshold)
     coords = {k: v for k, v in cube.coords.items() if set(v.dims) <= {ydim, xdim}}
     dims = (ydim, xdim)
     out = xr.Dataset(
