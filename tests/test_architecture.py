@@ -35,6 +35,8 @@ LAYERS: dict[str, int] = {
     "s2cube.models": 2,
     "s2cube.landcover": 2,
     "s2cube.landcover.run": 5,  # the land-cover driver (store, catalog, cells)
+    "s2cube.landcover.run_scenes": 5,  # its scenes source (catalog scenes, pruned, fused)
+    "s2cube.landcover.run_mosaic": 5,  # its mosaic source (the store's own mosaic)
     "s2cube.superres": 2,  # SR networks, weights, kernels (issue 13)
     "s2cube.superres.infer": 2,  # the SR kernel (numpy/torch)
     "s2cube.superres.wrapper": 4,  # xarray/dask over the SR kernel (map_blocks with halo)
