@@ -20,8 +20,8 @@ import numpy as np
 import pystac
 
 from ..grid import Cell, GlobalGrid
-from .kernels import fuse
 from .run_mosaic import MosaicUNets
+from .wrapper import fuse_block
 
 if TYPE_CHECKING:
     from .run import LandcoverOptions
@@ -153,7 +153,7 @@ def cell_landcover(
     stack = da.stack(per_date).rechunk({0: -1, 1: -1})
     clear = clear.rechunk((-1, stack.chunks[2], stack.chunks[3]))
     return da.blockwise(
-        _fuse_block,
+        fuse_block,
         "kyx",
         stack,
         "tcyx",
@@ -211,13 +211,6 @@ def _cell_unets_series(
             per_model[key].append(_select_blocks(p, keep_out, (p.shape[0],)))
     packed, n_dates = fuse_series(per_model, clear, alpha=options.alpha, threshold=0.5)
     return da.concatenate([packed, n_dates[None]], axis=0)
-
-
-def _fuse_block(
-    probs: np.ndarray, clear: np.ndarray, *, method: str, alpha: float, snow: float
-) -> np.ndarray:
-    classes, conf, n = fuse(probs, clear, method=method, alpha=alpha, snow_threshold=snow)
-    return np.stack([classes.astype(np.float32), conf, n.astype(np.float32)])
 
 
 def scene_tasks(

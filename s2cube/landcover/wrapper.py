@@ -20,9 +20,11 @@ from s2cube.mask import CLEAR
 __all__ = ["landcover", "landcover_unets"]
 
 
-def _fuse_block(
+def fuse_block(
     probs: np.ndarray, clear: np.ndarray, *, method: str, alpha: float, snow: float
 ) -> np.ndarray:
+    """:func:`~s2cube.landcover.kernels.fuse` of one block, packed ``(3, y, x)`` float32
+    (class, confidence, dates): what a dask blockwise fusion returns."""
     classes, conf, n = fuse(probs, clear, method=method, alpha=alpha, snow_threshold=snow)
     return np.stack([classes.astype(np.float32), conf, n.astype(np.float32)])
 
@@ -113,7 +115,7 @@ def landcover(
         probs = probs.rechunk({0: -1, 1: -1})
         clear = da.asarray(clear).rechunk((-1, probs.chunks[2], probs.chunks[3]))
         packed = da.blockwise(
-            _fuse_block,
+            fuse_block,
             "kyx",
             probs,
             "tcyx",
@@ -126,7 +128,7 @@ def landcover(
             **kw,
         )
     else:
-        packed = _fuse_block(np.asarray(probs), np.asarray(clear), **kw)
+        packed = fuse_block(np.asarray(probs), np.asarray(clear), **kw)
     coords = {k: v for k, v in cube.coords.items() if set(v.dims) <= {ydim, xdim}}
     dims = (ydim, xdim)
     out = xr.Dataset(
