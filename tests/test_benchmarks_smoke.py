@@ -25,6 +25,12 @@ def test_bench_composite_runs(capsys):
     assert all(r["planned_t"] > 0 and r["planned_m"] > 0 for r in results.values())
 
 
+def test_bench_blend_kernel_runs(capsys):
+    assert _load("bench_blend_kernel").main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "baseline ÷ kernel" in out and "| True" in out
+
+
 @pytest.mark.slow
 def test_bench_cloud_model_runs(capsys):
     pytest.importorskip("torch")

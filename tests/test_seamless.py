@@ -178,6 +178,74 @@ def test_feather_weights_on_cropped_boxes_equal_whole_array_distances(
         np.testing.assert_array_equal(got[k], want)
 
 
+def _feather_full_formula(refl, codes, width):
+    """The feather blend written out over every pixel (the formula before the kernel skipped
+    pixels one scene alone weighs): the oracle for :func:`blend_composite`."""
+    from s2cube.composite.kernels import _feather_weights, select_sources
+
+    source, _ = select_sources(codes)
+    idx = np.clip(source, 0, None)
+    out = np.where(source[None] >= 0, np.take_along_axis(refl, idx[None, None], 0)[0], 0)
+    usable = ((codes == CLEAR) | (codes == SNOW)) & (refl > 0).all(axis=1)
+    scenes = np.unique(source[source >= 0])
+    if len(scenes) < 2:
+        return out.astype("uint16")
+    w = _feather_weights(source, usable, scenes, float(width))
+    total = w.sum(axis=0)
+    for b in range(refl.shape[1]):
+        acc = np.zeros(source.shape, dtype="float64")
+        for k, s in enumerate(scenes):
+            acc += w[k] * refl[s, b]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            val = np.where(total > 0, acc / total, out[b])
+        out[b] = np.where(source >= 0, np.clip(np.rint(val), 1, 65535), 0)
+    return out.astype("uint16")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    t=st.integers(2, 5),
+    ny=st.integers(4, 40),
+    nx=st.integers(4, 40),
+    width=st.integers(1, 12),
+    zero_bands=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_feather_equals_the_full_formula_bit_for_bit(t, ny, nx, width, zero_bands, seed):
+    """Blending only the pixels two scenes weigh gives the full formula's values exactly,
+    also where a clear source has a zero band (no scene weighs it: at least 1) and where a
+    scene other than the source weighs alone."""
+    rng = np.random.default_rng(seed)
+    refl, codes = _random_inputs(rng, t, ny, nx)
+    if zero_bands:
+        refl[:, rng.integers(0, refl.shape[1])][rng.random((t, ny, nx)) < 0.1] = 0
+    got, _, _ = blend_composite(refl, codes, width=width, method="feather")
+    np.testing.assert_array_equal(got, _feather_full_formula(refl, codes, width))
+
+
+def test_distance_transform_equals_scipy_with_and_without_opencv(monkeypatch):
+    """OpenCV's transform, made exact, gives scipy's distances bit for bit (also where the
+    nearest other pixel is far); without OpenCV, scipy itself runs."""
+    import sys
+
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    from s2cube.composite.kernels import _EXACT_DISTANCE, _distance
+
+    rng = np.random.default_rng(5)
+    masks = [gaussian_filter(rng.normal(size=(300, 257)), s) > 0 for s in (1, 6, 30)]
+    far = np.ones((1500, 1400), bool)
+    far[0, 0] = False  # distances up to ~2050 px
+    for m in [*masks, far]:
+        want = distance_transform_edt(m)
+        got = _distance(m)
+        near = want < _EXACT_DISTANCE
+        np.testing.assert_array_equal(got[near], want[near])
+        assert (got[~near] >= _EXACT_DISTANCE - 1).all()
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError
+    np.testing.assert_array_equal(_distance(masks[1]), distance_transform_edt(masks[1]))
+
+
 def test_blending_only_changes_pixels_near_transitions():
     rng = np.random.default_rng(3)
     refl, codes = _random_inputs(rng, 3, 40, 40)
