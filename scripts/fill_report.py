@@ -6,6 +6,9 @@
    (b) OpenCV Telea, (c) the learned partial-conv inpainter, trained on 33TWM only and
    evaluated on 33TWL only (``--learned-steps 0`` skips it).  RMSE in reflectance against the
    hidden truth, per band and over R/G/B and R/G/B/NIR.
+   With each case, the *oracle*: every donor fitted on the hidden pixels themselves (in-sample,
+   per band gain/offset, and from all four donor bands), the floor of any single-date donor
+   with a linear transfer.
 2. Holes before/after: a composite of the first 5-day period (2023-08-10..14: two dates) per
    tile, filled from the next periods (rank 1: 08-15..19, rank 2: 08-20..24) by
    :func:`s2cube.fill_holes`, then Telea.
@@ -110,6 +113,47 @@ def hide_and_reconstruct(tile: str, net=None) -> list[dict]:
     return rows
 
 
+def oracle(tile: str) -> list[dict]:
+    """The floor of single-date donors: each donor fitted on the hidden pixels themselves.
+
+    Per case and donor (clear over ≥ 10 % of the hidden pixels), the RMSE of a gain/offset per
+    band and of a linear map from all four donor bands, both least squares on the truth of the
+    very pixels they are scored on (no fit from the ring could do better).  Reflectance.
+    """
+    ids, dn, scl = read_tile(tile)
+    clear, donor_clear, bad = masks(dn, scl)
+    rows = []
+    for t, s in CASES:
+        hidden = clear[t] & bad[s]
+        for d in (d for d in range(len(ids)) if d != t):
+            sel = hidden & donor_clear[d]
+            if sel.sum() < 0.1 * hidden.sum():
+                continue
+            y = dn[t][:, sel].astype("float64").T / 10000.0
+            x = dn[d][:, sel].astype("float64").T / 10000.0
+            design = np.c_[np.ones(len(x)), x]
+            per, cross = [], []
+            for b in range(4):
+                gain = np.polyfit(x[:, b], y[:, b], 1)
+                per.append(np.sqrt(np.mean((np.polyval(gain, x[:, b]) - y[:, b]) ** 2)))
+                coef = np.linalg.lstsq(design, y[:, b], rcond=None)[0]
+                cross.append(np.sqrt(np.mean((design @ coef - y[:, b]) ** 2)))
+            rows.append(
+                {
+                    "tile": tile,
+                    "target": ids[t],
+                    "hidden_under": ids[s],
+                    "donor": ids[d],
+                    "donor_coverage": float(sel.sum() / hidden.sum()),
+                    "nir_gain_offset": float(per[3]),
+                    "nir_all_bands": float(cross[3]),
+                    "rgb_gain_offset": float(np.sqrt(np.mean(np.square(per[:3])))),
+                    "rgbn_gain_offset": float(np.sqrt(np.mean(np.square(per)))),
+                }
+            )
+    return rows
+
+
 def holes_before_after(tile: str) -> dict:
     ids, dn, scl = read_tile(tile)
     clear, _, _ = masks(dn, scl, buffer=0)
@@ -175,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.time() - t0, 1),
         }
     report["reconstruct"] = hide_and_reconstruct("33TWL", net) + hide_and_reconstruct("33TWM")
+    report["oracle"] = oracle("33TWL") + oracle("33TWM")
     report["holes"] = [holes_before_after(t) for t in ("33TWL", "33TWM")]
     text = json.dumps(report, indent=1)
     if args.json:
