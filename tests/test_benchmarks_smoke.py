@@ -25,8 +25,8 @@ def test_bench_composite_runs(capsys):
     assert all(r["planned_t"] > 0 and r["planned_m"] > 0 for r in results.values())
 
 
-def test_bench_blend_kernel_runs(capsys):
-    assert _load("bench_blend_kernel").main(["--quick"]) == 0
+def test_bench_kernels_runs(capsys):
+    assert _load("bench_kernels").main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "baseline ÷ kernel" in out and "| True" in out
 

@@ -95,6 +95,25 @@ def test_apply_knots_lookup_table_equals_interpolation():
         assert (apply_knots(big, knots)[:5] == 0).all()
 
 
+@settings(max_examples=30, deadline=None)
+@given(t=st.integers(0, 40), share=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_reference_composite_equals_nanmedian(t, share, seed):
+    """The reference palette (one sort along time) is np.nanmedian of the clear, valid values,
+    NaN where a pixel has none."""
+    import warnings
+
+    from s2cube.harmonize.radiometry import reference_composite
+
+    rng = np.random.default_rng(seed)
+    refl = rng.integers(0, 6000, size=(t, 3, 9, 7)).astype("uint16")
+    clear = rng.random((t, 9, 7)) < share
+    valid = clear[:, None] & (refl > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        want = np.nanmedian(np.where(valid, refl.astype("float64"), np.nan), axis=0)
+    np.testing.assert_array_equal(reference_composite(refl, clear), want)
+
+
 def _random_inputs(rng, t, ny, nx):
     refl = rng.integers(100, 3000, size=(t, 2, ny, nx)).astype("uint16")
     # blobby clouds so that regions and transitions exist

