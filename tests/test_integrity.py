@@ -248,6 +248,22 @@ def test_overwrite_to_empty_clears_old_pixels(
 
     monkeypatch.setattr("s2cube.store.layout.chunk_compressors", zstd_only)
     monkeypatch.setattr("s2cube.overviews.template.chunk_compressors", zstd_only)
+    # both runs inside one second of the clock (the case that once left the old pixels in
+    # the coarse levels: records were stamped to the second, so the rewrite looked current)
+    import datetime as dt
+    import itertools
+
+    from s2cube.store import cells as store_cells
+
+    tick = itertools.count()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    class OneSecond(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
+            return start + dt.timedelta(microseconds=next(tick))
+
+    monkeypatch.setattr(store_cells, "dt", type("dt", (), {"datetime": OneSecond, "UTC": dt.UTC}))
 
     from s2cube.grid import Cell, GlobalGrid
     from s2cube.overviews import open_level

@@ -220,13 +220,17 @@ def write_cell(
 
 
 def _cell_header(grid: GlobalGrid, cell: Cell) -> dict[str, Any]:
-    """The manifest fields every finished cell has: where it is and when it finished."""
+    """The manifest fields every finished cell has: where it is and when it finished.
+
+    ``finished`` is to the microsecond: products and overviews built from a cell copy it and
+    call themselves stale when it changes, so a rewrite within the same second must change it.
+    """
     return {
         "cell": cell.name,
         "row": cell.row,
         "col": cell.col,
         "bounds": list(grid.cell_window(cell).bounds),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
     }
 
 
