@@ -8,7 +8,8 @@
    hidden truth, per band and over R/G/B and R/G/B/NIR.
    With each case, the *oracle*: every donor fitted on the hidden pixels themselves (in-sample,
    per band gain/offset, and from all four donor bands), the floor of any single-date donor
-   with a linear transfer.
+   with a linear transfer; and the best *pair* of donors fitted the same way (the floor of
+   blending two dates).
 2. Holes before/after: a composite of the first 5-day period (2023-08-10..14: two dates) per
    tile, filled from the next periods (rank 1: 08-15..19, rank 2: 08-20..24) by
    :func:`s2cube.fill_holes`, then Telea.
@@ -154,6 +155,49 @@ def oracle(tile: str) -> list[dict]:
     return rows
 
 
+def oracle_pairs(tile: str) -> list[dict]:
+    """The floor of two-date donors: per case, the best pair of donors fitted in-sample on the
+    hidden pixels both see clear (per band ``a + b1·x1 + b2·x2``, least squares on the truth),
+    against the equal-weight mean of the two single-donor fits.  Reflectance, R/G/B/NIR."""
+    from itertools import combinations
+
+    ids, dn, scl = read_tile(tile)
+    clear, donor_clear, bad = masks(dn, scl)
+    rows = []
+    for t, s in CASES:
+        hidden = clear[t] & bad[s]
+        best: dict | None = None
+        for d1, d2 in combinations([d for d in range(len(ids)) if d != t], 2):
+            sel = hidden & donor_clear[d1] & donor_clear[d2]
+            if sel.sum() < 0.1 * hidden.sum():
+                continue
+            y = dn[t][:, sel].astype("float64").T / 10000.0
+            x1, x2 = (dn[d][:, sel].astype("float64").T / 10000.0 for d in (d1, d2))
+            pair, mean = [], []
+            for b in range(4):
+                one = np.ones(len(y))
+                design = np.c_[one, x1[:, b], x2[:, b]]
+                coef = np.linalg.lstsq(design, y[:, b], rcond=None)[0]
+                pair.append(np.sqrt(np.mean((design @ coef - y[:, b]) ** 2)))
+                fits = [np.polyval(np.polyfit(x[:, b], y[:, b], 1), x[:, b]) for x in (x1, x2)]
+                mean.append(np.sqrt(np.mean(((fits[0] + fits[1]) / 2 - y[:, b]) ** 2)))
+            row = {
+                "tile": tile,
+                "target": ids[t],
+                "hidden_under": ids[s],
+                "donors": [ids[d1], ids[d2]],
+                "coverage": float(sel.sum() / hidden.sum()),
+                "rgbn_pair_fit": float(np.sqrt(np.mean(np.square(pair)))),
+                "rgbn_mean_of_two": float(np.sqrt(np.mean(np.square(mean)))),
+                "nir_pair_fit": float(pair[3]),
+            }
+            if best is None or row["rgbn_pair_fit"] < best["rgbn_pair_fit"]:
+                best = row
+        if best is not None:
+            rows.append(best)
+    return rows
+
+
 def holes_before_after(tile: str) -> dict:
     ids, dn, scl = read_tile(tile)
     clear, _, _ = masks(dn, scl, buffer=0)
@@ -220,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     report["reconstruct"] = hide_and_reconstruct("33TWL", net) + hide_and_reconstruct("33TWM")
     report["oracle"] = oracle("33TWL") + oracle("33TWM")
+    report["oracle_pairs"] = oracle_pairs("33TWL") + oracle_pairs("33TWM")
     report["holes"] = [holes_before_after(t) for t in ("33TWL", "33TWM")]
     text = json.dumps(report, indent=1)
     if args.json:
