@@ -126,6 +126,27 @@ def test_open_cached_sees_a_rewritten_file(tmp_path):
     assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 9
 
 
+def test_clear_cache_closes_every_threads_datasets(tmp_path):
+    """After ``clear_cache`` a thread opens its files afresh (a timed run starts cold)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from s2cube.reader import gdal_env
+
+    path = str(tmp_path / "a.tif")
+    profile = dict(
+        driver="GTiff", width=8, height=8, count=1, dtype="uint16", nodata=0, crs="EPSG:32633"
+    )
+    profile["transform"] = from_origin(500000, 5100000, 10, 10)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 8, 8), 7, "uint16"))
+    first = gather.open_cached(path, gdal_env())
+    assert gather.open_cached(path, gdal_env()) is first
+    gather.clear_cache()
+    again = gather.open_cached(path, gdal_env())
+    assert first.closed and again is not first and again.read(1)[0, 0] == 7
+
+
 def test_to_map_in_place_equals_the_direct_formula(monkeypatch):
     """The strip-wise, in-place index of `_to_map` (bounded memory for large looks) equals the
     direct formula, for strips smaller than the array and with holes and an empty map."""

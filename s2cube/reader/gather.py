@@ -131,8 +131,12 @@ _MAPS = _LRU(CACHE_BYTES)
 
 
 def clear_cache() -> None:
-    """Forget every computed map (tests, benchmarks)."""
+    """Forget every computed map, and have every thread close its open datasets at its next
+    read (tests, benchmarks: a timed run starts cold, its GDAL block caches empty)."""
+    global _GENERATION
     _MAPS.clear()
+    with _MAPS.lock:
+        _GENERATION += 1
 
 
 def _source_window(
@@ -357,6 +361,8 @@ def gather_map(
 
 
 _LOCAL = threading.local()
+#: bumped by :func:`clear_cache`: a thread whose datasets are of an older generation closes them
+_GENERATION = 0
 #: open datasets kept per thread (their GDAL block caches serve neighbouring chunks, blocks
 #: and the bands' looks)
 OPEN_PER_THREAD = 256
@@ -383,8 +389,11 @@ def open_cached(url: str, env: Any, **options: Any) -> Any:
     import rasterio
 
     cache: OrderedDict[Hashable, Any] | None = getattr(_LOCAL, "datasets", None)
-    if cache is None:
+    if cache is None or getattr(_LOCAL, "generation", None) != _GENERATION:
+        for old in (cache or {}).values():
+            old.close()
         cache = _LOCAL.datasets = OrderedDict()
+        _LOCAL.generation = _GENERATION
     key = (url, tuple(sorted(options.items())), _file_key(url))
     ds = cache.get(key)
     if ds is not None and not ds.closed:
