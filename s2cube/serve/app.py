@@ -44,9 +44,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
+from .layers import TMS_IDS, TileRequestError  # noqa: E402
 from .render import FORMATS, encode  # noqa: E402
 from .settings import ServeSettings  # noqa: E402
-from .tiles import TMS_IDS, TileRequestError, TileSource  # noqa: E402
+from .tiles import TileSource  # noqa: E402
 
 GET_HEAD = ["GET", "HEAD"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from .tiles import TMS_IDS, TileSource, get_tms
+from .layers import TMS_IDS, get_tms
+from .tiles import TileSource
 
 __all__ = ["capabilities_xml", "exception_xml", "SUPPORTED_CRS"]
 
