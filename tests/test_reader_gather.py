@@ -102,25 +102,29 @@ def test_gather_map_apply_puts_nodata_where_nothing_maps():
     np.testing.assert_array_equal(gm.apply(src, fill=0), [[1, 6, 0], [0, 3, 2]])
 
 
-def test_open_cached_sees_a_rewritten_file(tmp_path):
-    """Datasets are kept open per thread, but a file rewritten in place is read afresh."""
-    import os
-
+def _tiny_tif(path: str, value: int) -> None:
+    """An 8×8 uint16 GeoTIFF (UTM 33N, nodata 0) holding ``value`` everywhere."""
     import rasterio
     from rasterio.transform import from_origin
 
-    from s2cube.reader import gdal_env
-
-    path = str(tmp_path / "a.tif")
     profile = dict(
         driver="GTiff", width=8, height=8, count=1, dtype="uint16", nodata=0, crs="EPSG:32633"
     )
     profile["transform"] = from_origin(500000, 5100000, 10, 10)
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((1, 8, 8), 7, "uint16"))
+        dst.write(np.full((1, 8, 8), value, "uint16"))
+
+
+def test_open_cached_sees_a_rewritten_file(tmp_path):
+    """Datasets are kept open per thread, but a file rewritten in place is read afresh."""
+    import os
+
+    from s2cube.reader import gdal_env
+
+    path = str(tmp_path / "a.tif")
+    _tiny_tif(path, 7)
     assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 7
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((1, 8, 8), 9, "uint16"))
+    _tiny_tif(path, 9)
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 9
@@ -128,18 +132,10 @@ def test_open_cached_sees_a_rewritten_file(tmp_path):
 
 def test_clear_cache_closes_every_threads_datasets(tmp_path):
     """After ``clear_cache`` a thread opens its files afresh (a timed run starts cold)."""
-    import rasterio
-    from rasterio.transform import from_origin
-
     from s2cube.reader import gdal_env
 
     path = str(tmp_path / "a.tif")
-    profile = dict(
-        driver="GTiff", width=8, height=8, count=1, dtype="uint16", nodata=0, crs="EPSG:32633"
-    )
-    profile["transform"] = from_origin(500000, 5100000, 10, 10)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((1, 8, 8), 7, "uint16"))
+    _tiny_tif(path, 7)
     first = gather.open_cached(path, gdal_env())
     assert gather.open_cached(path, gdal_env()) is first
     gather.clear_cache()
