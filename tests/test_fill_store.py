@@ -147,7 +147,8 @@ def test_rendering_recorded_and_served(stores, tmp_path):
     import shutil
 
     from s2cube import render
-    from s2cube.serve.tiles import TileSource, tone_curve_for
+    from s2cube.serve.layers import tone_curve_for
+    from s2cube.serve.tiles import TileSource
     from s2cube.store import _write_metadata
 
     meta = store_metadata(stores["telea"])

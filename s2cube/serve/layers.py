@@ -7,7 +7,6 @@ layers a nested product adds.  :mod:`s2cube.serve.tiles` reads the store and app
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,6 @@ import numpy as np
 
 from .. import render
 from ..errors import InputError
-from ..store import DATE_EPOCH
 
 __all__ = [
     "EARTH_RADIUS",
@@ -109,12 +107,6 @@ LAYERS: dict[str, LayerSpec] = {
 TMS_IDS = ("WebMercatorQuad", "WorldCRS84Quad")
 
 
-def _stored_days(iso_date: str) -> int:
-    """A date as the store encodes it: days since :data:`~s2cube.store.DATE_EPOCH`."""
-    day = np.datetime64(iso_date, "D").astype("int64")
-    return int(day - np.datetime64(DATE_EPOCH, "D").astype("int64"))
-
-
 def get_tms(tms_id: str) -> Any:
     import morecantile
 
@@ -152,8 +144,6 @@ def tone_curve_for(rendering: dict[str, Any] | None) -> Any:
 
 #: the mosaic layer whose colours every super-resolution layer repeats
 SUPERRES_BASE = "true-color"
-_SUPERRES_DIR = "superres"
-_SUPERRES_NAME = re.compile(r"^x(\d+)$")
 #: the root attribute that marks a nested store as a super-resolution product of its parent
 SUPERRES_ATTR = "s2cube_superres"
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -51,15 +52,12 @@ from ..store import (
 )
 from ..store.location import StoreLike, StoreLocation, store_location
 from .layers import (
-    _SUPERRES_DIR,
-    _SUPERRES_NAME,
     EARTH_RADIUS,
     LAYERS,
     SUPERRES_ATTR,
     TMS_IDS,
     LayerSpec,
     TileRequestError,
-    _stored_days,
     class_colors,
     get_tms,
     superres_layer_id,
@@ -67,16 +65,17 @@ from .layers import (
     tone_curve_for,
 )
 
-__all__ = [
-    "LAYERS",
-    "SUPERRES_ATTR",
-    "TMS_IDS",
-    "LayerSpec",
-    "StoreState",
-    "TileRequestError",
-    "TileSource",
-    "superres_layer_id",
-]
+__all__ = ["StoreState", "TileSource"]
+
+#: where a store keeps its nested super-resolution products (``superres/x<scale>``)
+_SUPERRES_DIR = "superres"
+_SUPERRES_NAME = re.compile(r"^x(\d+)$")
+
+
+def _stored_days(iso_date: str) -> int:
+    """A date as the store encodes it: days since :data:`~s2cube.store.DATE_EPOCH`."""
+    day = np.datetime64(iso_date, "D").astype("int64")
+    return int(day - np.datetime64(DATE_EPOCH, "D").astype("int64"))
 
 
 @dataclass(frozen=True)
