@@ -30,14 +30,14 @@ import math
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pystac
 
 from .grid import Cell, GlobalGrid, Window
 from .harmonize.haze import haze_optimized_transform, haze_score
-from .mask import CLEAR, CLOUD, NODATA, dilate_mask, scl_to_mask
+from .mask import CLEAR, CLOUD, NODATA, SHADOW, dilate_mask, scl_to_mask
 
 if TYPE_CHECKING:
     from .reader import ReadPolicy
@@ -173,6 +173,123 @@ def reduce_codes(codes: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
+#: survey SCL at the source's own resolution (:func:`native_codes`); False: warped to the grid
+NATIVE_SURVEY = True
+#: source-pixel slack around a coarse pixel's corners: GDAL's nearest warp picks the pixel under
+#: an output pixel's centre through an approximate transformer that errs by < 0.125 px
+NATIVE_SLACK = 0.5
+
+
+def lattice_pixel(rows: np.ndarray, cols: np.ndarray, factor: int) -> float:
+    """The largest grid pixel side, in source pixels, from a coarse lattice's edges."""
+    with np.errstate(invalid="ignore"):
+        edge_x = np.hypot(np.diff(rows, axis=1), np.diff(cols, axis=1))
+        edge_y = np.hypot(np.diff(rows, axis=0), np.diff(cols, axis=0))
+    finite = np.concatenate([edge_x[np.isfinite(edge_x)], edge_y[np.isfinite(edge_y)]])
+    return float(finite.max()) / factor if finite.size else 0.0
+
+
+def native_margin(rows: np.ndarray, cols: np.ndarray, factor: int, dilation: int) -> int:
+    """Source pixels a native read needs around a coarse lattice (see :func:`native_codes`)."""
+    return math.ceil(dilation * lattice_pixel(rows, cols, factor) + NATIVE_SLACK) + 1
+
+
+def _summed(mask: np.ndarray) -> np.ndarray:
+    """Summed-area table of a boolean image, with a zero first row and column."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - OpenCV is a core dependency
+        table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), "int64")
+        np.cumsum(np.cumsum(mask, axis=0, dtype="int64"), axis=1, out=table[1:, 1:])
+        return table
+    return np.asarray(cv2.integral(np.ascontiguousarray(mask).view("uint8")))  # ×10 numpy's
+
+
+def native_codes(
+    scl: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    factor: int,
+    cloud_dilation: int = 0,
+    shadow_dilation: int = 0,
+    table: np.ndarray | None = None,
+) -> np.ndarray:
+    """Conservative coarse codes from SCL at its *own* resolution (no warp).
+
+    ``scl`` is a source window; ``rows``/``cols`` ``(h + 1, w + 1)`` the coarse pixels'
+    corners in its pixel coordinates (:func:`s2cube.reader.read_native`), each coarse pixel
+    ``factor`` × ``factor`` grid pixels.
+
+    The composite samples SCL by nearest on the grid (the source pixel under each grid pixel's
+    centre, through GDAL's approximate transformer: within :data:`NATIVE_SLACK`) and grows
+    clouds and shadows by a disk of ``cloud_dilation`` / ``shadow_dilation`` grid pixels.  So a
+    grid pixel of coarse pixel *C* is clear unless a source pixel in *C*'s box (the bounding box
+    of its corners, widened by the slack) is not clear, or a cloud (shadow) source pixel lies in
+    that box widened further by ``cloud_dilation`` (``shadow_dilation``) × the largest grid
+    pixel side in source pixels.  A coarse pixel is CLEAR only if neither holds, NODATA only if
+    its box is all nodata, otherwise :data:`UNCERTAIN`: every grid pixel of a CLEAR coarse pixel
+    is clear in the composite's mask, which is what the plan needs (:func:`reduce_codes` is the
+    grid-resolution version).  The boxes are counted on summed-area tables (O(1) per coarse
+    pixel); no source pixel is dilated.
+    """
+    h, w = rows.shape[0] - 1, rows.shape[1] - 1
+    out = np.full((max(h, 0), max(w, 0)), UNCERTAIN, dtype="uint8")
+    if h <= 0 or w <= 0:
+        return out
+    if scl.size == 0:
+        out[:] = NODATA  # nothing of the source under the window
+        return out
+    codes = scl_to_mask(scl) if table is None else scl_to_mask(scl, table)
+    grid_px = lattice_pixel(rows, cols, factor)
+
+    def corners(a: np.ndarray, fn: Any) -> np.ndarray:
+        return fn(fn(a[:-1, :-1], a[:-1, 1:]), fn(a[1:, :-1], a[1:, 1:]))
+
+    with np.errstate(invalid="ignore"):
+        lo_r, hi_r = corners(rows, np.fmin), corners(rows, np.fmax)
+        lo_c, hi_c = corners(cols, np.fmin), corners(cols, np.fmax)
+    known = np.isfinite(lo_r) & np.isfinite(hi_r) & np.isfinite(lo_c) & np.isfinite(hi_c)
+
+    def box(grow: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Index bounds of every coarse pixel's box widened by ``grow`` source pixels, and
+        whether the box lies inside ``scl``."""
+        pad = grow + NATIVE_SLACK
+        with np.errstate(invalid="ignore"):
+            bounds = [
+                np.floor(lo_r - pad),
+                np.floor(hi_r + pad) + 1,
+                np.floor(lo_c - pad),
+                np.floor(hi_c + pad) + 1,
+            ]
+            ok = (
+                known
+                & (bounds[0] >= 0)
+                & (bounds[2] >= 0)
+                & (bounds[1] <= scl.shape[0])
+                & (bounds[3] <= scl.shape[1])
+            )
+        a, b, c, d = (np.where(ok, v, 0).astype("int64") for v in bounds)
+        return a, b, c, d, ok
+
+    def count(mask: np.ndarray, bounds: tuple[np.ndarray, ...]) -> np.ndarray:
+        t = _summed(mask)
+        a, b, c, d = bounds[:4]
+        return t[b, d] - t[a, d] - t[b, c] + t[a, c]
+
+    own = box(0.0)
+    area = (own[1] - own[0]) * (own[3] - own[2])
+    # a box off the read window (not expected: the read has a margin) stays UNCERTAIN
+    all_clear = own[4] & (count(codes == CLEAR, own) == area)
+    for code, dilation in ((CLOUD, cloud_dilation), (SHADOW, shadow_dilation)):
+        grown = box(dilation * grid_px) if dilation > 0 else own
+        all_clear &= grown[4] & (count(codes == code, grown) == 0)
+    all_nodata = own[4] & (count(codes == NODATA, own) == area)
+    out[all_clear] = CLEAR
+    out[all_nodata] = NODATA
+    return out
+
+
 def read_coarse_look(
     item: pystac.Item,
     window: Window,
@@ -183,20 +300,26 @@ def read_coarse_look(
     bands: Sequence[str] | None = LOOK_BANDS,
     strict: bool = False,
     policy: ReadPolicy | None = None,
+    native: bool | None = None,
 ) -> CoarseLook:
     """Read one scene's coarse look onto a coarse ``window`` (see :func:`coarse_window`).
 
-    SCL is read with nearest resampling at ``factor`` × the coarse resolution (the grid's own
-    resolution when ``factor`` is the plan factor) with overviews disabled
-    (``OVERVIEW_LEVEL=NONE``), masked and dilated exactly as the composite does, then reduced to
-    the coarse shape with :func:`reduce_codes`.  The reflectance bands are read at the coarse
+    SCL is read at its own resolution, without warping and with overviews disabled
+    (``OVERVIEW_LEVEL=NONE``: SCL overviews average classes into invented ones), masked, grown
+    by the source-pixel radius that covers the composite's dilation on the grid, and reduced to
+    the coarse shape conservatively by :func:`native_codes`.  With ``native=False`` it is read
+    instead with nearest resampling at ``factor`` × the coarse resolution (the grid's own
+    resolution when ``factor`` is the plan factor), masked and dilated exactly as the
+    composite does, then reduced with :func:`reduce_codes` (the reference the native survey is
+    tested against: both are conservative; the native one costs the source's pixels, not the
+    grid's, and no warp).  The reflectance bands are read at the coarse
     shape directly and may come from overviews (they only feed statistics).  The BOA offset is
     removed as in :func:`s2cube.load`.  The reads go through :func:`s2cube.reader.read_warped`:
     a transient failure gives a nodata look and a ``ReadFailureWarning`` (an error with
     ``strict=True``); with a dropping ``policy`` every failure raises
     :class:`~s2cube.errors.SceneReadError`.
     """
-    from .reader import lonlat_geobox, read_policy, read_warped
+    from .reader import lonlat_geobox, read_native, read_policy, read_warped
 
     policy = policy or read_policy(strict)
 
@@ -227,10 +350,27 @@ def read_coarse_look(
         else:
             arrays.append(np.zeros(shape, "uint16"))
     stack = np.stack(arrays) if arrays else np.ones((len(LOOK_BANDS), *shape), "uint16")
-    scl = read(item.assets["scl"].href, False, h * factor, w * factor)
-    fine = scl_to_mask(scl)
-    fine = dilate_mask(fine[None], cloud=cloud_dilation, shadow=shadow_dilation)[0]
-    codes = reduce_codes(fine, factor)
+    href = item.assets["scl"].href
+    if NATIVE_SURVEY if native is None else native:
+
+        def margin(rows: np.ndarray, cols: np.ndarray) -> int:
+            return native_margin(rows, cols, factor, max(cloud_dilation, shadow_dilation))
+
+        got = read_native(href, bounds, shape, margin=margin, policy=policy)
+        scl = got.data if got.data is not None else np.zeros((0, 0), "uint8")
+        codes = native_codes(
+            scl,
+            got.rows,
+            got.cols,
+            factor=factor,
+            cloud_dilation=cloud_dilation,
+            shadow_dilation=shadow_dilation,
+        )
+    else:
+        scl = read(href, False, h * factor, w * factor)
+        fine = scl_to_mask(scl)
+        fine = dilate_mask(fine[None], cloud=cloud_dilation, shadow=shadow_dilation)[0]
+        codes = reduce_codes(fine, factor)
     codes[(stack == 0).all(axis=0) & (codes != NODATA)] = UNCERTAIN
     return CoarseLook(scene=item.id, codes=codes, bands=stack)
 

@@ -42,12 +42,13 @@ from .policy import _messages as _messages
 from .stacks import PolicyRioReader, stack, stack_projected
 from .stacks import _stackstac as _stackstac
 from .warp import _WHOLE_TARGET_WARP as _WHOLE_TARGET_WARP
-from .warp import PixelGrid, lonlat_geobox, read_warped, request_bounds
+from .warp import NativeRead, PixelGrid, lonlat_geobox, read_native, read_warped, request_bounds
 from .warp import _overview_open_options as _overview_open_options
 from .warp import _target as _target
 
 __all__ = [
     "TRANSIENT_ERRORS",
+    "NativeRead",
     "PixelGrid",
     "PolicyRioReader",
     "REMOTE_SHORT_READS",
@@ -61,6 +62,7 @@ __all__ = [
     "read_policy",
     "lonlat_geobox",
     "open_raster",
+    "read_native",
     "read_warped",
     "request_bounds",
     "stack",

@@ -38,6 +38,7 @@ __all__ = [
     "gather_map",
     "open_cached",
     "source_grid",
+    "source_lattice",
 ]
 
 #: largest source side the uint16 index rasters can number (0 is nodata)
@@ -89,16 +90,17 @@ class GatherMap:
 class _LRU:
     """A byte-bounded LRU of computed maps; one computation per key even across threads."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, nbytes: Callable[[Any], int] = lambda v: v.index.nbytes) -> None:
         self.limit = limit
-        self.items: OrderedDict[Hashable, GatherMap] = OrderedDict()
+        self.nbytes = nbytes
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
         self.size = 0
         self.lock = threading.Lock()
         self.pending: dict[Hashable, threading.Lock] = {}
         self.hits = itertools.count()
         self.misses = itertools.count()
 
-    def get(self, key: Hashable, make: Callable[[], GatherMap]) -> GatherMap:
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
@@ -114,10 +116,10 @@ class _LRU:
             next(self.misses)
             with self.lock:
                 self.items[key] = value
-                self.size += value.index.nbytes
+                self.size += self.nbytes(value)
                 while self.size > self.limit and len(self.items) > 1:
                     _, old = self.items.popitem(last=False)
-                    self.size -= old.index.nbytes
+                    self.size -= self.nbytes(old)
                 self.pending.pop(key, None)
         return value
 
@@ -128,6 +130,8 @@ class _LRU:
 
 
 _MAPS = _LRU(CACHE_BYTES)
+#: lattices of :func:`source_lattice` (two float64 arrays per planning window and source grid)
+_LATTICES = _LRU(64 * 2**20, nbytes=lambda v: v[0].nbytes + v[1].nbytes)
 
 
 def clear_cache() -> None:
@@ -135,7 +139,55 @@ def clear_cache() -> None:
     read (tests, benchmarks: a timed run starts cold, its GDAL block caches empty)."""
     global _GENERATION
     _MAPS.clear()
+    _LATTICES.clear()
     _GENERATION += 1
+
+
+#: lattice points transformed exactly per axis at most; the rest are interpolated
+LATTICE_NODES = 129
+
+
+def source_lattice(
+    grid: SourceGrid, bounds: tuple[float, float, float, float], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source pixel coordinates (fractional ``row``, ``col``, each ``(h + 1, w + 1)``) of the
+    pixel corners of a lon/lat window of ``shape`` pixels over ``bounds``; cached per source
+    grid, so the scenes of one tile share it.
+
+    At most :data:`LATTICE_NODES` lines per axis are transformed (GDAL/PROJ); the lines between
+    are interpolated linearly.  Over a 1° window that spacing is < 1 km, where a UTM projection
+    departs from linear by millimetres (< 10⁻³ source pixel), far inside the margin its users add.
+    """
+    key = (grid, tuple(float(b) for b in bounds), tuple(int(n) for n in shape))
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        from affine import Affine
+        from rasterio.crs import CRS
+        from rasterio.warp import transform as warp_points
+
+        west, south, east, north = bounds
+        h, w = shape
+        ri = np.unique(np.linspace(0, h, min(h + 1, LATTICE_NODES)).round().astype(int))
+        ci = np.unique(np.linspace(0, w, min(w + 1, LATTICE_NODES)).round().astype(int))
+        lon = west + ci * ((east - west) / w)
+        lat = north - ri * ((north - south) / h)
+        glon, glat = np.meshgrid(lon, lat)
+        sx, sy = warp_points(
+            CRS.from_epsg(4326), CRS.from_wkt(grid.crs), glon.ravel(), glat.ravel()
+        )
+        sc, sr = ~Affine(*grid.transform) * (np.asarray(sx), np.asarray(sy))
+        sc, sr = np.asarray(sc).reshape(glon.shape), np.asarray(sr).reshape(glon.shape)
+        out = []
+        for a in (sr, sc):
+            # along columns, then along rows (bilinear on the rectilinear node lattice)
+            cols = np.stack([np.interp(np.arange(w + 1), ci, row) for row in a])
+            full = np.stack([np.interp(np.arange(h + 1), ri, col) for col in cols.T], axis=1)
+            full.flags.writeable = False
+            out.append(full)
+        return out[0], out[1]
+
+    result: tuple[np.ndarray, np.ndarray] = _LATTICES.get(key, make)
+    return result
 
 
 def _source_window(

@@ -10,6 +10,7 @@ runs in :func:`~s2cube.reader.policy.gdal_env` under a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -18,11 +19,20 @@ from ..errors import InputError
 from .policy import RESAMPLING, ReadPolicy, gdal_env, read_policy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from affine import Affine
 
     from ..grid import Window
 
-__all__ = ["PixelGrid", "lonlat_geobox", "read_warped", "request_bounds"]
+__all__ = [
+    "NativeRead",
+    "PixelGrid",
+    "lonlat_geobox",
+    "read_native",
+    "read_warped",
+    "request_bounds",
+]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -232,3 +242,80 @@ def read_warped(
     # outside the except block: what the policy raises carries no unpicklable context
     policy.handle(href, error)
     return np.full((h, w), nodata, dtype=dtype or "uint16")
+
+
+@dataclass(frozen=True, eq=False)
+class NativeRead:
+    """Band 1 of an asset at its own resolution, under a lon/lat window's lattice.
+
+    ``data`` is the source window (pixels outside the source are ``nodata``); ``rows`` and
+    ``cols`` ``(h + 1, w + 1)`` are the window's pixel corners in ``data``'s pixel coordinates
+    (fractional; NaN where they do not project).  ``data`` is ``None`` after a failed read that
+    the policy let pass (a warning was given).
+    """
+
+    data: np.ndarray | None
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def read_native(
+    href: str,
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    *,
+    margin: int | Callable[[np.ndarray, np.ndarray], int] = 0,
+    nodata: int = 0,
+    strict: bool = False,
+    policy: ReadPolicy | None = None,
+) -> NativeRead:
+    """Read band 1 of one asset *without warping*: the source pixels under a lon/lat window of
+    ``shape`` pixels over ``bounds`` (its corners' bounding box plus ``margin`` source pixels, or
+    ``margin(rows, cols)`` of the corner lattice),
+    with full-resolution data (overviews disabled) and the window's corner lattice in the read's
+    pixel coordinates (:func:`~s2cube.reader.gather.source_lattice`).
+
+    The planning survey uses it to decide at the source's own resolution which coarse pixels
+    are surely clear, instead of warping every candidate's SCL to the grid.  Failures go through
+    the ``policy`` as in :func:`read_warped`.
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window as RioWindow
+
+    from .gather import open_cached, source_grid, source_lattice
+
+    env = gdal_env()
+    policy = policy or read_policy(strict)
+
+    def attempt() -> NativeRead:
+        with env.open:
+            src = open_cached(href, env, OVERVIEW_LEVEL="NONE")
+            rows, cols = source_lattice(source_grid(src), bounds, shape)
+            ok = np.isfinite(rows) & np.isfinite(cols)
+            if not ok.any():
+                return NativeRead(np.zeros((0, 0), src.dtypes[0]), rows, cols)
+            pad = margin(rows, cols) if callable(margin) else margin
+            r0 = int(np.floor(rows[ok].min())) - pad
+            r1 = int(np.floor(rows[ok].max())) + pad + 1
+            c0 = int(np.floor(cols[ok].min())) - pad
+            c1 = int(np.floor(cols[ok].max())) + pad + 1
+            data = np.full((r1 - r0, c1 - c0), nodata, dtype=src.dtypes[0])
+            # the part inside the source; the rest stays nodata
+            a0, a1 = max(r0, 0), min(r1, src.height)
+            b0, b1 = max(c0, 0), min(c1, src.width)
+            if a1 > a0 and b1 > b0:
+                with env.read:
+                    data[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = src.read(
+                        1, window=RioWindow(b0, a0, b1 - b0, a1 - a0)
+                    )
+            return NativeRead(data, rows - r0, cols - c0)
+
+    try:
+        return policy.run(href, attempt)
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
+        error: BaseException = exc
+    policy.handle(href, error)
+    h, w = shape
+    nan = np.full((h + 1, w + 1), np.nan)
+    return NativeRead(None, nan, nan)
