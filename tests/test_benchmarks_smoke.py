@@ -69,3 +69,10 @@ def test_bench_peers_runs(capsys):
     assert all(r["t"] > 0 and r["m"] > 0 for r in case.values())
     # the priority kernel agrees with itself; odc-stac's first valid mostly agrees with it
     assert case["priority"]["eq"] == 1.0
+
+
+def test_bench_survey_runs(capsys):
+    res = _load("bench_survey").main(["--repeat", "1", "--size", "1098", "--cell", "0.2"])
+    out = capsys.readouterr().out
+    assert "native ÷ grid" in out and "wrongly clear 0" in out
+    assert 0 < res["clear_kept"] <= 1
