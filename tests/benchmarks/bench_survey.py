@@ -15,9 +15,15 @@ the 1° cell it sits in:
 It prints wall time (best of ``--repeat``, cold: caches cleared before each run), peak traced
 memory (tracemalloc: numpy and GDAL's read buffers), their ratios, and how many of the grid
 look's clear coarse pixels the native look also calls clear (it never calls clear one that is
-not: that is checked, and the script stops if it fails).  Numbers are printed, never asserted::
+not: that is checked, and the script stops if it fails).
 
-    python tests/benchmarks/bench_survey.py [--repeat 2] [--size 5490]
+``--cells`` also times the whole production path (``s2cube.composite_cell(...).compute()``,
+survey, plan and blocks) with the native and the grid survey, alternating in one process,
+cold, on the real fixture and the synthetic stacks of ``bench_peers.py``, and prints plan and
+total times, their ratios and the plans' read fractions.  Numbers are printed, never
+asserted::
+
+    python tests/benchmarks/bench_survey.py [--repeat 2] [--size 5490] [--cells 8,32,64]
 """
 
 from __future__ import annotations
@@ -99,7 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--size", type=int, default=5490, help="SCL side in pixels (20 m at 5490)")
     ap.add_argument("--cell", type=float, default=1.0, help="cell side in degrees")
+    ap.add_argument("--cells", default="", help="also the whole path: synthetic sizes, e.g. 8,32")
+    ap.add_argument("--cache", default=None, help="directory for the synthetic catalogs")
     args = ap.parse_args(argv)
+    if args.cells:
+        _cells([int(n) for n in args.cells.split(",")], args.repeat, args.cache)
 
     grid = GlobalGrid(
         resolution=Fraction(1, 12000), cell_size=Fraction(args.cell).limit_denominator()
@@ -147,6 +157,69 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"{kept:.1%}, wrongly clear 0"
     )
     return res
+
+
+def _cells(sizes: list[int], repeat: int, cache: str | None) -> None:
+    """Production path with the native and the grid survey, alternating, cold."""
+    import s2cube
+    import s2cube.plan as plan
+    from s2cube.grid import GlobalGrid
+    from s2cube.reader import gather
+    from s2cube.testing import make_sample_catalog
+
+    real = (
+        Path(__file__).resolve().parents[2].parent
+        / "shared/data/s2_l2a_earthsearch_33TWL_33TWM_2023-08_120m/catalog.json"
+    )
+    cases = []
+    if real.exists():
+        grid = GlobalGrid(resolution=Fraction(1, 1000), cell_size=Fraction(1, 2))
+        cases.append(("real fixture", s2cube.search(real), grid, grid.cell_of(15.9, 46.1)))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(cache or tmp)
+        grid = GlobalGrid(resolution=Fraction(1, 12000), cell_size=Fraction(1, 10))
+        for n in sizes:
+            for cs in (0.5, 1.5):
+                cat = make_sample_catalog(
+                    root / f"n{n // 2}-c{cs}",
+                    seed=1,
+                    n_dates=n // 2,
+                    size=1200,
+                    pixel_size=10.0,
+                    cloud_scale=cs,
+                )
+                cases.append(
+                    (f"{n} scenes cloud ×{cs}", s2cube.search(cat), grid, grid.cell_of(12.0, 46.05))
+                )
+        print(
+            "| case | grid survey: plan + total s | native: plan + total s | total ratio "
+            "| read fraction grid / native |"
+        )
+        print("|---|---|---|---|---|")
+        for name, items, grid, cell in cases:
+            best: dict[bool, tuple[float, float]] = {}
+            frac: dict[bool, float] = {}
+            for _ in range(repeat):
+                for native in (False, True):
+                    plan.NATIVE_SURVEY = native
+                    gather.clear_cache()
+                    t0 = time.perf_counter()
+                    lazy = s2cube.composite_cell(
+                        items, cell, grid=grid, config=s2cube.MosaicConfig()
+                    )
+                    t1 = time.perf_counter()
+                    lazy.compute()
+                    t2 = time.perf_counter()
+                    if native not in best or t2 - t0 < sum(best[native]):
+                        best[native] = (t1 - t0, t2 - t1)
+                    frac[native] = float(lazy.attrs.get("read_fraction", float("nan")))
+            plan.NATIVE_SURVEY = True
+            g, n_ = best[False], best[True]
+            print(
+                f"| {name} | {g[0]:.2f} + {g[1]:.2f} = {sum(g):.2f} | {n_[0]:.2f} + {n_[1]:.2f} = "
+                f"{sum(n_):.2f} | ×{sum(g) / sum(n_):.2f} faster "
+                f"| {frac[False]:.2f} / {frac[True]:.2f} |"
+            )
 
 
 if __name__ == "__main__":
