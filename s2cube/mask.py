@@ -80,6 +80,20 @@ SCL_TO_MASK = np.array(
 def scl_to_mask(scl: np.ndarray, table: np.ndarray = SCL_TO_MASK) -> np.ndarray:
     """Map SCL values to mask codes; values outside 0–11 (e.g. lossy-compression 12s) are nodata."""
     scl = np.asarray(scl)
+    if scl.dtype == np.uint8:
+        # one 256-entry lookup table, same values as the masked path below (×2 with numpy,
+        # ×10 with OpenCV's LUT)
+        lut = np.zeros(256, dtype="uint8")
+        lut[: min(len(table), 256)] = table[:256]
+        if scl.ndim >= 1 and scl.size and scl.shape[-1] < 2**15:
+            try:
+                import cv2
+            except ImportError:  # pragma: no cover - OpenCV is a core dependency
+                pass
+            else:
+                flat = np.ascontiguousarray(scl).reshape(-1, scl.shape[-1])
+                return np.asarray(cv2.LUT(flat, lut)).reshape(scl.shape)
+        return np.take(lut, scl)
     valid = (scl >= 0) & (scl < len(table))
     out = np.zeros(scl.shape, dtype="uint8")
     out[valid] = table[scl[valid].astype("intp")]

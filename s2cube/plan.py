@@ -281,9 +281,16 @@ def native_codes(
     area = (own[1] - own[0]) * (own[3] - own[2])
     # a box off the read window (not expected: the read has a margin) stays UNCERTAIN
     all_clear = own[4] & (count(codes == CLEAR, own) == area)
+    # cloud and shadow grown by the same distance share one box and one table
+    grow: dict[int, list[int]] = {}
     for code, dilation in ((CLOUD, cloud_dilation), (SHADOW, shadow_dilation)):
+        grow.setdefault(max(dilation, 0), []).append(code)
+    for dilation, which in grow.items():
         grown = box(dilation * grid_px) if dilation > 0 else own
-        all_clear &= grown[4] & (count(codes == code, grown) == 0)
+        hit = codes == which[0]
+        for code in which[1:]:
+            hit |= codes == code
+        all_clear &= grown[4] & (count(hit, grown) == 0)
     all_nodata = own[4] & (count(codes == NODATA, own) == area)
     out[all_clear] = CLEAR
     out[all_nodata] = NODATA

@@ -25,6 +25,26 @@ from s2cube.mask import (
 )
 
 
+@pytest.mark.parametrize("shape", [(256,), (16, 16), (2, 8, 16), (4, 0), (2, 1, 128, 1)])
+def test_uint8_lookup_equals_the_generic_path(shape):
+    """uint8 SCL takes a 256-entry lookup table (OpenCV's LUT); same codes as any other
+    integer type, for every value and a custom table, on strided views too."""
+    from s2cube.mask import SCL_TO_MASK
+
+    rng = np.random.default_rng(0)
+    scl = rng.integers(0, 256, shape).astype("uint8")
+    if scl.size >= 256:
+        scl.reshape(-1)[:256] = np.arange(256)
+    custom = SCL_TO_MASK.copy()
+    custom[7] = CLOUD
+    for table in (SCL_TO_MASK, custom):
+        for view in (scl, scl[..., ::2]):
+            want = scl_to_mask(view.astype("int16"), table)
+            got = scl_to_mask(view, table)
+            assert got.dtype == np.uint8 and got.shape == view.shape
+            np.testing.assert_array_equal(got, want)
+
+
 def test_scl_table_and_invalid_values():
     scl = np.arange(0, 14, dtype="uint8")
     codes = scl_to_mask(scl)

@@ -17,6 +17,8 @@
 4. **Harmonization of a cell's blocks** (``apply_knots`` on 16 blocks of 310² px, 4
    transfers): the cached lookup table (now taken from 2¹⁵ px, was 2¹⁷) against the float
    interpolation; each table is built inside the clock, once per transfer, as in a cell.
+5. **SCL → mask codes** (:func:`s2cube.mask.scl_to_mask` on uint8 SCL, every read chunk and
+   survey look): a 256-entry lookup table (OpenCV's ``LUT``) against the masked table lookup.
 
 Every section checks that both give identical values, and stops if they do not::
 
@@ -174,6 +176,22 @@ def _others(quick: bool, repeat: int) -> None:
     t_new, new = _best(lut, repeat)
     same = all(np.array_equal(a, c) for a, c in zip(old, new, strict=True))
     _row(f"harmonize 16 blocks × 4 bands of {b}² px", t_old, t_new, same)
+    # 5. SCL → mask codes of a read chunk's scenes (uint8): the masked table lookup it was,
+    # against today's 256-entry lookup table (OpenCV's LUT)
+    from s2cube.mask import SCL_TO_MASK, scl_to_mask
+
+    t, m = (4, 150) if quick else (16, 640)
+    scl = rng.integers(0, 13, (t, m, m)).astype("uint8")
+
+    def masked():
+        valid = scl < len(SCL_TO_MASK)
+        out = np.zeros(scl.shape, dtype="uint8")
+        out[valid] = SCL_TO_MASK[scl[valid].astype("intp")]
+        return out
+
+    t_old, old = _best(masked, repeat)
+    t_new, new = _best(lambda: scl_to_mask(scl), repeat)
+    _row(f"SCL → codes, {t} scenes of {m}² px", t_old, t_new, np.array_equal(old, new))
 
 
 if __name__ == "__main__":
