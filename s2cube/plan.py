@@ -1,13 +1,14 @@
 """Planning: which scenes each cell and each processing block must read.
 
 Before anything is read at full resolution, every candidate scene of a cell gets a *coarse
-look* (its SCL decimated with nearest, read with overviews disabled because SCL overviews
+look* (its SCL at its own resolution, read with overviews disabled because SCL overviews
 average class numbers into invented classes; blue/red/green/nir from overviews, which is fine
 for statistics).  From the looks:
 
-0. The SCL is read at the grid's resolution (nearest, the same sampling as the full read),
-   masked and dilated exactly like the composite, and reduced to coarse pixels that are clear
-   only where every grid pixel is clear: the plan is conservative by construction.
+0. The SCL is read as stored (no warp) and reduced to coarse pixels that are clear only where
+   every grid pixel is surely clear in the composite's mask (:func:`native_codes`: the source
+   pixels a coarse pixel's grid pixels can sample, and the clouds their dilation can reach):
+   the plan is conservative by construction.
 1. **Haze score** per scene: the Haze Optimized Transform (Zhang, Guindon & Cihlar 2002,
    *Remote Sensing of Environment* 82:173) ``HOT = blue − 0.5·red − 0.08`` (reflectance), median
    over the scene's clear pixels.  Clear land sits near or below 0; haze raises blue over red and
