@@ -170,3 +170,48 @@ def test_to_map_in_place_equals_the_direct_formula(monkeypatch):
         np.testing.assert_array_equal(got.index, want)
     empty = g._to_map(np.zeros((9, 4), "int32"), np.ones((9, 4), "int32"))
     assert empty.empty and empty.index.shape == (9, 4)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint8"])
+def test_block_maps_warp_every_digit_in_one_pass(monkeypatch, dtype):
+    """The block-wise maps warp all index digits as the bands of one raster; GDAL warps each
+    512×128 VRT block on its own, so the mapping equals one warp per digit exactly.  A real
+    Sentinel-2 tile geometry (10980² px at 10 m, UTM 33N) on the 1/12000° grid, windows of
+    several sizes across VRT block edges (uint8: two digits per axis)."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from s2cube.reader import gdal_env
+
+    grid = gather.SourceGrid(
+        CRS.from_epsg(32633).to_wkt(), tuple(from_origin(499980, 5200020, 10, 10))[:6], 10980, 10980
+    )
+    transform = from_origin(-180, 90, 1 / 12000, 1 / 12000)
+    env = gdal_env()
+    r, c = int((90 - 46.6) * 12000), int((180 + 15.3) * 12000)
+    windows = [(r, c, 128, 512), (r + 77, c + 301, 300, 700), (r + 1000, c + 2000, 513, 129)]
+    orig = gather._warp_index
+
+    def maps(together):
+        monkeypatch.setattr(
+            gather, "_warp_index", lambda *a, **k: orig(*a, **{**k, "together": together})
+        )
+        gather.clear_cache()
+        return [
+            gather.gather_map(
+                grid,
+                crs="EPSG:4326",
+                transform=transform,
+                width=360 * 12000,
+                height=180 * 12000,
+                window=win,
+                env=env,
+                dtype=dtype,
+            )
+            for win in windows
+        ]
+
+    for a, b in zip(maps(False), maps(True), strict=True):
+        assert a.window == b.window
+        assert (a.index < a.window[2] * a.window[3]).mean() > 0.99
+        np.testing.assert_array_equal(b.index, a.index)

@@ -12,7 +12,9 @@ in-memory GeoTIFF) are warped with exactly the warped-VRT parameters, GDAL envir
 window the real read would use, so every output pixel gets the index of the source pixel GDAL's
 nearest kernel would have copied (its approximate transformer, VRT block lattice and all), and 0
 where GDAL writes nodata.  A source pixel that is nodata gives nodata either way.  Same data
-type (uint16) and same nodata as the bands, so GDAL takes the same warp path and chunking.
+type (uint16) and same nodata as the bands, so GDAL takes the same warp path and chunking
+(block-wise maps warp all index digits as the bands of one raster: each VRT block is warped
+on its own, whatever the band count).
 ``tests/test_reader_gather.py`` checks the result against GDAL's own reads pixel for pixel.
 
 Where the shortcut does not apply (resampling other than nearest, a source without a nodata
@@ -233,13 +235,19 @@ def _warp_index(
     dtype: str,
     region: tuple[int, int, int, int],
     warp: Callable[[Any], np.ndarray],
+    *,
+    together: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Warp index rasters of ``grid`` (only ``region`` written) with ``warp``; return the
     source row + 1 and column + 1 of every output pixel (0: none).
 
     The rasters have the source's data type and nodata (0), so GDAL takes the same kernel and
     splits a large warp into the same chunks: a row or column number is written in base 255
-    (uint8, two digits) or 65535 (uint16, one), each digit + 1.
+    (uint8, two digits) or 65535 (uint16, one), each digit + 1.  With ``together`` every digit
+    raster is a band of one dataset warped once (``warp`` returns ``(band, y, x)``): for
+    block-wise warps, where each 512×128 VRT block is warped on its own and never split, the
+    band count changes nothing but the cost; a whole-target warp is split by memory, so it
+    keeps one band per warp.
     """
     from affine import Affine
     from rasterio.crs import CRS
@@ -248,37 +256,51 @@ def _warp_index(
 
     np_type, base = _DIGITS[dtype]
     r0, c0, h, w = region
-    profile = dict(
-        driver="GTiff",
-        width=grid.width,
-        height=grid.height,
-        count=1,
-        dtype=np_type,
-        nodata=0,
-        crs=CRS.from_wkt(grid.crs),
-        transform=Affine(*grid.transform),
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        sparse_ok=True,
-    )
     n_digits = 1 if base > max(grid.height, grid.width) else 2
-    found = []
+    rasters = []  # (axis, digit, full raster)
     for axis, (start, n) in enumerate(((r0, h), (c0, w))):
         numbers = np.arange(start, start + n, dtype="int32")
-        value: np.ndarray | None = None
         for d in range(n_digits):
-            digit = (numbers // base**d) % base + 1
-            full = digit[:, None] if axis == 0 else digit[None, :]
-            with MemoryFile() as mem:
-                with mem.open(**profile) as dst:
+            digit = ((numbers // base**d) % base + 1).astype(np_type)
+            rasters.append((axis, d, digit[:, None] if axis == 0 else digit[None, :]))
+
+    def warped(group: list[tuple[int, int, np.ndarray]]) -> np.ndarray:
+        profile = dict(
+            driver="GTiff",
+            width=grid.width,
+            height=grid.height,
+            count=len(group),
+            dtype=np_type,
+            nodata=0,
+            crs=CRS.from_wkt(grid.crs),
+            transform=Affine(*grid.transform),
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            sparse_ok=True,
+        )
+        with MemoryFile() as mem:
+            with mem.open(**profile) as dst:
+                for b, (_, _, full) in enumerate(group, start=1):
                     dst.write(
-                        np.ascontiguousarray(np.broadcast_to(full, (h, w)), dtype=np_type),
-                        1,
+                        np.ascontiguousarray(np.broadcast_to(full, (h, w))),
+                        b,
                         window=RioWindow(c0, r0, w, h),
                     )
-                with mem.open() as src:
-                    got = warp(src)
+            with mem.open() as src:
+                got = warp(src)
+        return got if got.ndim == 3 else got[None]
+
+    if together:
+        bands = list(warped(rasters))
+    else:
+        bands = [warped([r])[0] for r in rasters]
+    found = []
+    for axis in (0, 1):
+        value: np.ndarray | None = None
+        for (ax, d, _), got in zip(rasters, bands, strict=True):
+            if ax != axis:
+                continue
             # in place, int32 (index + 1 < 2**31), temporaries by strips of rows: the maps
             # of a large look stay small
             if value is None:
@@ -291,7 +313,6 @@ def _warp_index(
                     part *= base**d
                     value[s] += part
                     value[s][none] = 0
-            del got
         assert value is not None
         found.append(value)
     return found[0], found[1]
@@ -403,9 +424,9 @@ def gather_map(
             if whole_target:
                 read_opts.update(_WHOLE_TARGET_WARP)
             with vrt, rasterio.Env(**read_opts):
-                return vrt.read(1, window=RioWindow(c0, r0, w, h))
+                return vrt.read(window=RioWindow(c0, r0, w, h))
 
-        rows1, cols1 = _warp_index(grid, dtype, region, warp)
+        rows1, cols1 = _warp_index(grid, dtype, region, warp, together=not whole_target)
         return _to_map(rows1, cols1)
 
     return _MAPS.get(key, make)

@@ -19,6 +19,8 @@
    interpolation; each table is built inside the clock, once per transfer, as in a cell.
 5. **SCL → mask codes** (:func:`s2cube.mask.scl_to_mask` on uint8 SCL, every read chunk and
    survey look): a 256-entry lookup table (OpenCV's ``LUT``) against the masked table lookup.
+6. **Index maps of read chunks** (:func:`s2cube.reader.gather.gather_map`, block-wise): every
+   index digit as a band of one raster warped once, against one warp per digit.
 
 Every section checks that both give identical values, and stops if they do not::
 
@@ -192,6 +194,45 @@ def _others(quick: bool, repeat: int) -> None:
     t_old, old = _best(masked, repeat)
     t_new, new = _best(lambda: scl_to_mask(scl), repeat)
     _row(f"SCL → codes, {t} scenes of {m}² px", t_old, t_new, np.array_equal(old, new))
+    # 6. the GDAL index maps of read chunks (block-wise warps): one warp per index digit, as
+    # before, against every digit as a band of one raster warped once
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from s2cube.reader import gather, gdal_env
+
+    grid = gather.SourceGrid(
+        CRS.from_epsg(32633).to_wkt(), tuple(from_origin(499980, 5200020, 10, 10))[:6], 10980, 10980
+    )
+    side = 256 if quick else 600
+    r, c = int((90 - 46.6) * 12000), int((180 + 15.3) * 12000)
+    orig = gather._warp_index
+
+    def maps(together: bool) -> list[np.ndarray]:
+        gather.clear_cache()
+        with mock.patch.object(
+            gather, "_warp_index", lambda *a, **k: orig(*a, **{**k, "together": together})
+        ):
+            return [
+                gather.gather_map(
+                    grid,
+                    crs="EPSG:4326",
+                    transform=from_origin(-180, 90, 1 / 12000, 1 / 12000),
+                    width=360 * 12000,
+                    height=180 * 12000,
+                    window=(r + i * side, c + j * side, side, side),
+                    env=gdal_env(),
+                    dtype=dtype,
+                ).index
+                for i in range(2)
+                for j in range(2)
+            ]
+
+    for dtype in ("uint16", "uint8"):
+        t_old, old = _best(lambda: maps(False), repeat)
+        t_new, new = _best(lambda: maps(True), repeat)
+        same = all(np.array_equal(a, b) for a, b in zip(old, new, strict=True))
+        _row(f"index maps, 4 chunks of {side}² px, {dtype} source", t_old, t_new, same)
 
 
 if __name__ == "__main__":
