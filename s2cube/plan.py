@@ -313,17 +313,17 @@ def read_coarse_look(
     """Read one scene's coarse look onto a coarse ``window`` (see :func:`coarse_window`).
 
     SCL is read at its own resolution, without warping and with overviews disabled
-    (``OVERVIEW_LEVEL=NONE``: SCL overviews average classes into invented ones), masked, grown
-    by the source-pixel radius that covers the composite's dilation on the grid, and reduced to
-    the coarse shape conservatively by :func:`native_codes`.  With ``native=False`` it is read
-    instead with nearest resampling at ``factor`` × the coarse resolution (the grid's own
-    resolution when ``factor`` is the plan factor), masked and dilated exactly as the
-    composite does, then reduced with :func:`reduce_codes` (the reference the native survey is
-    tested against: both are conservative; the native one costs the source's pixels, not the
-    grid's, and no warp).  The reflectance bands are read at the coarse
-    shape directly and may come from overviews (they only feed statistics).  The BOA offset is
-    removed as in :func:`s2cube.load`.  The reads go through :func:`s2cube.reader.read_warped`:
-    a transient failure gives a nodata look and a ``ReadFailureWarning`` (an error with
+    (``OVERVIEW_LEVEL=NONE``: SCL overviews average classes into invented ones), masked, and
+    reduced to the coarse shape conservatively by :func:`native_codes` (each coarse pixel's box
+    of source pixels, widened by the composite's dilation for clouds and shadows). With
+    ``native=False`` it is read instead with nearest resampling at ``factor`` × the coarse
+    resolution (the grid's own resolution when ``factor`` is the plan factor), masked and
+    dilated exactly as the composite does, then reduced with :func:`reduce_codes` (the reference
+    the native survey is tested against: both are conservative; the native one costs the
+    source's pixels, not the grid's, and no warp). The reflectance bands are read at the coarse
+    shape directly and may come from overviews (they only feed statistics). The BOA offset is
+    removed as in :func:`s2cube.load`. The reads go through :func:`s2cube.reader.read_warped`: a
+    transient failure gives a nodata look and a ``ReadFailureWarning`` (an error with
     ``strict=True``); with a dropping ``policy`` every failure raises
     :class:`~s2cube.errors.SceneReadError`.
     """
