@@ -215,3 +215,156 @@ def test_block_maps_warp_every_digit_in_one_pass(monkeypatch, dtype):
         assert a.window == b.window
         assert (a.index < a.window[2] * a.window[3]).mean() > 0.99
         np.testing.assert_array_equal(b.index, a.index)
+
+
+# --- the shared tile cache (read_window) -------------------------------------------------
+
+
+def _tiled_tif(path: str, shape=(300, 340), block=64, seed=0, bands=2) -> np.ndarray:
+    """A tiled uint16 GeoTIFF (edge tiles partial) of random values; returns its pixels."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(seed).integers(1, 10000, (bands, *shape), dtype="uint16")
+    profile = dict(
+        driver="GTiff", width=shape[1], height=shape[0], count=bands, dtype="uint16", nodata=0,
+        crs="EPSG:32633", tiled=True, blockxsize=block, blockysize=block, compress="deflate",
+        transform=from_origin(500000, 5100000, 10, 10),
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return data
+
+
+class _CountingReads:
+    """Wraps a dataset; counts its reads (and fails the first ``fail`` of them)."""
+
+    def __init__(self, ds, fail: int = 0) -> None:
+        self.ds, self.reads, self.fail = ds, 0, fail
+        self.name, self.height, self.width = ds.name, ds.height, ds.width
+        self.block_shapes, self.dtypes = ds.block_shapes, ds.dtypes
+
+    def read(self, band, window):
+        self.reads += 1
+        if self.fail:
+            self.fail -= 1
+            raise OSError("injected read failure")
+        return self.ds.read(band, window=window)
+
+
+def test_read_window_equals_a_plain_read(tmp_path):
+    """Any window, across tile edges and the partial edge tiles, either band: the same array
+    as GDAL's own window read, whether its tiles come from GDAL or from the cache."""
+    import rasterio
+
+    path = str(tmp_path / "t.tif")
+    data = _tiled_tif(path)
+    rng = np.random.default_rng(1)
+    gather.clear_cache()
+    hits0 = next(gather._TILES.hits)
+    with rasterio.open(path) as ds:
+        for _ in range(60):
+            r0, c0 = int(rng.integers(0, 299)), int(rng.integers(0, 339))
+            h, w = int(rng.integers(1, 301 - r0)), int(rng.integers(1, 341 - c0))
+            band = int(rng.integers(1, 3))
+            got = gather.read_window(ds, band, r0, c0, h, w)
+            np.testing.assert_array_equal(got, data[band - 1, r0 : r0 + h, c0 : c0 + w])
+        assert next(gather._TILES.hits) - hits0 - 1 > 0  # the cache served some of them
+
+
+def test_read_window_decodes_each_tile_once_across_threads(tmp_path):
+    """Eight threads reading overlapping windows at once: every tile is read from the file
+    once, whoever asks first; the others wait for it (the refetch this cache removes)."""
+    import threading
+
+    import rasterio
+
+    path = str(tmp_path / "t.tif")
+    data = _tiled_tif(path, bands=1)
+    gather.clear_cache()
+    misses0 = next(gather._TILES.misses)
+    with rasterio.open(path) as raw:
+        ds = _CountingReads(raw)
+        lock = threading.Lock()  # one GDAL dataset: its own reads must not overlap
+        plain = ds.read
+
+        def serialised(band, window):
+            with lock:
+                return plain(band, window)
+
+        ds.read = serialised  # type: ignore[method-assign]
+        go = threading.Barrier(8)
+        out: dict[int, np.ndarray] = {}
+
+        def work(i: int) -> None:
+            go.wait()
+            out[i] = gather.read_window(ds, 1, 10 + 7 * i, 20 + 5 * i, 200, 250)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    distinct = set()
+    for i in range(8):
+        r0, c0 = 10 + 7 * i, 20 + 5 * i
+        np.testing.assert_array_equal(out[i], data[0, r0 : r0 + 200, c0 : c0 + 250])
+        for ty in range(r0 // 64, (r0 + 199) // 64 + 1):
+            distinct |= {(ty, tx) for tx in range(c0 // 64, (c0 + 249) // 64 + 1)}
+    assert len(gather._TILES.items) == len(distinct)
+    assert next(gather._TILES.misses) - misses0 - 1 == len(distinct)  # each tile made once
+    assert ds.reads <= len(distinct)  # one read may make several tiles
+
+
+def test_read_window_failure_caches_nothing_and_retries(tmp_path):
+    """A failed read leaves no entry and no claim behind: the retry reads the file again."""
+    import rasterio
+
+    path = str(tmp_path / "t.tif")
+    data = _tiled_tif(path, bands=1)
+    gather.clear_cache()
+    with rasterio.open(path) as raw:
+        ds = _CountingReads(raw, fail=1)
+        with pytest.raises(OSError, match="injected"):
+            gather.read_window(ds, 1, 0, 0, 100, 100)
+        assert not gather._TILES.items and not gather._TILES.pending
+        again = gather.read_window(ds, 1, 0, 0, 100, 100)
+        np.testing.assert_array_equal(again, data[0, :100, :100])
+
+
+def test_read_window_cache_is_bounded_and_sees_rewritten_files(tmp_path, monkeypatch):
+    import os
+
+    import rasterio
+
+    path = str(tmp_path / "t.tif")
+    _tiled_tif(path, bands=1, seed=0)
+    gather.clear_cache()
+    monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", str(3 * 64 * 64 * 2 / 2**20))  # three tiles
+    with rasterio.open(path) as ds:
+        gather.read_window(ds, 1, 0, 0, 300, 340)
+    assert 3 <= len(gather._TILES.items) < 30 and gather._TILES.size <= 3 * 64 * 64 * 2
+    # rewritten in place (same size): the new pixels, not the cached tiles
+    new = _tiled_tif(path, bands=1, seed=5)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with rasterio.open(path) as ds:
+        corner = gather.read_window(ds, 1, 236, 276, 64, 64)
+    np.testing.assert_array_equal(corner, new[0, 236:, 276:])
+
+
+def test_tile_cache_setting_is_checked(tmp_path, monkeypatch):
+    import rasterio
+
+    from s2cube.errors import InputError
+
+    path = str(tmp_path / "t.tif")
+    data = _tiled_tif(path, bands=1)
+    gather.clear_cache()
+    with rasterio.open(path) as ds:
+        monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", "0")  # off: plain reads, nothing kept
+        np.testing.assert_array_equal(gather.read_window(ds, 1, 5, 5, 90, 90), data[0, 5:95, 5:95])
+        assert not gather._TILES.items
+        monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", "lots")
+        with pytest.raises(InputError, match="S2CUBE_TILE_CACHE_MIB='lots'.*MiB >= 0"):
+            gather.read_window(ds, 1, 5, 5, 90, 90)

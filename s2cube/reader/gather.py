@@ -39,6 +39,7 @@ __all__ = [
     "gather",
     "gather_map",
     "open_cached",
+    "read_window",
     "source_grid",
     "source_lattice",
 ]
@@ -117,13 +118,61 @@ class _LRU:
             value = make()
             next(self.misses)
             with self.lock:
-                self.items[key] = value
-                self.size += self.nbytes(value)
-                while self.size > self.limit and len(self.items) > 1:
-                    _, old = self.items.popitem(last=False)
-                    self.size -= self.nbytes(old)
+                self._put(key, value)
                 self.pending.pop(key, None)
         return value
+
+    def get_many(
+        self, keys: list[Hashable], make: Callable[[list[Hashable]], dict[Hashable, Any]]
+    ) -> dict[Hashable, Any]:
+        """Values of ``keys``; the missing ones that no other thread is computing are made by
+        one call of ``make`` (a list of keys -> their values), the rest are waited for."""
+        out: dict[Hashable, Any] = {}
+        mine: list[tuple[Hashable, threading.Lock]] = []
+        theirs: list[tuple[Hashable, threading.Lock]] = []
+        with self.lock:
+            for key in keys:
+                if key in self.items:
+                    self.items.move_to_end(key)
+                    next(self.hits)
+                    out[key] = self.items[key]
+                elif key in self.pending:
+                    theirs.append((key, self.pending[key]))
+                else:
+                    lock = self.pending[key] = threading.Lock()
+                    lock.acquire()
+                    mine.append((key, lock))
+        try:
+            if mine:
+                made = make([k for k, _ in mine])
+                for _ in mine:
+                    next(self.misses)
+                with self.lock:
+                    for key, _ in mine:
+                        out[key] = value = made[key]
+                        self._put(key, value)
+        finally:
+            with self.lock:
+                for key, lock in mine:
+                    self.pending.pop(key, None)
+                    lock.release()
+        for key, lock in theirs:
+            with lock:  # its maker is done (or failed: then it is made here)
+                pass
+
+            def single(key: Hashable = key) -> Any:
+                return make([key])[key]
+
+            out[key] = self.get(key, single)
+        return out
+
+    def _put(self, key: Hashable, value: Any) -> None:
+        """Store under ``self.lock``, evicting the least recently used beyond the limit."""
+        self.items[key] = value
+        self.size += self.nbytes(value)
+        while self.size > self.limit and len(self.items) > 1:
+            _, old = self.items.popitem(last=False)
+            self.size -= self.nbytes(old)
 
     def clear(self) -> None:
         with self.lock:
@@ -142,6 +191,7 @@ def clear_cache() -> None:
     global _GENERATION
     _MAPS.clear()
     _LATTICES.clear()
+    _TILES.clear()
     _GENERATION += 1
 
 
@@ -479,15 +529,95 @@ def open_cached(url: str, env: Any, **options: Any) -> Any:
     return ds
 
 
-def gather(ds: Any, gmap: GatherMap, *, fill: int = 0, band: int = 1) -> np.ndarray:
-    """The output pixels of ``gmap`` from band ``band`` of an open dataset (one window read)."""
+#: MiB of decoded internal tiles shared by every thread of a process (:func:`read_window`);
+#: the environment variable S2CUBE_TILE_CACHE_MIB overrides it, 0 turns the cache off
+TILE_CACHE_MIB = 64
+#: smallest internal tile side served through the shared cache (strips and tiny tiles are not)
+TILE_MIN_SIDE = 64
+_TILES = _LRU(TILE_CACHE_MIB * 2**20, nbytes=lambda v: v.nbytes)
+
+
+def _tile_cache_bytes() -> int:
+    import os
+
+    from ..errors import InputError
+
+    raw = os.environ.get("S2CUBE_TILE_CACHE_MIB")
+    if raw is None:
+        return TILE_CACHE_MIB * 2**20
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = -1.0
+    if not mib >= 0:
+        raise InputError(
+            f"S2CUBE_TILE_CACHE_MIB={raw!r}; set it to a size in MiB >= 0 (0 turns the shared "
+            f"tile cache off) or unset it (default {TILE_CACHE_MIB})"
+        )
+    return int(mib * 2**20)
+
+
+def read_window(ds: Any, band: int, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+    """Band ``band`` of an open dataset over rows ``r0:r0+h``, columns ``c0:c0+w`` (inside
+    the raster): the same array as ``ds.read(band, window=...)``.
+
+    A tiled file is read tile by tile through a cache of decoded internal tiles that every
+    thread shares.  GDAL datasets are per thread (:func:`open_cached`), so their block caches
+    are too: two threads composing neighbouring blocks, or a survey look and a block read on
+    different threads (or through a dataset opened at another overview level), would each fetch
+    and decode the same tile.  Here the first fetches it and the others wait for it (one
+    computation per key, :class:`_LRU`).  Keys name the file (path, its size and modification
+    time when local), the raster's shape (an overview level has its own) and band.
+    """
     from rasterio.windows import Window as RioWindow
 
+    height, width = ds.height, ds.width
+    bh, bw = ds.block_shapes[band - 1]
+    inside = r0 >= 0 and c0 >= 0 and r0 + h <= height and c0 + w <= width
+    _TILES.limit = limit = _tile_cache_bytes()
+    if not inside or min(bh, bw) < TILE_MIN_SIDE or h <= 0 or w <= 0 or limit == 0:
+        return np.asarray(ds.read(band, window=RioWindow(c0, r0, w, h)))
+    name = (ds.name, _file_key(ds.name), height, width, band)
+    tiles = [
+        (ty, tx)
+        for ty in range(r0 // bh, (r0 + h - 1) // bh + 1)
+        for tx in range(c0 // bw, (c0 + w - 1) // bw + 1)
+    ]
+
+    def decode(keys: list[Hashable]) -> dict[Hashable, np.ndarray]:
+        # one read of the missing tiles' bounding box: GDAL fetches their byte ranges in one
+        # request (tile-by-tile requests would each round up to the HTTP chunk size)
+        ys = [k[-2] for k in keys]  # type: ignore[index]
+        xs = [k[-1] for k in keys]  # type: ignore[index]
+        y0, x0 = min(ys) * bh, min(xs) * bw
+        y1, x1 = min((max(ys) + 1) * bh, height), min((max(xs) + 1) * bw, width)
+        block = np.asarray(ds.read(band, window=RioWindow(x0, y0, x1 - x0, y1 - y0)))
+        made = {}
+        for key, ty, tx in zip(keys, ys, xs, strict=True):
+            tile = block[ty * bh - y0 : (ty + 1) * bh - y0, tx * bw - x0 : (tx + 1) * bw - x0]
+            tile = tile.copy()
+            tile.flags.writeable = False
+            made[key] = tile
+        return made
+
+    got = _TILES.get_many([(*name, ty, tx) for ty, tx in tiles], decode)
+    out = np.empty((h, w), dtype=ds.dtypes[band - 1])
+    for ty, tx in tiles:
+        tile = got[(*name, ty, tx)]
+        y0, x0 = ty * bh, tx * bw
+        a0, a1 = max(r0, y0), min(r0 + h, y0 + tile.shape[0])
+        b0, b1 = max(c0, x0), min(c0 + w, x0 + tile.shape[1])
+        out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = tile[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0]
+    return out
+
+
+def gather(ds: Any, gmap: GatherMap, *, fill: int = 0, band: int = 1) -> np.ndarray:
+    """The output pixels of ``gmap`` from band ``band`` of an open dataset (one window read,
+    through the shared tile cache of :func:`read_window`)."""
     if gmap.empty:
         return np.full(gmap.index.shape, fill, dtype=ds.dtypes[band - 1])
     r0, c0, h, w = gmap.window
-    source = ds.read(band, window=RioWindow(c0, r0, w, h))
-    return gmap.apply(source, fill)
+    return gmap.apply(read_window(ds, band, r0, c0, h, w), fill)
 
 
 def eligible(ds: Any, resampling: str) -> bool:

@@ -281,9 +281,8 @@ def read_native(
     """
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
-    from rasterio.windows import Window as RioWindow
 
-    from .gather import open_cached, source_grid, source_lattice
+    from .gather import open_cached, read_window, source_grid, source_lattice
 
     env = gdal_env()
     policy = policy or read_policy(strict)
@@ -306,8 +305,8 @@ def read_native(
             b0, b1 = max(c0, 0), min(c1, src.width)
             if a1 > a0 and b1 > b0:
                 with env.read:
-                    data[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = src.read(
-                        1, window=RioWindow(b0, a0, b1 - b0, a1 - a0)
+                    data[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = read_window(
+                        src, 1, a0, b0, a1 - a0, b1 - b0
                     )
             return NativeRead(data, rows - r0, cols - c0)
 
