@@ -10,6 +10,7 @@ runs in :func:`~s2cube.reader.policy.gdal_env` under a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,7 +73,13 @@ def lonlat_geobox(bounds: tuple[float, float, float, float], shape: tuple[int, i
 
     Its transform is rasterio's ``from_bounds`` (pixel size = span / count), the geometry the
     planning looks have always been read on; use a :class:`~s2cube.grid.Window` for grid pixels.
+    GeoBoxes are immutable; one per (bounds, shape) is kept (every look of a cell shares it).
     """
+    return _lonlat_geobox(tuple(float(b) for b in bounds), (int(shape[0]), int(shape[1])))
+
+
+@functools.lru_cache(maxsize=256)
+def _lonlat_geobox(bounds: tuple[float, ...], shape: tuple[int, int]) -> Any:
     from odc.geo.geobox import GeoBox
     from rasterio.transform import from_bounds
 
@@ -195,7 +202,10 @@ def read_warped(
                     opts = _overview_open_options(probe, transform, h)
             elif overview is not None:
                 opts = {"OVERVIEW_LEVEL": overview}
-            src = open_cached(href, env, **opts) if GATHER else None
+            # a plain full-resolution read is the same from the default dataset, which the
+            # block reads of this file keep open too
+            full = opts == {"OVERVIEW_LEVEL": "NONE"}
+            src = open_cached(href, env, **({} if full else opts)) if GATHER else None
             if src is not None:
                 if eligible(src, resampling) and nodata == 0:
                     # warp once per geometry: GDAL's own mapping, shared by every scene
@@ -289,7 +299,9 @@ def read_native(
 
     def attempt() -> NativeRead:
         with env.open:
-            src = open_cached(href, env, OVERVIEW_LEVEL="NONE")
+            # window reads at the source's own resolution: the default dataset (shared with
+            # the block reads of this file) reads no overview for them
+            src = open_cached(href, env)
             rows, cols = source_lattice(source_grid(src), bounds, shape)
             ok = np.isfinite(rows) & np.isfinite(cols)
             if not ok.any():
