@@ -568,6 +568,8 @@ def read_window(ds: Any, band: int, r0: int, c0: int, h: int, w: int) -> np.ndar
     and decode the same tile.  Here the first fetches it and the others wait for it (one
     computation per key, :class:`_LRU`).  Keys name the file (path, its size and modification
     time when local), the raster's shape (an overview level has its own) and band.
+    A remote object rewritten under the same URL during the process's life is not noticed
+    (nor is it by GDAL's own ``/vsicurl/`` cache); :func:`clear_cache` forgets every tile.
     """
     from rasterio.windows import Window as RioWindow
 
@@ -575,7 +577,8 @@ def read_window(ds: Any, band: int, r0: int, c0: int, h: int, w: int) -> np.ndar
     bh, bw = ds.block_shapes[band - 1]
     inside = r0 >= 0 and c0 >= 0 and r0 + h <= height and c0 + w <= width
     _TILES.limit = limit = _tile_cache_bytes()
-    if not inside or min(bh, bw) < TILE_MIN_SIDE or h <= 0 or w <= 0 or limit == 0:
+    in_memory = str(ds.name).startswith("/vsimem/")  # a name that may be reused for other data
+    if not inside or min(bh, bw) < TILE_MIN_SIDE or h <= 0 or w <= 0 or limit == 0 or in_memory:
         return np.asarray(ds.read(band, window=RioWindow(c0, r0, w, h)))
     name = (ds.name, _file_key(ds.name), height, width, band)
     tiles = [
