@@ -439,7 +439,10 @@ def survey_cell(
         k = ids.index(reference_scene)
         ref = np.where(clear[k][None] & (bands[k] > 0), bands[k].astype("float64"), np.nan)
     else:
-        ref = reference_composite(bands, clear)
+        # looks never clear anywhere (footprint looks of unsurveyed scenes) add nothing to the
+        # median: leave them out of its sort
+        seen = [k for k in range(len(looks)) if clear[k].any()]
+        ref = reference_composite(bands[seen], clear[seen])
     rng = random.Random(f"{seed}-{cell.name}")
     haze: dict[str, np.ndarray] = {}
     pairs: dict[str, np.ndarray] = {}
@@ -500,14 +503,33 @@ def footprint_mask(item: pystac.Item, window: Window, *, dilate: int = 2) -> np.
     return mask
 
 
-def footprint_look(item: pystac.Item, window: Window) -> CoarseLook:
+def footprint_masks(items: Sequence[pystac.Item], window: Window) -> list[np.ndarray]:
+    """:func:`footprint_mask` of each item over ``window``, rasterized once per distinct
+    footprint (the scenes of one MGRS tile and orbit mostly share theirs); the arrays of equal
+    footprints are the same object, so treat them as read-only."""
+    import json
+
+    done: dict[str, np.ndarray] = {}
+    out = []
+    for it in items:
+        key = json.dumps([it.geometry, None if it.geometry else it.bbox], sort_keys=True)
+        if key not in done:
+            done[key] = footprint_mask(it, window)
+        out.append(done[key])
+    return out
+
+
+def footprint_look(
+    item: pystac.Item, window: Window, *, mask: np.ndarray | None = None
+) -> CoarseLook:
     """The look of a candidate the survey did not read: "data, not clear" (:data:`UNCERTAIN`)
-    wherever :func:`footprint_mask` says it may have data, nodata elsewhere, no band values.
+    wherever :func:`footprint_mask` (or the given ``mask``, the same) says it may have data,
+    nodata elsewhere, no band values.
 
     Planning with it is conservative: no block counts on the scene being clear, and every block
     it may cover lists it as a candidate (so the fallback and an unplanned run read it).
     """
-    fp = footprint_mask(item, window)
+    fp = footprint_mask(item, window) if mask is None else mask
     codes = np.where(fp, UNCERTAIN, NODATA).astype("uint8")
     return CoarseLook(item.id, codes, np.zeros((len(LOOK_BANDS), *window.shape), "uint16"))
 
@@ -600,6 +622,7 @@ __all__ += [
     "reduce_codes",
     "haze_score",
     "footprint_mask",
+    "footprint_masks",
     "footprint_look",
     "look_is_hazy",
     "survey_complete",

@@ -248,7 +248,7 @@ def _survey(
     """
     import dask
 
-    from .plan import footprint_look, footprint_mask, survey_complete
+    from .plan import footprint_look, footprint_masks, survey_complete
 
     def compute(tasks: dict[str, Any]) -> dict[str, Any]:
         if not tasks:
@@ -266,6 +266,15 @@ def _survey(
     looks: dict[str, dict[int, CoarseLook]] = {c.name: {} for c in cells if candidates[c.name]}
     by_name = {c.name: c for c in cells}
     open_cells = list(looks)
+    # each candidate's footprint over its cell's coarse window, rasterized once (on demand)
+    footprints: dict[str, list[np.ndarray]] = {}
+
+    def footprints_of(name: str) -> list[np.ndarray]:
+        if name not in footprints:
+            window = coarse_window(grid, by_name[name], config.halo, f)
+            footprints[name] = footprint_masks(candidates[name], window)
+        return footprints[name]
+
     start, size = 0, SURVEY_BATCH
     while open_cells:
         wanted: dict[str, list[int]] = {}
@@ -301,10 +310,10 @@ def _survey(
             rest = [j for j in range(len(cands)) if j not in looks[name]]
             if not rest:
                 continue
-            window = coarse_window(grid, by_name[name], config.halo, f)
-            remaining = np.zeros(window.shape, bool)
+            fps = footprints_of(name)
+            remaining = np.zeros(fps[0].shape, bool)
             for j in rest:
-                remaining |= footprint_mask(cands[j], window)
+                remaining |= fps[j]
             good = [lk for lk in looks[name].values() if lk.failure is None]
             if not survey_complete(good, remaining, haze_threshold=config.haze_threshold):
                 still.append(name)
@@ -312,6 +321,12 @@ def _survey(
     tasks = {}
     for name, got_looks in looks.items():
         c = by_name[name]
+        # footprints already rasterized, by scene (before failed scenes leave the list)
+        fp_by_id = (
+            dict(zip((it.id for it in candidates[name]), footprints[name], strict=True))
+            if name in footprints
+            else {}
+        )
         failed = {k for k, lk in got_looks.items() if lk.failure is not None}
         if failed:
             # the failed scenes leave the cell's candidates before anything is planned
@@ -326,7 +341,7 @@ def _survey(
             ref = _reference_from_store(config.reference_store, grid, c, config)
         window = coarse_window(grid, c, config.halo, f)
         all_looks = [
-            got_looks[k] if k in got_looks else footprint_look(it, window)
+            got_looks[k] if k in got_looks else footprint_look(it, window, mask=fp_by_id.get(it.id))
             for k, it in enumerate(cands)
         ]
         surveyed = frozenset(cands[k].id for k in got_looks)

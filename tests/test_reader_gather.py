@@ -115,32 +115,86 @@ def _tiny_tif(path: str, value: int) -> None:
         dst.write(np.full((1, 8, 8), value, "uint16"))
 
 
-def test_open_cached_sees_a_rewritten_file(tmp_path):
-    """Datasets are kept open per thread, but a file rewritten in place is read afresh."""
-    import os
-
+def _read00(path):
     from s2cube.reader import gdal_env
+
+    with gather.checkout(path, gdal_env()) as ds:
+        return int(ds.read(1)[0, 0])
+
+
+def test_checkout_sees_a_rewritten_file(tmp_path):
+    """Datasets are kept open for reuse, but a file rewritten in place is read afresh."""
+    import os
 
     path = str(tmp_path / "a.tif")
     _tiny_tif(path, 7)
-    assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 7
+    assert _read00(path) == 7
     _tiny_tif(path, 9)
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert gather.open_cached(path, gdal_env()).read(1)[0, 0] == 9
+    assert _read00(path) == 9
 
 
-def test_clear_cache_closes_every_threads_datasets(tmp_path):
-    """After ``clear_cache`` a thread opens its files afresh (a timed run starts cold)."""
+def test_checkout_shares_datasets_across_threads_one_user_at_a_time(tmp_path):
+    """A returned dataset serves the next read of the file on any thread; two reads at the
+    same moment get two datasets; clear_cache closes them all (a timed run starts cold)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from s2cube.reader import gdal_env
 
     path = str(tmp_path / "a.tif")
     _tiny_tif(path, 7)
-    first = gather.open_cached(path, gdal_env())
-    assert gather.open_cached(path, gdal_env()) is first
     gather.clear_cache()
-    again = gather.open_cached(path, gdal_env())
-    assert first.closed and again is not first and again.read(1)[0, 0] == 7
+    with gather.checkout(path, gdal_env()) as first:
+        pass
+    with ThreadPoolExecutor(1) as pool:  # another thread gets the same dataset back
+        assert pool.submit(lambda: gather.checkout(path, gdal_env()).__enter__()).result() is first
+    gather.clear_cache()  # the one above was never returned: it stays out of the pool
+    with gather.checkout(path, gdal_env()) as first:
+        pass
+    # two threads inside checkout at once never share a dataset
+    both = threading.Barrier(2)
+    held: list = []
+
+    def hold():
+        with gather.checkout(path, gdal_env()) as ds:
+            held.append(ds)
+            both.wait(timeout=10)
+            return int(ds.read(1)[0, 0])
+
+    with ThreadPoolExecutor(2) as pool:
+        assert [f.result() for f in [pool.submit(hold), pool.submit(hold)]] == [7, 7]
+    assert held[0] is not held[1] and first in held
+    gather.clear_cache()
+    assert first.closed and held[0].closed and held[1].closed
+    assert _read00(path) == 7
+
+
+def test_checkout_closes_a_dataset_whose_read_raised_and_is_bounded(tmp_path, monkeypatch):
+    """A dataset whose read failed is closed, not reused; at most OPEN_DATASETS idle ones are
+    kept (least recently returned closed first); one returned after clear_cache is closed."""
+    from s2cube.reader import gdal_env
+
+    paths = [str(tmp_path / f"{i}.tif") for i in range(3)]
+    for i, p in enumerate(paths):
+        _tiny_tif(p, i + 1)
+    gather.clear_cache()
+    with pytest.raises(RuntimeError), gather.checkout(paths[0], gdal_env()) as bad:
+        raise RuntimeError("read failed")
+    assert bad.closed
+    with gather.checkout(paths[0], gdal_env()) as ds:
+        assert ds is not bad and int(ds.read(1)[0, 0]) == 1
+    monkeypatch.setattr(gather._DATASETS, "limit", 2)
+    kept = []
+    for p in paths:
+        with gather.checkout(p, gdal_env()) as ds:
+            kept.append(ds)
+    assert [d.closed for d in kept] == [True, False, False]
+    with gather.checkout(paths[1], gdal_env()) as ds:
+        assert ds is kept[1]
+        gather.clear_cache()
+    assert ds.closed and kept[2].closed
 
 
 def test_to_map_in_place_equals_the_direct_formula(monkeypatch):

@@ -26,7 +26,8 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ __all__ = [
     "clear_cache",
     "gather",
     "gather_map",
-    "open_cached",
+    "checkout",
     "read_window",
     "source_grid",
     "source_lattice",
@@ -186,13 +187,12 @@ _LATTICES = _LRU(64 * 2**20, nbytes=lambda v: v[0].nbytes + v[1].nbytes)
 
 
 def clear_cache() -> None:
-    """Forget every computed map, and have every thread close its open datasets at its next
-    read (tests, benchmarks: a timed run starts cold, its GDAL block caches empty)."""
-    global _GENERATION
+    """Forget every computed map and decoded tile, and close every open dataset (tests,
+    benchmarks: a timed run starts cold, its GDAL block caches empty)."""
     _MAPS.clear()
     _LATTICES.clear()
     _TILES.clear()
-    _GENERATION += 1
+    _DATASETS.clear()
 
 
 #: lattice points transformed exactly per axis at most; the rest are interpolated
@@ -482,12 +482,8 @@ def gather_map(
     return _MAPS.get(key, make)
 
 
-_LOCAL = threading.local()
-#: bumped by :func:`clear_cache`: a thread whose datasets are of an older generation closes them
-_GENERATION = 0
-#: open datasets kept per thread (their GDAL block caches serve neighbouring chunks, blocks
-#: and the bands' looks)
-OPEN_PER_THREAD = 256
+#: open datasets kept for reuse (their GDAL block caches serve the next read of the file)
+OPEN_DATASETS = 256
 
 
 def _file_key(url: str) -> tuple[int, int] | None:
@@ -501,32 +497,96 @@ def _file_key(url: str) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def open_cached(url: str, env: Any, **options: Any) -> Any:
-    """This thread's open dataset of ``url`` with GDAL open ``options`` (e.g. an overview
-    level), opened in ``env``'s ``open`` layer and kept for the next read.
+class _DatasetPool:
+    """Open datasets shared by every thread of a process, one user at a time.
 
-    GDAL datasets are never shared across threads.  A local file that changed since (size or
-    modification time) is opened again.
+    A thread checks a dataset out for one read and returns it; another thread may take it
+    next (a GDAL dataset may change threads, it must not be used by two at once).  So a file
+    is opened about once per process, not once per thread and file: a second dataset is
+    opened only while two threads read the same file at the same moment.  A dataset whose
+    read raised is closed, not returned (the retry opens afresh).  At most ``limit`` idle
+    datasets are kept, least recently returned closed first.
     """
-    import rasterio
 
-    cache: OrderedDict[Hashable, Any] | None = getattr(_LOCAL, "datasets", None)
-    if cache is None or getattr(_LOCAL, "generation", None) != _GENERATION:
-        for old in (cache or {}).values():
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        self._n_idle = 0
+        self._generation = 0
+        self.opened = 0  # datasets opened so far (tests, benchmarks)
+
+    def _take(self, key: Hashable) -> tuple[Any, int]:
+        with self._lock:
+            stack = self._idle.get(key)
+            ds = stack.pop() if stack else None
+            if ds is not None:
+                self._n_idle -= 1
+                if not stack:
+                    del self._idle[key]
+            return ds, self._generation
+
+    def _give(self, key: Hashable, ds: Any, generation: int) -> None:
+        close = []
+        with self._lock:
+            if generation != self._generation or ds.closed:
+                close.append(ds)
+            else:
+                self._idle.setdefault(key, []).append(ds)
+                self._idle.move_to_end(key)
+                self._n_idle += 1
+                while self._n_idle > self.limit:
+                    old_key, stack = next(iter(self._idle.items()))
+                    close.append(stack.pop(0))
+                    self._n_idle -= 1
+                    if not stack:
+                        del self._idle[old_key]
+        for old in close:
             old.close()
-        cache = _LOCAL.datasets = OrderedDict()
-        _LOCAL.generation = _GENERATION
-    key = (url, tuple(sorted(options.items())), _file_key(url))
-    ds = cache.get(key)
-    if ds is not None and not ds.closed:
-        cache.move_to_end(key)
-        return ds
-    with rasterio.Env(**_layer(env, "open")):
-        ds = rasterio.open(url, sharing=False, **options)
-    cache[key] = ds
-    while len(cache) > OPEN_PER_THREAD:
-        cache.popitem(last=False)[1].close()
-    return ds
+
+    @contextmanager
+    def checkout(self, url: str, env: Any, **options: Any) -> Iterator[Any]:
+        import rasterio
+
+        key = (url, tuple(sorted(options.items())), _file_key(url))
+        ds, generation = self._take(key)
+        if ds is None or ds.closed:
+            with rasterio.Env(**_layer(env, "open")):
+                ds = rasterio.open(url, sharing=False, **options)
+            with self._lock:
+                self.opened += 1
+        try:
+            yield ds
+        except BaseException:
+            ds.close()
+            raise
+        self._give(key, ds, generation)
+
+    def clear(self) -> None:
+        """Close every idle dataset; those checked out now are closed when returned."""
+        with self._lock:
+            idle = [ds for stack in self._idle.values() for ds in stack]
+            self._idle.clear()
+            self._n_idle = 0
+            self._generation += 1
+        for ds in idle:
+            ds.close()
+
+
+_DATASETS = _DatasetPool(OPEN_DATASETS)
+
+
+def checkout(url: str, env: Any, **options: Any) -> AbstractContextManager[Any]:
+    """An open dataset of ``url`` with GDAL open ``options`` (e.g. an overview level), for
+    this thread alone until the ``with`` block ends; then it goes back to a process-wide pool
+    for the next read of the file, by any thread (:class:`_DatasetPool`).  Opened in ``env``'s
+    ``open`` layer.  A local file that changed since (size or modification time) is opened
+    again.
+
+    >>> with checkout(href, gdal_env()) as ds:  # doctest: +SKIP
+    ...     ds.read(1, window=window)
+    """
+    return _DATASETS.checkout(url, env, **options)
 
 
 #: MiB of decoded internal tiles shared by every thread of a process (:func:`read_window`);
@@ -562,12 +622,13 @@ def read_window(ds: Any, band: int, r0: int, c0: int, h: int, w: int) -> np.ndar
     the raster): the same array as ``ds.read(band, window=...)``.
 
     A tiled file is read tile by tile through a cache of decoded internal tiles that every
-    thread shares.  GDAL datasets are per thread (:func:`open_cached`), so their block caches
-    are too: two threads composing neighbouring blocks, or a survey look and a block read on
-    different threads (or through a dataset opened at another overview level), would each fetch
-    and decode the same tile.  Here the first fetches it and the others wait for it (one
-    computation per key, :class:`_LRU`).  Keys name the file (path, its size and modification
-    time when local), the raster's shape (an overview level has its own) and band.
+    thread shares.  A GDAL dataset serves one thread at a time (:func:`checkout`), and its
+    block cache is its own: two threads composing neighbouring blocks at once, or a survey
+    look and a block read on two datasets of a file (or one opened at another overview
+    level), would each fetch and decode the same tile.  Here the first fetches it and the
+    others wait for it (one computation per key, :class:`_LRU`).  Keys name the file (path,
+    its size and modification time when local), the raster's shape (an overview level has its
+    own) and band.
     A remote object rewritten under the same URL during the process's life is not noticed
     (nor is it by GDAL's own ``/vsicurl/`` cache); :func:`clear_cache` forgets every tile.
     """

@@ -53,38 +53,38 @@ class PolicyRioReader:
     def _gathered(self, window: Any) -> np.ndarray | None:
         """The window as a gather through GDAL's own nearest mapping, shared by every scene
         of the source grid (:mod:`s2cube.reader.gather`); ``None`` where that does not apply."""
-        from .gather import eligible, gather, gather_map, open_cached, source_grid
+        from .gather import checkout, eligible, gather, gather_map, source_grid
 
         kw = self._kwargs
         if kw["scale_offset"] != (1, 0) or np.dtype(kw["dtype"]) != np.dtype("uint16"):
             return None
         resampling = getattr(kw["resampling"], "name", str(kw["resampling"]))
         env = kw.get("gdal_env") or gdal_env()
-        ds = open_cached(kw["url"], env)
-        spec = kw["spec"]
-        vrt = spec.vrt_params
-        if not eligible(ds, resampling):
-            return None
-        same = (ds.crs.to_epsg(), ds.transform, ds.height, ds.width)
-        if same == (vrt["crs"], vrt["transform"], vrt["height"], vrt["width"]):
-            return None  # no warp: stackstac reads the file directly
-        win = (int(window.row_off), int(window.col_off), int(window.height), int(window.width))
-        if win != (window.row_off, window.col_off, window.height, window.width):
-            return None
-        gmap = gather_map(
-            source_grid(ds),
-            crs=f"EPSG:{vrt['crs']}",
-            transform=vrt["transform"],
-            width=vrt["width"],
-            height=vrt["height"],
-            window=win,
-            env=env,
-            # block-wise warps (512×128 VRT blocks) are never split by data type: one map
-            # serves SCL (uint8) and the bands (uint16) of a grid alike (tests prove it)
-            dtype="uint16",
-        )
-        with env.read:
-            return gather(ds, gmap, fill=int(kw["fill_value"])).astype("uint16", copy=False)
+        with checkout(kw["url"], env) as ds:
+            spec = kw["spec"]
+            vrt = spec.vrt_params
+            if not eligible(ds, resampling):
+                return None
+            same = (ds.crs.to_epsg(), ds.transform, ds.height, ds.width)
+            if same == (vrt["crs"], vrt["transform"], vrt["height"], vrt["width"]):
+                return None  # no warp: stackstac reads the file directly
+            win = (int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+            if win != (window.row_off, window.col_off, window.height, window.width):
+                return None
+            gmap = gather_map(
+                source_grid(ds),
+                crs=f"EPSG:{vrt['crs']}",
+                transform=vrt["transform"],
+                width=vrt["width"],
+                height=vrt["height"],
+                window=win,
+                env=env,
+                # block-wise warps (512×128 VRT blocks) are never split by data type: one map
+                # serves SCL (uint8) and the bands (uint16) of a grid alike (tests prove it)
+                dtype="uint16",
+            )
+            with env.read:
+                return gather(ds, gmap, fill=int(kw["fill_value"])).astype("uint16", copy=False)
 
     def read(self, window: Any, **kwargs: Any) -> np.ndarray:
         """Pixels of ``window`` (a rasterio window); nodata after a tolerated failure.

@@ -186,7 +186,7 @@ def read_warped(
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     if overview is not None and overview != "auto" and not isinstance(overview, int):
         raise InputError(f"overview={overview!r}; pass None, an overview level (int) or 'auto'")
-    from .gather import eligible, gather, gather_map, open_cached, source_grid
+    from .gather import checkout, eligible, gather, gather_map, source_grid
 
     transform, h, w, crs = _target(window)
     env = gdal_env()
@@ -196,7 +196,8 @@ def read_warped(
         with env.open:
             opts: dict[str, Any] = {"OVERVIEW_LEVEL": "NONE"}
             if overview == "auto" and GATHER:
-                opts = _overview_open_options(open_cached(href, env), transform, h)
+                with checkout(href, env) as probe:
+                    opts = _overview_open_options(probe, transform, h)
             elif overview == "auto":
                 with rasterio.open(href) as probe:
                     opts = _overview_open_options(probe, transform, h)
@@ -205,25 +206,25 @@ def read_warped(
             # a plain full-resolution read is the same from the default dataset, which the
             # block reads of this file keep open too
             full = opts == {"OVERVIEW_LEVEL": "NONE"}
-            src = open_cached(href, env, **({} if full else opts)) if GATHER else None
-            if src is not None:
-                if eligible(src, resampling) and nodata == 0:
-                    # warp once per geometry: GDAL's own mapping, shared by every scene
-                    # of this source grid (s2cube.reader.gather)
-                    gmap = gather_map(
-                        source_grid(src),
-                        crs=crs,
-                        transform=transform,
-                        width=w,
-                        height=h,
-                        window=(0, 0, h, w),
-                        env=env,
-                        dtype=src.dtypes[0],
-                        whole_target=True,
-                    )
-                    with env.read:
-                        data = gather(src, gmap, fill=0)
-                    return data if dtype is None else data.astype(dtype)
+            if GATHER:
+                with checkout(href, env, **({} if full else opts)) as src:
+                    if eligible(src, resampling) and nodata == 0:
+                        # warp once per geometry: GDAL's own mapping, shared by every scene
+                        # of this source grid (s2cube.reader.gather)
+                        gmap = gather_map(
+                            source_grid(src),
+                            crs=crs,
+                            transform=transform,
+                            width=w,
+                            height=h,
+                            window=(0, 0, h, w),
+                            env=env,
+                            dtype=src.dtypes[0],
+                            whole_target=True,
+                        )
+                        with env.read:
+                            data = gather(src, gmap, fill=0)
+                        return data if dtype is None else data.astype(dtype)
             with (
                 rasterio.open(href, **opts) as src,
                 WarpedVRT(
@@ -292,7 +293,7 @@ def read_native(
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
-    from .gather import open_cached, read_window, source_grid, source_lattice
+    from .gather import checkout, read_window, source_grid, source_lattice
 
     env = gdal_env()
     policy = policy or read_policy(strict)
@@ -301,26 +302,26 @@ def read_native(
         with env.open:
             # window reads at the source's own resolution: the default dataset (shared with
             # the block reads of this file) reads no overview for them
-            src = open_cached(href, env)
-            rows, cols = source_lattice(source_grid(src), bounds, shape)
-            ok = np.isfinite(rows) & np.isfinite(cols)
-            if not ok.any():
-                return NativeRead(np.zeros((0, 0), src.dtypes[0]), rows, cols)
-            pad = margin(rows, cols) if callable(margin) else margin
-            r0 = int(np.floor(rows[ok].min())) - pad
-            r1 = int(np.floor(rows[ok].max())) + pad + 1
-            c0 = int(np.floor(cols[ok].min())) - pad
-            c1 = int(np.floor(cols[ok].max())) + pad + 1
-            data = np.full((r1 - r0, c1 - c0), nodata, dtype=src.dtypes[0])
-            # the part inside the source; the rest stays nodata
-            a0, a1 = max(r0, 0), min(r1, src.height)
-            b0, b1 = max(c0, 0), min(c1, src.width)
-            if a1 > a0 and b1 > b0:
-                with env.read:
-                    data[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = read_window(
-                        src, 1, a0, b0, a1 - a0, b1 - b0
-                    )
-            return NativeRead(data, rows - r0, cols - c0)
+            with checkout(href, env) as src:
+                rows, cols = source_lattice(source_grid(src), bounds, shape)
+                ok = np.isfinite(rows) & np.isfinite(cols)
+                if not ok.any():
+                    return NativeRead(np.zeros((0, 0), src.dtypes[0]), rows, cols)
+                pad = margin(rows, cols) if callable(margin) else margin
+                r0 = int(np.floor(rows[ok].min())) - pad
+                r1 = int(np.floor(rows[ok].max())) + pad + 1
+                c0 = int(np.floor(cols[ok].min())) - pad
+                c1 = int(np.floor(cols[ok].max())) + pad + 1
+                data = np.full((r1 - r0, c1 - c0), nodata, dtype=src.dtypes[0])
+                # the part inside the source; the rest stays nodata
+                a0, a1 = max(r0, 0), min(r1, src.height)
+                b0, b1 = max(c0, 0), min(c1, src.width)
+                if a1 > a0 and b1 > b0:
+                    with env.read:
+                        data[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = read_window(
+                            src, 1, a0, b0, a1 - a0, b1 - b0
+                        )
+                return NativeRead(data, rows - r0, cols - c0)
 
     try:
         return policy.run(href, attempt)
