@@ -441,7 +441,7 @@ def survey_cell(
     else:
         # looks never clear anywhere (footprint looks of unsurveyed scenes) add nothing to the
         # median: leave them out of its sort
-        seen = [k for k in range(len(looks)) if clear[k].any()]
+        seen = clear.any(axis=(1, 2))
         ref = reference_composite(bands[seen], clear[seen])
     rng = random.Random(f"{seed}-{cell.name}")
     haze: dict[str, np.ndarray] = {}

@@ -266,13 +266,15 @@ def _survey(
     looks: dict[str, dict[int, CoarseLook]] = {c.name: {} for c in cells if candidates[c.name]}
     by_name = {c.name: c for c in cells}
     open_cells = list(looks)
-    # each candidate's footprint over its cell's coarse window, rasterized once (on demand)
-    footprints: dict[str, list[np.ndarray]] = {}
+    # each candidate's footprint over its cell's coarse window, by scene id, rasterized once
+    # (on demand)
+    footprints: dict[str, dict[str, np.ndarray]] = {}
 
-    def footprints_of(name: str) -> list[np.ndarray]:
+    def footprints_of(name: str) -> dict[str, np.ndarray]:
         if name not in footprints:
             window = coarse_window(grid, by_name[name], config.halo, f)
-            footprints[name] = footprint_masks(candidates[name], window)
+            masks = footprint_masks(candidates[name], window)
+            footprints[name] = {it.id: m for it, m in zip(candidates[name], masks, strict=True)}
         return footprints[name]
 
     start, size = 0, SURVEY_BATCH
@@ -311,9 +313,9 @@ def _survey(
             if not rest:
                 continue
             fps = footprints_of(name)
-            remaining = np.zeros(fps[0].shape, bool)
+            remaining = np.zeros(fps[cands[0].id].shape, bool)
             for j in rest:
-                remaining |= fps[j]
+                remaining |= fps[cands[j].id]
             good = [lk for lk in looks[name].values() if lk.failure is None]
             if not survey_complete(good, remaining, haze_threshold=config.haze_threshold):
                 still.append(name)
@@ -321,12 +323,6 @@ def _survey(
     tasks = {}
     for name, got_looks in looks.items():
         c = by_name[name]
-        # footprints already rasterized, by scene (before failed scenes leave the list)
-        fp_by_id = (
-            dict(zip((it.id for it in candidates[name]), footprints[name], strict=True))
-            if name in footprints
-            else {}
-        )
         failed = {k for k, lk in got_looks.items() if lk.failure is not None}
         if failed:
             # the failed scenes leave the cell's candidates before anything is planned
@@ -340,8 +336,9 @@ def _survey(
         if config.reference_store is not None:
             ref = _reference_from_store(config.reference_store, grid, c, config)
         window = coarse_window(grid, c, config.halo, f)
+        known_fp = footprints.get(name, {})  # footprints the rounds rasterized, by scene id
         all_looks = [
-            got_looks[k] if k in got_looks else footprint_look(it, window, mask=fp_by_id.get(it.id))
+            got_looks[k] if k in got_looks else footprint_look(it, window, mask=known_fp.get(it.id))
             for k, it in enumerate(cands)
         ]
         surveyed = frozenset(cands[k].id for k in got_looks)

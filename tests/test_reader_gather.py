@@ -146,10 +146,12 @@ def test_checkout_shares_datasets_across_threads_one_user_at_a_time(tmp_path):
     path = str(tmp_path / "a.tif")
     _tiny_tif(path, 7)
     gather.clear_cache()
+    opened = gather._DATASETS.opened
     with gather.checkout(path, gdal_env()) as first:
         pass
     with ThreadPoolExecutor(1) as pool:  # another thread gets the same dataset back
         assert pool.submit(lambda: gather.checkout(path, gdal_env()).__enter__()).result() is first
+    assert gather._DATASETS.opened == opened + 1  # the file was opened once for both reads
     gather.clear_cache()  # the one above was never returned: it stays out of the pool
     with gather.checkout(path, gdal_env()) as first:
         pass

@@ -514,7 +514,7 @@ class _DatasetPool:
         self._idle: OrderedDict[Hashable, list[Any]] = OrderedDict()
         self._n_idle = 0
         self._generation = 0
-        self.opened = 0  # datasets opened so far (tests, benchmarks)
+        self.opened = 0  # datasets opened so far (tests)
 
     def _take(self, key: Hashable) -> tuple[Any, int]:
         with self._lock:
