@@ -289,7 +289,7 @@ def _survey(
             wanted[name] = [k for k in idx if k not in looks[name]]
         got = compute(
             {
-                f"{name}/{k}": dask.delayed(_look_task, pure=True)(
+                f"{name}/{k}": dask.delayed(_look_task, pure=False)(
                     candidates[name][k], by_name[name], grid, config, strict
                 )
                 for name, ks in wanted.items()
@@ -342,7 +342,7 @@ def _survey(
             for k, it in enumerate(cands)
         ]
         surveyed = frozenset(cands[k].id for k in got_looks)
-        tasks[name] = dask.delayed(_survey_task, pure=True)(
+        tasks[name] = dask.delayed(_survey_task, pure=False)(
             cands, c, grid, config, best, ref, all_looks, surveyed
         )
     return compute(tasks)

@@ -482,7 +482,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
         results["real"] = run_case(
             "real 33TWL/33TWM", items, grid, grid.cell_of(15.9, 46.1), repeat, systems
         )
-    sizes = [int(s) for s in (args.sizes or ("8" if args.quick else "8,16,32,64")).split(",")]
+    sizes_arg = args.sizes if args.sizes is not None else ("8" if args.quick else "8,16,32,64")
+    sizes = [int(s) for s in sizes_arg.split(",") if s]  # --sizes "": the real fixture only
     clouds = [float(c) for c in args.clouds.split(",")][: 1 if args.quick else None]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.cache) if args.cache else Path(tmp)
