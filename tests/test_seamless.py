@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import s2cube
 from s2cube.composite import blend_composite
-from s2cube.composite.engine import block_kernel
+from s2cube.composite.engine import _assemble, block_kernel
 from s2cube.composite.order import demote_hazy
 from s2cube.config import CompositeSpec, ExecutionOptions, MosaicConfig, blend_halo
 from s2cube.grid import GlobalGrid
@@ -310,6 +310,38 @@ def test_block_kernel_halo_contract(seed, dil, width):
     np.testing.assert_array_equal(
         part[1], whole[1][ys.start - H : ys.stop - H, xs.start - H : xs.stop - H]
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_block_window_assembled_from_read_chunks_equals_slicing_their_mosaic(seed):
+    """A block's window, copied chunk by chunk, equals the same window of the read chunks'
+    mosaic (every time, band, chunk-grid shape and window position)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(1, 9, rng.integers(1, 4))
+    cols = rng.integers(1, 9, rng.integers(1, 4))
+    t, b = (int(v) for v in rng.integers(1, 4, 2))
+    mosaic = rng.integers(0, 65535, (t, b, rows.sum(), cols.sum())).astype("uint16")
+    re_ = np.concatenate([[0], np.cumsum(rows)])
+    ce = np.concatenate([[0], np.cumsum(cols)])
+    pieces = [
+        [
+            [
+                [
+                    mosaic[k, j, None, None, re_[i] : re_[i + 1], ce[m] : ce[m + 1]]
+                    for m in range(len(cols))
+                ]
+                for i in range(len(rows))
+            ]
+            for j in range(b)
+        ]
+        for k in range(t)
+    ]
+    y0, x0 = int(rng.integers(0, rows.sum())), int(rng.integers(0, cols.sum()))
+    h, w = int(rng.integers(1, rows.sum() - y0 + 1)), int(rng.integers(1, cols.sum() - x0 + 1))
+    got = _assemble(pieces, y0, x0, h, w)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, mosaic[:, :, y0 : y0 + h, x0 : x0 + w])
 
 
 # --------------------------------------------------------------------------- real data

@@ -187,17 +187,32 @@ def _window_pieces(
 
 
 def _assemble(pieces: list[Any], y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    """Numpy window ``(time, band, y, x)`` from computed read chunks (:func:`_window_pieces`)."""
-    out = []
-    for per_t in pieces:
-        bands = []
-        for rows in per_t:
-            full = np.concatenate(
-                [np.concatenate([np.asarray(c)[0, 0] for c in row], axis=1) for row in rows], axis=0
-            )
-            bands.append(full[y0 : y0 + h, x0 : x0 + w])
-        out.append(np.stack(bands))
-    return np.stack(out)
+    """Numpy window ``(time, band, y, x)`` from computed read chunks (:func:`_window_pieces`).
+
+    Each chunk's overlap with the window is copied once into the preallocated result (no
+    intermediate mosaic of whole chunks)."""
+    first = np.asarray(pieces[0][0][0][0]) if pieces else None
+    dtype = first.dtype if first is not None else np.dtype("uint16")
+    n_b = len(pieces[0]) if pieces else 0
+    out = np.empty((len(pieces), n_b, h, w), dtype=dtype)
+    for t, per_t in enumerate(pieces):
+        for b, rows in enumerate(per_t):
+            top = 0  # mosaic row of this chunk row's first pixel
+            for row in rows:
+                left = 0
+                ch = np.asarray(row[0]).shape[2]
+                r0, r1 = max(top, y0), min(top + ch, y0 + h)
+                for c in row:
+                    a = np.asarray(c)
+                    cw = a.shape[3]
+                    c0, c1 = max(left, x0), min(left + cw, x0 + w)
+                    if r1 > r0 and c1 > c0:
+                        out[t, b, r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = a[
+                            0, 0, r0 - top : r1 - top, c0 - left : c1 - left
+                        ]
+                    left += cw
+                top += ch
+    return out
 
 
 def read_chunk_sizes(

@@ -21,6 +21,9 @@
    survey look): a 256-entry lookup table (OpenCV's ``LUT``) against the masked table lookup.
 6. **Index maps of read chunks** (:func:`s2cube.reader.gather.gather_map`, block-wise): every
    index digit as a band of one raster warped once, against one warp per digit.
+7. **A block's window from its read chunks** (``composite/engine.py: _assemble``): one copy of
+   each chunk's overlap into the preallocated window, against slicing the concatenated
+   mosaic of whole chunks.
 
 Every section checks that both give identical values, and stops if they do not::
 
@@ -233,6 +236,50 @@ def _others(quick: bool, repeat: int) -> None:
         t_new, new = _best(lambda: maps(True), repeat)
         same = all(np.array_equal(a, b) for a, b in zip(old, new, strict=True))
         _row(f"index maps, 4 chunks of {side}² px, {dtype} source", t_old, t_new, same)
+
+    # 7. a block's window assembled from its read chunks (16 blocks of a 64-scene cell: 2×2
+    # chunks of 600² px around a 310² px window, 5 bands, 20 planned scenes): the mosaic of
+    # whole chunks sliced, stacked per band and per scene (as before), against one copy of
+    # each chunk's overlap into the preallocated window
+    from s2cube.composite.engine import _assemble
+
+    t_sc, n_b, side, win = (6, 5, 200, 110) if quick else (20, 5, 600, 310)
+    rng = np.random.default_rng(7)
+    chunks = [
+        [
+            [
+                [rng.integers(0, 10000, (1, 1, side, side)).astype("uint16") for _ in range(2)]
+                for _ in range(2)
+            ]
+            for _ in range(n_b)
+        ]
+        for _ in range(t_sc)
+    ]
+    y0 = x0 = side - win // 2
+
+    def mosaic_sliced() -> np.ndarray:
+        return np.stack(
+            [
+                np.stack(
+                    [
+                        np.concatenate(
+                            [np.concatenate([c[0, 0] for c in row], axis=1) for row in rows]
+                        )[y0 : y0 + win, x0 : x0 + win]
+                        for rows in per_t
+                    ]
+                )
+                for per_t in chunks
+            ]
+        )
+
+    t_old, old = _best(mosaic_sliced, repeat)
+    t_new, new = _best(lambda: _assemble(chunks, y0, x0, win, win), repeat)
+    _row(
+        f"block window, {t_sc} scenes × {n_b} bands, {win}² px",
+        t_old,
+        t_new,
+        np.array_equal(old, new),
+    )
 
 
 if __name__ == "__main__":
