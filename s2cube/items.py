@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import math
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -185,6 +186,21 @@ def _projected_bounds(item: pystac.Item) -> tuple[float, float, float, float] | 
     return None
 
 
+_TRANSFORMERS = threading.local()
+
+
+def _to_lonlat(epsg: int) -> Any:
+    """A pyproj transformer from ``epsg`` to lon/lat, made once per thread and CRS (a
+    transformer must not be shared between threads; making one costs about as much as
+    checking an item)."""
+    from pyproj import Transformer
+
+    cache: dict[int, Any] = _TRANSFORMERS.__dict__.setdefault("by_epsg", {})
+    if epsg not in cache:
+        cache[epsg] = Transformer.from_crs(epsg, 4326, always_xy=True)
+    return cache[epsg]
+
+
 def crs_problem(item: pystac.Item) -> str | None:
     """Why a normalised item cannot be placed on the grid, or None.
 
@@ -202,10 +218,8 @@ def crs_problem(item: pystac.Item) -> str | None:
     bounds = _projected_bounds(item)
     if bounds is None or not item.bbox or len(item.bbox) < 4:
         return None
-    from pyproj import Transformer
-
     try:
-        to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
+        to_lonlat = _to_lonlat(epsg)
         w, s, e, n = to_lonlat.transform_bounds(*bounds, densify_pts=5)
     except Exception as exc:  # pyproj raises several types for impossible transforms
         return f"its extent cannot be taken from EPSG:{epsg} to lon/lat ({exc})"

@@ -384,6 +384,15 @@ def read_coarse_look(
 
 
 # --------------------------------------------------------------------------- survey
+def _sample_positions(rng: random.Random, n: int, k: int) -> np.ndarray:
+    """Sorted positions of ``rng.sample`` of ``k`` out of ``n`` (``n`` > ``k``).
+
+    ``random.sample`` draws the same positions whatever the population holds, so taking these
+    positions from an increasing index array gives ``sorted(rng.sample(list(array), k))``
+    exactly, without turning the array into a list of Python ints."""
+    return np.sort(np.fromiter(rng.sample(range(n), k), dtype=np.intp, count=k))
+
+
 def survey_cell(
     items: Sequence[pystac.Item],
     cell: Cell,
@@ -452,7 +461,7 @@ def survey_cell(
         ok = clear[k] & (bands[k] > 0).all(axis=0)
         idx = np.flatnonzero(ok.ravel())
         if idx.size > n_samples:
-            idx = np.array(sorted(rng.sample(list(idx), n_samples)))
+            idx = idx[_sample_positions(rng, idx.size, n_samples)]
         b = bands[k].reshape(4, -1)[:, idx]
         haze[it.id] = haze_optimized_transform(b[0], b[2])
         r = ref.reshape(4, -1)[:, idx]
@@ -465,7 +474,7 @@ def survey_cell(
         else np.array([], int)
     )
     if flat.size > n_samples:
-        flat = np.array(sorted(rng.sample(list(flat), n_samples)))
+        flat = flat[_sample_positions(rng, flat.size, n_samples)]
     sample = ColourSample(
         ids=tuple(ids),
         codes=codes.reshape(len(codes), -1)[:, flat],

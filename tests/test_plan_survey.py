@@ -21,6 +21,7 @@ from s2cube.grid import GlobalGrid
 from s2cube.mask import CLEAR, CLOUD, NODATA
 from s2cube.plan import (
     CoarseLook,
+    _sample_positions,
     coarse_window,
     footprint_look,
     footprint_mask,
@@ -36,6 +37,19 @@ def _look(codes, bands=None):
     if bands is None:
         bands = np.full((4, *codes.shape), 1000, "uint16")
     return CoarseLook("x", codes, bands)
+
+
+@pytest.mark.parametrize("n,k", [(30, 7), (40, 25), (2500, 2000), (90_000, 2000)])
+def test_sample_positions_draw_what_sampling_the_values_drew(n, k):
+    """The survey's samples are the ones random.sample took from the index list (stores
+    keep their harmonization samples): both set-based and pool-based draws."""
+    import random
+
+    idx = np.sort(np.random.default_rng(n).choice(10 * n, n, replace=False))
+    for seed in range(3):
+        want = np.array(sorted(random.Random(f"{seed}-c").sample(list(idx), k)))
+        got = idx[_sample_positions(random.Random(f"{seed}-c"), n, k)]
+        np.testing.assert_array_equal(got, want)
 
 
 def test_survey_complete_needs_every_remaining_pixel_clear():
