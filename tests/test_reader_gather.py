@@ -19,7 +19,7 @@ import pytest
 from s2cube.cube import load
 from s2cube.grid import GlobalGrid
 from s2cube.plan import coarse_window, read_coarse_look
-from s2cube.reader import gather, stacks, warp
+from s2cube.reader import cache, gather, stacks, warp
 from s2cube.search import search
 
 
@@ -118,7 +118,7 @@ def _tiny_tif(path: str, value: int) -> None:
 def _read00(path):
     from s2cube.reader import gdal_env
 
-    with gather.checkout(path, gdal_env()) as ds:
+    with cache.checkout(path, gdal_env()) as ds:
         return int(ds.read(1)[0, 0])
 
 
@@ -146,21 +146,21 @@ def test_checkout_shares_datasets_across_threads_one_user_at_a_time(tmp_path):
     path = str(tmp_path / "a.tif")
     _tiny_tif(path, 7)
     gather.clear_cache()
-    opened = gather._DATASETS.opened
-    with gather.checkout(path, gdal_env()) as first:
+    opened = cache._DATASETS.opened
+    with cache.checkout(path, gdal_env()) as first:
         pass
     with ThreadPoolExecutor(1) as pool:  # another thread gets the same dataset back
-        assert pool.submit(lambda: gather.checkout(path, gdal_env()).__enter__()).result() is first
-    assert gather._DATASETS.opened == opened + 1  # the file was opened once for both reads
+        assert pool.submit(lambda: cache.checkout(path, gdal_env()).__enter__()).result() is first
+    assert cache._DATASETS.opened == opened + 1  # the file was opened once for both reads
     gather.clear_cache()  # the one above was never returned: it stays out of the pool
-    with gather.checkout(path, gdal_env()) as first:
+    with cache.checkout(path, gdal_env()) as first:
         pass
     # two threads inside checkout at once never share a dataset
     both = threading.Barrier(2)
     held: list = []
 
     def hold():
-        with gather.checkout(path, gdal_env()) as ds:
+        with cache.checkout(path, gdal_env()) as ds:
             held.append(ds)
             both.wait(timeout=10)
             return int(ds.read(1)[0, 0])
@@ -182,18 +182,18 @@ def test_checkout_closes_a_dataset_whose_read_raised_and_is_bounded(tmp_path, mo
     for i, p in enumerate(paths):
         _tiny_tif(p, i + 1)
     gather.clear_cache()
-    with pytest.raises(RuntimeError), gather.checkout(paths[0], gdal_env()) as bad:
+    with pytest.raises(RuntimeError), cache.checkout(paths[0], gdal_env()) as bad:
         raise RuntimeError("read failed")
     assert bad.closed
-    with gather.checkout(paths[0], gdal_env()) as ds:
+    with cache.checkout(paths[0], gdal_env()) as ds:
         assert ds is not bad and int(ds.read(1)[0, 0]) == 1
-    monkeypatch.setattr(gather._DATASETS, "limit", 2)
+    monkeypatch.setattr(cache._DATASETS, "limit", 2)
     kept = []
     for p in paths:
-        with gather.checkout(p, gdal_env()) as ds:
+        with cache.checkout(p, gdal_env()) as ds:
             kept.append(ds)
     assert [d.closed for d in kept] == [True, False, False]
-    with gather.checkout(paths[1], gdal_env()) as ds:
+    with cache.checkout(paths[1], gdal_env()) as ds:
         assert ds is kept[1]
         gather.clear_cache()
     assert ds.closed and kept[2].closed
@@ -317,15 +317,15 @@ def test_read_window_equals_a_plain_read(tmp_path):
     data = _tiled_tif(path)
     rng = np.random.default_rng(1)
     gather.clear_cache()
-    hits0 = next(gather._TILES.hits)
+    hits0 = next(cache._TILES.hits)
     with rasterio.open(path) as ds:
         for _ in range(60):
             r0, c0 = int(rng.integers(0, 299)), int(rng.integers(0, 339))
             h, w = int(rng.integers(1, 301 - r0)), int(rng.integers(1, 341 - c0))
             band = int(rng.integers(1, 3))
-            got = gather.read_window(ds, band, r0, c0, h, w)
+            got = cache.read_window(ds, band, r0, c0, h, w)
             np.testing.assert_array_equal(got, data[band - 1, r0 : r0 + h, c0 : c0 + w])
-        assert next(gather._TILES.hits) - hits0 - 1 > 0  # the cache served some of them
+        assert next(cache._TILES.hits) - hits0 - 1 > 0  # the cache served some of them
 
 
 def test_read_window_decodes_each_tile_once_across_threads(tmp_path):
@@ -338,7 +338,7 @@ def test_read_window_decodes_each_tile_once_across_threads(tmp_path):
     path = str(tmp_path / "t.tif")
     data = _tiled_tif(path, bands=1)
     gather.clear_cache()
-    misses0 = next(gather._TILES.misses)
+    misses0 = next(cache._TILES.misses)
     with rasterio.open(path) as raw:
         ds = _CountingReads(raw)
         lock = threading.Lock()  # one GDAL dataset: its own reads must not overlap
@@ -354,7 +354,7 @@ def test_read_window_decodes_each_tile_once_across_threads(tmp_path):
 
         def work(i: int) -> None:
             go.wait()
-            out[i] = gather.read_window(ds, 1, 10 + 7 * i, 20 + 5 * i, 200, 250)
+            out[i] = cache.read_window(ds, 1, 10 + 7 * i, 20 + 5 * i, 200, 250)
 
         threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
         for t in threads:
@@ -367,8 +367,8 @@ def test_read_window_decodes_each_tile_once_across_threads(tmp_path):
         np.testing.assert_array_equal(out[i], data[0, r0 : r0 + 200, c0 : c0 + 250])
         for ty in range(r0 // 64, (r0 + 199) // 64 + 1):
             distinct |= {(ty, tx) for tx in range(c0 // 64, (c0 + 249) // 64 + 1)}
-    assert len(gather._TILES.items) == len(distinct)
-    assert next(gather._TILES.misses) - misses0 - 1 == len(distinct)  # each tile made once
+    assert len(cache._TILES.items) == len(distinct)
+    assert next(cache._TILES.misses) - misses0 - 1 == len(distinct)  # each tile made once
     assert ds.reads <= len(distinct)  # one read may make several tiles
 
 
@@ -382,9 +382,9 @@ def test_read_window_failure_caches_nothing_and_retries(tmp_path):
     with rasterio.open(path) as raw:
         ds = _CountingReads(raw, fail=1)
         with pytest.raises(OSError, match="injected"):
-            gather.read_window(ds, 1, 0, 0, 100, 100)
-        assert not gather._TILES.items and not gather._TILES.pending
-        again = gather.read_window(ds, 1, 0, 0, 100, 100)
+            cache.read_window(ds, 1, 0, 0, 100, 100)
+        assert not cache._TILES.items and not cache._TILES.pending
+        again = cache.read_window(ds, 1, 0, 0, 100, 100)
         np.testing.assert_array_equal(again, data[0, :100, :100])
 
 
@@ -398,14 +398,14 @@ def test_read_window_cache_is_bounded_and_sees_rewritten_files(tmp_path, monkeyp
     gather.clear_cache()
     monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", str(3 * 64 * 64 * 2 / 2**20))  # three tiles
     with rasterio.open(path) as ds:
-        gather.read_window(ds, 1, 0, 0, 300, 340)
-    assert 3 <= len(gather._TILES.items) < 30 and gather._TILES.size <= 3 * 64 * 64 * 2
+        cache.read_window(ds, 1, 0, 0, 300, 340)
+    assert 3 <= len(cache._TILES.items) < 30 and cache._TILES.size <= 3 * 64 * 64 * 2
     # rewritten in place (same size): the new pixels, not the cached tiles
     new = _tiled_tif(path, bands=1, seed=5)
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     with rasterio.open(path) as ds:
-        corner = gather.read_window(ds, 1, 236, 276, 64, 64)
+        corner = cache.read_window(ds, 1, 236, 276, 64, 64)
     np.testing.assert_array_equal(corner, new[0, 236:, 276:])
 
 
@@ -419,8 +419,8 @@ def test_tile_cache_setting_is_checked(tmp_path, monkeypatch):
     gather.clear_cache()
     with rasterio.open(path) as ds:
         monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", "0")  # off: plain reads, nothing kept
-        np.testing.assert_array_equal(gather.read_window(ds, 1, 5, 5, 90, 90), data[0, 5:95, 5:95])
-        assert not gather._TILES.items
+        np.testing.assert_array_equal(cache.read_window(ds, 1, 5, 5, 90, 90), data[0, 5:95, 5:95])
+        assert not cache._TILES.items
         monkeypatch.setenv("S2CUBE_TILE_CACHE_MIB", "lots")
         with pytest.raises(InputError, match="S2CUBE_TILE_CACHE_MIB='lots'.*MiB >= 0"):
-            gather.read_window(ds, 1, 5, 5, 90, 90)
+            cache.read_window(ds, 1, 5, 5, 90, 90)

@@ -53,7 +53,8 @@ class PolicyRioReader:
     def _gathered(self, window: Any) -> np.ndarray | None:
         """The window as a gather through GDAL's own nearest mapping, shared by every scene
         of the source grid (:mod:`s2cube.reader.gather`); ``None`` where that does not apply."""
-        from .gather import checkout, eligible, gather, gather_map, source_grid
+        from .cache import checkout
+        from .gather import eligible, gather, gather_map, source_grid
 
         kw = self._kwargs
         if kw["scale_offset"] != (1, 0) or np.dtype(kw["dtype"]) != np.dtype("uint16"):

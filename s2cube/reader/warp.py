@@ -186,7 +186,8 @@ def read_warped(
         raise InputError(f"resampling={resampling!r}; choose one of {RESAMPLING}")
     if overview is not None and overview != "auto" and not isinstance(overview, int):
         raise InputError(f"overview={overview!r}; pass None, an overview level (int) or 'auto'")
-    from .gather import checkout, eligible, gather, gather_map, source_grid
+    from .cache import checkout
+    from .gather import eligible, gather, gather_map, source_grid
 
     transform, h, w, crs = _target(window)
     env = gdal_env()
@@ -293,7 +294,8 @@ def read_native(
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
-    from .gather import checkout, read_window, source_grid, source_lattice
+    from .cache import checkout, read_window
+    from .gather import source_grid, source_lattice
 
     env = gdal_env()
     policy = policy or read_policy(strict)

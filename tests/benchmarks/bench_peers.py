@@ -245,7 +245,7 @@ def _tile_table(path: str) -> dict[tuple[int, int], tuple[int, int, np.ndarray]]
 
 class _ReadLog:
     """Every window rasterio reads from a file, by phase (monkeypatches ``DatasetReader.read``
-    and s2cube's ``gather.read_window``, whose windows may be served from the shared tile
+    and s2cube's ``cache.read_window``, whose windows may be served from the shared tile
     cache without a read, for the duration; GDAL warped reads, which s2cube's gather path
     avoids, are counted)."""
 
@@ -259,12 +259,12 @@ class _ReadLog:
         import rasterio.vrt
         from rasterio.windows import Window
 
-        from s2cube.reader import gather
+        from s2cube.reader import cache
 
         log = self
         self._orig = rasterio.io.DatasetReader.read
         self._orig_vrt = rasterio.vrt.WarpedVRT.read
-        self._orig_window = gather.read_window
+        self._orig_window = cache.read_window
         orig, orig_vrt, orig_window = self._orig, self._orig_vrt, self._orig_window
 
         def read_window(ds, band, r0, c0, h, w):
@@ -286,18 +286,18 @@ class _ReadLog:
 
         rasterio.io.DatasetReader.read = read  # type: ignore[method-assign]
         rasterio.vrt.WarpedVRT.read = read_vrt  # type: ignore[method-assign]
-        gather.read_window = read_window
+        cache.read_window = read_window
         return self
 
     def __exit__(self, *exc: Any) -> None:
         import rasterio.io
         import rasterio.vrt
 
-        from s2cube.reader import gather
+        from s2cube.reader import cache
 
         rasterio.io.DatasetReader.read = self._orig  # type: ignore[method-assign]
         rasterio.vrt.WarpedVRT.read = self._orig_vrt  # type: ignore[method-assign]
-        gather.read_window = self._orig_window
+        cache.read_window = self._orig_window
 
     def tile_bytes(self, phases: tuple[str, ...]) -> int:
         """Bytes of the distinct internal tiles under the windows read in ``phases``."""
