@@ -3,8 +3,9 @@
 Scenes of one MGRS tile share a source grid (CRS, transform, shape), so a nearest warp of any
 of them onto a given output window picks the same source pixel for every output pixel.  This
 module computes that *output → source* mapping once per (source grid, output grid, window)
-and serves every (scene, band) of the grid by a window read of the source (GDAL decodes only
-the internal tiles under the window and keeps them in its block cache) and a numpy gather.
+and serves every (scene, band) of the grid by a window read of the source (only the internal
+tiles under the window are decoded, once per process: :func:`s2cube.reader.cache.read_window`)
+and a numpy gather.
 
 The mapping is not re-derived: it **is** GDAL's.  Two uint16 index rasters of the source grid
 (row + 1 and column + 1, 0 = nodata, only the part under the window written, in a sparse
