@@ -191,10 +191,8 @@ def _assemble(pieces: list[Any], y0: int, x0: int, h: int, w: int) -> np.ndarray
 
     Each chunk's overlap with the window is copied once into the preallocated result (no
     intermediate mosaic of whole chunks)."""
-    first = np.asarray(pieces[0][0][0][0]) if pieces else None
-    dtype = first.dtype if first is not None else np.dtype("uint16")
-    n_b = len(pieces[0]) if pieces else 0
-    out = np.empty((len(pieces), n_b, h, w), dtype=dtype)
+    dtype = np.asarray(pieces[0][0][0][0]).dtype  # a block task has at least one scene
+    out = np.empty((len(pieces), len(pieces[0]), h, w), dtype=dtype)
     for t, per_t in enumerate(pieces):
         for b, rows in enumerate(per_t):
             top = 0  # mosaic row of this chunk row's first pixel
