@@ -91,17 +91,24 @@ def fill_jobs(
     scene_index: Mapping[str, int],
     start: Any,
     end: Any,
+    run_cells: Sequence[str] = (),
 ) -> dict[str, tuple[Any, Any]]:
     """Per cell (by name; planned or not: a cell its period never reached is filled from
-    donors alone): its :class:`~s2cube.execute.FillJob` and lazy donor cube (None: no donor
-    touches the cell).  Empty when the config fills no holes."""
+    donors alone): its :class:`~s2cube.execute.FillJob` and lazy donor cube over the cell with
+    :data:`~s2cube.fill.FILL_HALO` px of its neighbours and the mask's context (None: no donor
+    touches it).  ``run_cells``: every cell of the run (the pixels that may be holes; default
+    ``cells``).  Empty when the config fills no holes."""
     if not config.fills_holes:
         return {}
     from .cube import items_touching, load
     from .execute import FillJob
+    from .fill import FILL_HALO
 
     spec = config.for_grid(grid).spec
-    halo = spec.mask_halo
+    # at most one cell of neighbours all round (fill_waves keeps neighbours apart)
+    fill_halo = min(FILL_HALO, grid.cell_pixels)
+    halo = spec.mask_halo + fill_halo
+    in_run = set(run_cells or cells)
     s, e = parse_dates(start, end)
     period = (str(s.date()), str(e.date())) if s is not None and e is not None else None
     out: dict[str, tuple[Any, Any]] = {}
@@ -119,14 +126,17 @@ def fill_jobs(
                 resampling=config.resampling,
                 strict=execution.strict,
             )
+        near_cells = (Cell(cell.row + i, cell.col + j) for i in (-1, 0, 1) for j in (-1, 0, 1))
         job = FillJob(
             spec=spec,
-            halo=halo,
+            halo=spec.mask_halo,
             period=period,
             max_periods=config.fill_periods,
             inpaint=None if config.inpaint == "none" else config.inpaint,
             scene_index={it.id: scene_index[it.id] for it in near},
             window=grid.cell_window(cell),
+            fill_halo=fill_halo,
+            domain=tuple(c.name for c in near_cells if c.name in in_run),
         )
         out[name] = (job, cube)
     return out

@@ -32,7 +32,7 @@ import xarray as xr
 from .config import PIXEL_NEUTRAL, ExecutionOptions, MosaicConfig
 from .donors import check_fill, fill_jobs, find_donors
 from .errors import EmptySearchError, InputError, LimitError, SceneReadError
-from .execute import MosaicReport, Progress, cell_tasks, run_tasks
+from .execute import MosaicReport, Progress, cell_tasks, fill_waves, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import cells_reached, plan_cells
 from .search import Catalog, find_items, normalised, parse_dates
@@ -265,6 +265,8 @@ def _run(
     manifest = zs.read_manifest(store)
     query = {"start": str(start), "end": str(end), "max_cloud": max_cloud}
     check_resume(store.url, {n: manifest[n] for n in done if n in manifest}, config, query)
+    # composited but not yet filled (a run killed between the two steps): only the fill left
+    pending = {n for n in done if manifest.get(n, {}).get("fill_pending")}
     todo = [c for c in cells if c.name not in done]
     # cells no item reaches, never written before, are empty without a record or a task
     # (a whole-globe bbox costs its few cells with data); a cell with a record is done as
@@ -276,7 +278,7 @@ def _run(
         store=store.url,
         cells=[c.name for c in cells],
         scenes=len(items),
-        skipped=[c.name for c in cells if c.name in done],
+        skipped=[c.name for c in cells if c.name in done and c.name not in pending],
         empty=untouched,
     )
     # donors after the period's scenes: the period's indices are those of a run without fill
@@ -310,7 +312,11 @@ def _run(
         },
     }
     names = [c.name for c in todo]
-    fills = fill_jobs(names, donors, grid, config, execution, scene_index, start, end)
+    fill_names = [c.name for c in cells if c.name in pending or c.name in names]
+    fills = fill_jobs(
+        fill_names, donors, grid, config, execution, scene_index, start, end,
+        run_cells=[c.name for c in cells],
+    )  # fmt: skip
     tasks = cell_tasks(
         store,
         todo,
@@ -360,6 +366,16 @@ def _run(
 
     report.dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     run_tasks(tasks, report, client=client, progress=progress, replan=replan)
+    if fills:
+        # holes are filled once every cell is composited: a hole on a cell edge is filled
+        # from both cells' observed pixels, the same way in both
+        recorded = zs.read_manifest(store)
+        to_fill = [c for c in cells if recorded.get(c.name, {}).get("fill_pending")]
+        for wave in fill_waves(
+            store, to_fill, fills, overviews=execution.overviews, lease=lease.owner
+        ):
+            run_tasks(wave, report, client=client, progress=progress)
+        report.written = list(dict.fromkeys(report.written))
     if execution.overviews:
         from .overviews import build_overviews
 

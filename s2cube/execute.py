@@ -20,7 +20,15 @@ from .grid import Cell
 from .planner import PlannedCell
 from .store import StoreLike, write_cell, write_empty_cell
 
-__all__ = ["FillJob", "MosaicReport", "Spinner", "cell_tasks", "run_tasks"]
+__all__ = [
+    "FillJob",
+    "MosaicReport",
+    "Spinner",
+    "cell_tasks",
+    "fill_task",
+    "fill_waves",
+    "run_tasks",
+]
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -100,17 +108,22 @@ class MosaicReport:
 
 @dataclass(frozen=True)
 class FillJob:
-    """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_cell`); the
-    donor cube itself travels next to it, as a dask collection."""
+    """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_window`, run by
+    :func:`fill_task` once every cell of the run is composited); the donor cube itself travels
+    next to it, as a dask collection."""
 
     spec: Any  # CompositeSpec: the mosaic's own mask for the donors
-    halo: int
+    halo: int  # the mask's context around the donors' window
     period: tuple[str, str] | None
     max_periods: int
     inpaint: str | None
     scene_index: dict[str, int]
     #: the cell's window: a cell its period never reached is filled from an empty composite
     window: Any = None
+    #: pixels of the neighbouring cells the cell is filled with (:data:`s2cube.fill.FILL_HALO`)
+    fill_halo: int = 0
+    #: the run's cells among the cell's neighbours (their pixels may be holes; others not)
+    domain: tuple[str, ...] = ()
 
 
 def write_task(
@@ -122,37 +135,45 @@ def write_task(
     stats: list[dict[str, Any]] | None = None,
     lease: str | None = None,
     fill: FillJob | None = None,
-    donors: xr.DataArray | None = None,
 ) -> dict[str, Any]:
-    """Runs on a worker: ``ds``, ``stats`` and ``donors`` arrive computed (numpy-backed).
+    """Runs on a worker: ``ds`` and ``stats`` arrive computed (numpy-backed).
 
-    With ``fill``, the cell's holes are filled (donors, then inpainting) before the write;
-    ``ds`` None (with ``fill``): the period has no scene in the cell, its donors fill an empty
-    composite."""
-    from .harmonize.metrics import seam_metric
-
+    With ``fill``, the composite is written as it is and its record says ``fill_pending``:
+    :func:`fill_task` fills it once its neighbours are written (their observed pixels are the
+    ring around a hole on the cell edge), and builds its overview levels then.  ``ds`` None
+    (with ``fill``): the period has no scene in the cell, an empty composite is written for the
+    donors to fill."""
     t0 = time.perf_counter()
     record = dict(record)
-    metrics = dict(record.pop("metrics", {}))
     if ds is None:  # a cell its period never reached, filled from donors alone
         from .composite.engine import empty_composite
 
         assert fill is not None and fill.window is not None
         ds = empty_composite(fill.window, fill.spec.bands)
     if fill is not None:
-        from .fill import fill_cell
+        record["fill_pending"] = True
+    rec = _write(store, cell, ds, record, stats, lease)
+    rec["write_seconds"] = round(time.perf_counter() - t0, 3)
+    if overviews and fill is None:
+        from .overviews import build_cell_overviews
 
-        ds = fill_cell(
-            ds,
-            donors,
-            spec=fill.spec,
-            halo=fill.halo,
-            period=fill.period,
-            max_periods=fill.max_periods,
-            inpaint_method=fill.inpaint,
-            scene_index=fill.scene_index,
-        )
-        record["fill_stats"] = ds.attrs["fill_stats"]
+        # the per-cell overview levels live in this cell's own shards: still one writer
+        build_cell_overviews(store, cell)
+    return rec
+
+
+def _write(
+    store: StoreLike,
+    cell: Cell,
+    ds: xr.Dataset,
+    record: dict[str, Any],
+    stats: list[dict[str, Any]] | None,
+    lease: str | None,
+) -> dict[str, Any]:
+    """The cell's shards and record, with its seam metric (and block counts from ``stats``)."""
+    from .harmonize.metrics import seam_metric
+
+    metrics = dict(record.pop("metrics", {}))
     bands = np.stack(
         [ds[b].values for b in ds.data_vars if ds[b].dtype == np.uint16 and b != "clear_count"]
     )
@@ -162,14 +183,115 @@ def write_task(
         metrics["fallback_blocks"] = int(sum(st["fallback"] for st in stats))
         metrics["scene_blocks_read"] = int(sum(st["scenes_read"] for st in stats))
     record["metrics"] = metrics
-    rec = write_cell(store, cell, ds, record=record, lease=lease)
-    rec["write_seconds"] = round(time.perf_counter() - t0, 3)
+    return write_cell(store, cell, ds, record=record, lease=lease)
+
+
+def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple[Any, Any]:
+    """The store's composite over ``window`` (a cell with a halo) as a Dataset of its
+    *observed* pixels only (``fill`` 1; donor and inpainted pixels of cells filled already
+    are nodata again), and the ``(y, x)`` bool mask of the pixels in the ``domain`` cells."""
+    from .composite.engine import empty_composite
+    from .fill.kernels import FILL_OBSERVED
+    from .grid import GlobalGrid
+    from .store import DATE_EPOCH, store_metadata
+    from .store.superres import read_parent_window
+
+    meta = store_metadata(store)
+    grid = GlobalGrid.from_dict(meta["grid"])
+    bands = list(meta["bands"])
+    arrays = read_parent_window(store, window)
+    r, c = (int(v) for v in arrays.pop("_offset"))
+    h, w = arrays["scene"].shape
+    part = (slice(r, r + h), slice(c, c + w))
+    ds = empty_composite(window, bands)
+    seen = arrays["fill"] == FILL_OBSERVED
+    for b in bands:
+        ds[b].values[part] = np.where(seen, arrays[b], 0)
+    days = arrays["date"].astype("int64")
+    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("timedelta64[D]")
+    ds["date"].values[part] = np.where(seen & (days > 0), dates, np.datetime64("NaT"))
+    ds["scene"].values[part] = np.where(seen, arrays["scene"], -1)
+    ds["clear_count"].values[part] = np.where(seen, arrays["clear_count"], 0)
+    n = grid.cell_pixels
+    rows = np.arange(window.rows.start, window.rows.stop) // n
+    cols = np.arange(window.cols.start, window.cols.stop) // n
+    inside = np.zeros(window.shape, bool)
+    for name in domain:
+        cell = Cell.from_name(name)
+        inside |= (rows == cell.row)[:, None] & (cols == cell.col)[None, :]
+    return ds, inside
+
+
+def fill_task(
+    store: StoreLike,
+    cell: Cell,
+    job: FillJob,
+    donors: xr.DataArray | None,
+    overviews: bool,
+    lease: str | None = None,
+) -> dict[str, Any]:
+    """Runs on a worker once every cell of the run is composited: fill the cell's holes
+    (:func:`s2cube.fill.fill_window`) from its stored composite with ``job.fill_halo`` px of its
+    neighbours' observed pixels and ``donors`` (computed) over that window, then write it again
+    (record last, without ``fill_pending``) and build its overview levels.
+
+    Race-free: it reads only observed pixels, which no fill ever changes, and
+    :func:`fill_waves` never runs two neighbours at once.  Killed partway, the cell has no
+    record and the rerun composites it again."""
+    from .fill import fill_window
+    from .store import read_record
+
+    t0 = time.perf_counter()
+    record = read_record(store, cell)
+    if record is None:
+        raise RuntimeError(f"cell {cell.name} has no record to fill; rerun the mosaic")
+    assert job.window is not None
+    window = job.window.pad(job.fill_halo)
+    ds, domain = stored_window(store, window, job.domain)
+    filled = fill_window(
+        ds,
+        donors,
+        spec=job.spec,
+        mask_halo=job.halo,
+        halo=job.fill_halo,
+        domain=domain,
+        period=job.period,
+        max_periods=job.max_periods,
+        inpaint_method=job.inpaint,
+        scene_index=job.scene_index,
+    )
+    record.pop("fill_pending", None)
+    record["fill_stats"] = filled.attrs["fill_stats"]
+    rec = _write(store, cell, filled, record, None, lease)
+    rec["fill_seconds"] = round(time.perf_counter() - t0, 3)
     if overviews:
         from .overviews import build_cell_overviews
 
-        # the per-cell overview levels live in this cell's own shards: still one writer
         build_cell_overviews(store, cell)
     return rec
+
+
+def fill_waves(
+    store: StoreLike,
+    cells: Sequence[Cell],
+    fills: Mapping[str, tuple[FillJob, xr.DataArray | None]],
+    *,
+    overviews: bool,
+    lease: str | None = None,
+) -> list[list[tuple[Cell, Any]]]:
+    """The delayed :func:`fill_task` of each cell, in four waves by the parity of its row and
+    column: no two cells of a wave are neighbours (diagonals included), so no fill reads a
+    cell while it is being written.  Run the waves one after the other."""
+    import dask
+
+    waves: list[list[tuple[Cell, Any]]] = [[], [], [], []]
+    for cell in cells:
+        job, donors = fills[cell.name]
+        task = dask.delayed(fill_task, pure=False, name=f"fill-{cell.name}")(
+            store, cell, job, donors, overviews, lease
+        )
+        waves[2 * (cell.row % 2) + cell.col % 2].append((cell, task))
+    return [w for w in waves if w]
 
 
 def cell_tasks(
@@ -186,7 +308,8 @@ def cell_tasks(
     """One delayed task per cell: its write (shards, overview levels, manifest record last).
 
     ``lease`` is the owner id of the run's writer lease; every write checks it.  ``fills``:
-    per cell name, its :class:`FillJob` and lazy donor cube (holes filled before the write).
+    per cell name, its :class:`FillJob` and lazy donor cube (the cell is written with
+    ``fill_pending``; :func:`fill_waves` fills it after).
     ``dropped``: per cell name, the scenes dropped for it (recorded also for a cell left
     without data, so ``--retry-dropped`` finds it)."""
     import dask
@@ -200,7 +323,7 @@ def cell_tasks(
             record = {**run_record, "dropped_scenes": list((dropped or {}).get(cell.name, []))}
             if job is not None and donors is not None:
                 # the period never reached the cell: donors from other periods fill it all
-                task = write(store, cell, None, record, overviews, None, lease, job, donors)
+                task = write(store, cell, None, record, overviews, None, lease, job)
             else:
                 task = dask.delayed(write_empty_cell, pure=False)(
                     store, cell, record=record, lease=lease
@@ -215,7 +338,6 @@ def cell_tasks(
                 pc.stats,
                 lease,
                 job,
-                donors,
             )
         tasks.append((cell, task))
     return tasks

@@ -13,8 +13,17 @@
 2. Holes before/after: a composite of the first 5-day period (2023-08-10..14: two dates) per
    tile, filled from the next periods (rank 1: 08-15..19, rank 2: 08-20..24) by
    :func:`s2cube.fill_holes`, then Telea.
+3. Cell edges: the hide-and-reconstruct cases cut into cells of ``--cell`` px, each cell filled
+   on its own (``halo`` 0: a hole on a cell edge is cut in pieces fitted apart, what the store
+   did before stop 29) or with ``halo`` px of its neighbours' observed pixels (what the store
+   does: ``execute.fill_task``), against one fill over the whole tile.  Per variant: the share
+   of donor-filled pixels that differ from the whole-tile fill, the RMSE against the truth,
+   and the *edge step*: the mean absolute difference (reflectance, R/G/B/NIR) between
+   neighbouring filled pixels across a cell edge, next to the same between neighbours one
+   pixel inside the cells.
 
     python scripts/fill_report.py [--learned-steps 300] [--json out.json]
+    python scripts/fill_report.py --edges-only [--cell 183] [--halos 0,22,64]
 """
 
 from __future__ import annotations
@@ -240,11 +249,92 @@ def holes_before_after(tile: str) -> dict:
     return stats
 
 
+def _edge_steps(img: np.ndarray, filled: np.ndarray, cell: int) -> tuple[float, float]:
+    """Mean |difference| (reflectance, all bands) between horizontal and vertical neighbours
+    that are both ``filled``: across a cell edge, and one pixel inside the cells."""
+    img = img.astype("float64") / 10000.0
+    across, inside = [], []
+    for axis in (1, 2):
+        n = img.shape[axis]
+        for k in range(cell, n, cell):
+            for pairs, at in ((across, k), (inside, k + 1)):
+                if at >= n:
+                    continue
+                a = np.take(img, at - 1, axis=axis)
+                b = np.take(img, at, axis=axis)
+                both = np.take(filled, at - 1, axis=axis - 1) & np.take(filled, at, axis=axis - 1)
+                pairs.append(np.abs(a - b)[:, both].mean(axis=0))
+
+    def mean(x: list) -> float:
+        x = np.concatenate(x) if x else np.zeros(0)
+        return float(x.mean()) if x.size else float("nan")
+
+    return mean(across), mean(inside)
+
+
+def cell_edges(tile: str, cell: int = 183, halos: tuple[int, ...] = (0, 22, 64)) -> list[dict]:
+    """Section 3: each hide-and-reconstruct case filled cell by cell (see the module doc)."""
+    ids, dn, scl = read_tile(tile)
+    clear, donor_clear, bad = masks(dn, scl)
+    rows = []
+    ny, nx = clear.shape[1:]
+    for t, s in CASES:
+        hidden = clear[t] & bad[s]
+        observed = clear[t] & ~hidden
+        comp = np.where(observed, dn[t], 0).astype("uint16")
+        others = [d for d in range(len(ids)) if d != t]
+        whole, source, _ = fill_from_donors(comp, observed, dn[others], donor_clear[others])
+        by_donor = hidden & (source >= 0)
+        row = {"tile": tile, "target": ids[t], "hidden_under": ids[s], "cell": cell,
+               "hidden_fraction": float(hidden.mean())}  # fmt: skip
+        a, b = _edge_steps(whole, by_donor, cell)
+        row["whole"] = {"rmse": rmse(whole, dn[t], by_donor), "edge_step": a, "inside_step": b}
+        for halo in halos:
+            out = np.zeros_like(comp)
+            got = np.zeros_like(observed)
+            for y0 in range(0, ny, cell):
+                for x0 in range(0, nx, cell):
+                    wy = slice(max(y0 - halo, 0), min(y0 + cell + halo, ny))
+                    wx = slice(max(x0 - halo, 0), min(x0 + cell + halo, nx))
+                    win, src, _ = fill_from_donors(
+                        comp[:, wy, wx], observed[wy, wx], dn[others][:, :, wy, wx],
+                        donor_clear[others][:, wy, wx],
+                    )  # fmt: skip
+                    cy = slice(y0 - wy.start, y0 - wy.start + min(cell, ny - y0))
+                    cx = slice(x0 - wx.start, x0 - wx.start + min(cell, nx - x0))
+                    core = (slice(y0, y0 + cell), slice(x0, x0 + cell))
+                    out[(slice(None), *core)] = win[:, cy, cx]
+                    got[core] = src[cy, cx] >= 0
+            both = by_donor & got & hidden
+            a, b = _edge_steps(out, both, cell)
+            row[f"halo_{halo}"] = {
+                "differ_from_whole": float((out != whole).any(axis=0)[both].mean()),
+                "rmse": rmse(out, dn[t], both),
+                "edge_step": a,
+                "inside_step": b,
+                "donor_coverage": float((hidden & got).sum() / hidden.sum()),
+            }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--learned-steps", type=int, default=300)
     ap.add_argument("--json")
+    ap.add_argument("--edges-only", action="store_true", help="only section 3")
+    ap.add_argument("--cell", type=int, default=183)
+    ap.add_argument("--halos", default="0,22,64")
     args = ap.parse_args(argv)
+    halos = tuple(int(h) for h in args.halos.split(","))
+    if args.edges_only:
+        edges = cell_edges("33TWL", args.cell, halos) + cell_edges("33TWM", args.cell, halos)
+        text = json.dumps({"cell_edges": edges}, indent=1)
+        if args.json:
+            Path(args.json).write_text(text)
+        print(text)
+        return 0
     net = None
     report: dict = {}
     if args.learned_steps > 0:
@@ -266,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     report["oracle"] = oracle("33TWL") + oracle("33TWM")
     report["oracle_pairs"] = oracle_pairs("33TWL") + oracle_pairs("33TWM")
     report["holes"] = [holes_before_after(t) for t in ("33TWL", "33TWM")]
+    report["cell_edges"] = cell_edges("33TWL", args.cell, halos) + cell_edges(
+        "33TWM", args.cell, halos
+    )
     text = json.dumps(report, indent=1)
     if args.json:
         Path(args.json).write_text(text)

@@ -4,7 +4,8 @@ server; the recorded rendering; an interrupted fill run resumes into an identica
 
 The period is 2023-08-18..20 of the sample catalog (08-18 mostly cloudy, 08-20 ~35 % cloud), so
 the composite has holes; with ``fill_periods=1`` donors come from 08-15..17 (the clear date) and
-08-21..23.
+08-21..23.  The inpainting store takes donors from 08-21..23 only (``fill_direction="forward"``),
+so some holes are left for Telea.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ GRID = GlobalGrid(resolution=Fraction(1, 4000), cell_size=Fraction(1, 20), chunk
 BBOX = (11.92, 46.02, 12.08, 46.08)  # 8 cells of 200 px
 PERIOD = ("2023-08-18", "2023-08-20")
 VARS = ("red", "green", "blue", "nir", "date", "scene", "clear_count", "fill")
+TELEA = MosaicConfig(fill_periods=1, fill_direction="forward", inpaint="telea")
 
 
 def _mosaic(catalog, store, config, **kw):
@@ -48,7 +50,7 @@ def stores(sample_catalog, tmp_path_factory):
     configs = {
         "plain": MosaicConfig(),
         "donors": MosaicConfig(fill_periods=1),
-        "telea": MosaicConfig(fill_periods=1, inpaint="telea"),
+        "telea": TELEA,
     }
     out = {}
     for name, config in configs.items():
@@ -71,6 +73,8 @@ def test_donors_fill_holes_with_real_provenance(stores):
     assert hole0 > 0.1  # the period is cloudy: a real test of filling
     assert hole1 < hole0 / 5
     assert hole2 == 0.0
+    # forward donors only: they leave holes for Telea
+    assert (telea.fill.values == 3).mean() > 0.01
     # without filling, fill only says observed (1) or none (0), exactly where data is
     assert set(np.unique(plain.fill.values)) == {0, 1}
     np.testing.assert_array_equal(plain.fill.values == 1, plain.red.values > 0)
@@ -88,10 +92,12 @@ def test_donors_fill_holes_with_real_provenance(stores):
     codes = telea.fill.values[filled]
     assert set(np.unique(codes)) == {2, 3}
     by_donor = telea.fill.values == 2
-    np.testing.assert_array_equal(by_donor, donors.fill.values == 2)
-    dates = telea.date.values[by_donor].astype("datetime64[D]")
     start, end = (np.datetime64(d, "D") for d in PERIOD)
+    dates = donors.date.values[donors.fill.values == 2].astype("datetime64[D]")
     assert ((dates < start) | (dates > end)).all()
+    assert (dates < start).any() and (dates > end).any()  # back and forward
+    dates = telea.date.values[by_donor].astype("datetime64[D]")
+    assert (dates > end).all()
     table = s2cube.scene_table(stores["telea"])
     scenes = telea.scene.values[by_donor]
     assert (scenes >= 0).all()
@@ -102,7 +108,6 @@ def test_donors_fill_holes_with_real_provenance(stores):
     assert np.isnat(telea.date.values[inpainted]).all()
     assert (telea.scene.values[inpainted] == -1).all()
     assert (telea.clear_count.values[inpainted] == 0).all()
-    assert (telea.fill.values[inpainted & (donors.red.values > 0)] != 3).all()
     # donor scenes are registered after the period's: the period's indices do not move
     plain_table = s2cube.scene_table(stores["plain"])
     assert table.iloc[: len(plain_table)]["id"].tolist() == plain_table["id"].tolist()
@@ -120,7 +125,8 @@ def test_records_info_and_overviews_report_fill(stores):
     assert sum(shares.values()) == pytest.approx(1.0)
     assert s2cube.store_info(stores["plain"])["fill"]["donor_from_other_period"] == 0
     for rec in read_manifest(stores["telea"]).values():
-        assert rec["config"]["fill_periods"] == 1 and rec["config"]["inpaint"] == "telea"
+        assert rec["config"] == TELEA.to_record()
+        assert "fill_pending" not in rec
         assert sum(rec["fill"].values()) == rec["n_pixels"]
         assert rec["fill_stats"]["holes_after"] == 0.0
     out = CliRunner().invoke(main, ["info", str(stores["telea"])]).output
@@ -181,33 +187,63 @@ def test_rendering_recorded_and_served(stores, tmp_path):
 
 
 def test_interrupted_fill_run_resumes_to_an_identical_store(sample_catalog, stores, tmp_path):
-    store = tmp_path / "m.zarr"
-    config = MosaicConfig(fill_periods=1, inpaint="telea")
+    """Killed while compositing (cells recorded ``fill_pending``, the rest not written) or
+    while filling (some cells filled, the rest pending): the rerun gives the same store."""
+    ref = stores["telea"]
 
     class Killed(Exception):
         pass
+
+    def check_identical(store):
+        assert s2cube.scene_table(store).equals(s2cube.scene_table(ref))
+        a, b = _load(store), _load(ref)
+        for v in VARS:
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+        ra, rb = read_manifest(store), read_manifest(ref)
+        assert sorted(ra) == sorted(rb)
+        for name in ra:
+            assert "fill_pending" not in ra[name]
+            for key in ("n_composited", "scenes_used", "date_min", "date_max", "fill", "content"):
+                assert ra[name][key] == rb[name][key], (name, key)
+            assert ra[name]["fill_stats"] == rb[name]["fill_stats"], name
+
+    # killed while compositing: three cells composited (fill pending), none filled
+    store = tmp_path / "a.zarr"
 
     def kill_after_three(cell, record):
         if len(read_manifest(store)) >= 3:
             raise Killed(cell)
 
     with pytest.raises(Killed):
-        _mosaic(sample_catalog, store, config, progress=kill_after_three)
-    assert len(read_manifest(store)) == 3
-    report = _mosaic(sample_catalog, store, config)
-    assert len(report.skipped) == 3 and len(report.written) == 5
-    ref = stores["telea"]
-    assert s2cube.scene_table(store).equals(s2cube.scene_table(ref))
-    a, b = _load(store), _load(ref)
-    for v in VARS:
-        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
-    ra, rb = read_manifest(store), read_manifest(ref)
-    for name in ra:
-        for key in ("n_composited", "scenes_used", "date_min", "date_max", "fill", "fill_stats"):
-            assert ra[name][key] == rb[name][key], (name, key)
+        _mosaic(sample_catalog, store, TELEA, progress=kill_after_three)
+    manifest = read_manifest(store)
+    assert len(manifest) == 3 and all(r["fill_pending"] for r in manifest.values())
+    report = _mosaic(sample_catalog, store, TELEA)
+    assert not report.skipped and len(report.written) == 8  # the three pending are filled
+    check_identical(store)
     # a finished run is skipped whole
-    again = _mosaic(sample_catalog, store, config)
+    again = _mosaic(sample_catalog, store, TELEA)
     assert len(again.skipped) == 8 and not again.written
+
+    # killed while filling: every cell composited, three filled (their neighbours read the
+    # pending cells' observed pixels, and the rerun reads the filled cells' observed pixels)
+    store = tmp_path / "b.zarr"
+    filled: list[str] = []
+
+    def kill_after_three_fills(cell, record):
+        if "fill_stats" in record:
+            filled.append(cell)
+            if len(filled) == 3:
+                raise Killed(cell)
+
+    with pytest.raises(Killed):
+        _mosaic(sample_catalog, store, TELEA, progress=kill_after_three_fills)
+    manifest = read_manifest(store)
+    assert len(manifest) == 8
+    assert sum("fill_pending" not in r for r in manifest.values()) == 3
+    report = _mosaic(sample_catalog, store, TELEA)
+    assert len(report.skipped) == 3 and len(report.written) == 5
+    check_identical(store)
 
 
 def test_fill_options_are_checked(sample_catalog, tmp_path):

@@ -5,7 +5,7 @@
 the small partial-convolution inpainter (torch, imported only when used).
 """
 
-from .api import donor_periods, fill_cell, fill_holes, period_rank
+from .api import FILL_HALO, donor_periods, fill_holes, fill_window, period_rank
 from .kernels import (
     FILL_CODES,
     FILL_DONOR,
@@ -18,14 +18,15 @@ from .kernels import (
 
 __all__ = [
     "FILL_CODES",
+    "FILL_HALO",
     "FILL_DONOR",
     "FILL_INPAINTED",
     "FILL_NONE",
     "FILL_OBSERVED",
     "donor_periods",
-    "fill_cell",
     "fill_from_donors",
     "fill_holes",
+    "fill_window",
     "inpaint",
     "period_rank",
 ]

@@ -21,9 +21,22 @@ import numpy as np
 import xarray as xr
 
 from ..mask import CIRRUS, CLEAR, CLOUD, SHADOW, dilate_disk, scl_to_mask
-from .kernels import FILL_CODES, fill_codes, fill_from_donors, inpaint
+from .kernels import (
+    FILL_CODES,
+    FILL_INPAINTED,
+    FILL_NONE,
+    FILL_OBSERVED,
+    fill_codes,
+    fill_from_donors,
+    inpaint,
+)
 
-__all__ = ["fill_holes", "fill_cell", "period_rank", "donor_periods"]
+__all__ = ["fill_holes", "fill_window", "period_rank", "donor_periods", "FILL_HALO"]
+
+#: pixels of the neighbouring cells a cell's holes are filled with (see :func:`fill_window`):
+#: a hole and its ring that reach less far than this past the cell edge are filled exactly as
+#: in one window over both cells
+FILL_HALO = 256
 
 _NOT_BANDS = {"date", "scene", "clear_count", "fill", "spatial_ref"}
 
@@ -91,6 +104,7 @@ def fill_holes(
     donor_buffer: int = 2,
     inpaint_method: str | None = "telea",
     inpainter: Any = None,
+    domain: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Fill the holes of ``composite`` from ``donors``, then inpaint what is left.
 
@@ -117,6 +131,10 @@ def fill_holes(
     inpaint_method
         ``"telea"``, ``"biharmonic"``, ``"learned"`` (needs ``inpainter``, an
         :class:`s2cube.fill.learned.InpaintNet`) or None (leave residual holes as nodata).
+    domain
+        ``(y, x)`` bool, the pixels that may be filled (default: all); see
+        :func:`~s2cube.fill.kernels.fill_from_donors`.  The hole fractions in ``fill_stats``
+        are over the domain.
 
     Returns
     -------
@@ -129,6 +147,7 @@ def fill_holes(
     ydim, xdim = composite[bands[0]].dims
     stack = np.stack([np.asarray(composite[b].values) for b in bands])
     observed: np.ndarray = np.asarray((stack > 0).all(axis=0))
+    inside = np.ones(observed.shape, bool) if domain is None else np.asarray(domain, dtype=bool)
     d = donors.transpose("time", "band", ydim, xdim)
     if d.shape[-2:] != stack.shape[-2:]:
         raise ValueError(f"donors {d.shape[-2:]} and composite {stack.shape[-2:]} differ in shape")
@@ -151,21 +170,25 @@ def fill_holes(
         ring=ring,
         max_fit_rmse=max_fit_rmse,
         rank=rank[use],
+        domain=inside,
     )
     by_donor = source >= 0
-    holes_left = ~observed & ~by_donor
+    holes_left = ~observed & ~by_donor & inside
     inpainted = np.zeros_like(observed)
     # inpainting guesses from the neighbourhood: with no pixel of data at all there is none
     has_data = bool(observed.any() or by_donor.any())
     if inpaint_method is not None and holes_left.any() and has_data:
+        # nodata outside the domain is unknown too, never a dark neighbour to copy from
+        unknown = holes_left | (~inside & ~(filled > 0).all(axis=0))
         if inpaint_method == "learned":
             from .learned import inpaint_learned
 
             if inpainter is None:
                 raise ValueError("inpaint_method='learned' needs an inpainter (InpaintNet)")
-            filled = inpaint_learned(inpainter, filled, holes_left)
+            guessed = inpaint_learned(inpainter, filled, unknown)
         else:
-            filled = inpaint(filled, holes_left, method=inpaint_method)
+            guessed = inpaint(filled, unknown, method=inpaint_method)
+        filled[:, holes_left] = guessed[:, holes_left]
         inpainted = holes_left
     out = composite.copy()
     for i, b in enumerate(bands):
@@ -185,9 +208,9 @@ def fill_holes(
         flag_meanings=" ".join(FILL_CODES.values()),
         long_name="how the pixel was filled",
     )
-    n = observed.size
+    n = max(int(inside.sum()), 1)
     out.attrs["fill_stats"] = {
-        "holes_before": float((~observed).sum() / n),
+        "holes_before": float((~observed & inside).sum() / n),
         "holes_after_donors": float(holes_left.sum() / n),
         "holes_after": float((holes_left & ~inpainted).sum() / n),
         "donor_fits": len(fits),
@@ -200,24 +223,33 @@ def fill_holes(
     return out
 
 
-def fill_cell(
+def fill_window(
     composite: xr.Dataset,
     donors: xr.DataArray | None,
     *,
     spec: Any,
+    mask_halo: int,
     halo: int,
+    domain: np.ndarray | None,
     period: tuple[Any, Any] | None,
     max_periods: int,
     inpaint_method: str | None,
     scene_index: Mapping[str, int] | Sequence[int] | None = None,
     donor_buffer: int = 2,
 ) -> xr.Dataset:
-    """:func:`fill_holes` of one cell of a mosaic: donors masked as the mosaic masks its scenes.
+    """:func:`fill_holes` of one cell of a mosaic, seen with ``halo`` px of its neighbours.
 
-    ``donors`` is the cell's donor cube loaded with ``halo`` pixels of context (``s2cube.load``,
-    ``halo = spec.mask_halo``) or None (no donor: inpainting only).  Their clear pixels are the
-    mosaic's own mask (:func:`s2cube.mask.window_codes` with ``spec``: SCL rules or the learned
-    model, with its dilation), kept ``donor_buffer`` px away from cloud, shadow and cirrus.
+    ``composite`` is the cell padded by ``halo`` px as the store holds it after compositing
+    (its observed pixels only: every other pixel nodata), so a hole on a cell edge is one
+    component with one fit in both cells; ``domain`` marks the pixels of the run's cells (the
+    rest are neither observed nor holes).  ``donors`` is the donor cube over that window padded
+    by ``mask_halo`` px more (``s2cube.load``, ``mask_halo = spec.mask_halo``), or None (no
+    donor: inpainting only).  Their clear pixels are the mosaic's own mask
+    (:func:`s2cube.mask.window_codes` with ``spec``: SCL rules or the learned model, with its
+    dilation), kept ``donor_buffer`` px away from cloud, shadow and cirrus.
+
+    Returns the filled cell (the window without its halo); ``attrs["fill_stats"]`` has the
+    cell's own hole fractions and the donor fits of the window.
     """
     from ..mask import window_codes
 
@@ -243,13 +275,13 @@ def fill_cell(
         codes = window_codes(data, spec)
         bad = np.isin(codes, [CLOUD, SHADOW, CIRRUS])
         keep = (codes == CLEAR) & ~dilate_disk(bad, donor_buffer)
-        core = (slice(halo, halo + h), slice(halo, halo + w))
+        core = (slice(mask_halo, mask_halo + h), slice(mask_halo, mask_halo + w))
         clear = keep[(slice(None), *core)]
         cube = d.isel({d.dims[2]: core[0], d.dims[3]: core[1]})
         names = {a: b for a, b in zip(cube.dims[2:], (ydim, xdim), strict=True) if a != b}
         cube = cube.rename(names) if names else cube
         cube = cube.drop_vars([ydim, xdim], errors="ignore")
-    return fill_holes(
+    out = fill_holes(
         composite,
         cube,
         donor_clear=clear,
@@ -258,4 +290,17 @@ def fill_cell(
         max_periods=max_periods,
         donor_buffer=donor_buffer,
         inpaint_method=inpaint_method,
+        domain=domain,
     )
+    cell = out.isel({ydim: slice(halo, h - halo), xdim: slice(halo, w - halo)})
+    code = np.asarray(cell["fill"].values)
+    n = code.size
+    stats = dict(out.attrs["fill_stats"])
+    stats.update(
+        holes_before=float((code != FILL_OBSERVED).sum() / n),
+        holes_after_donors=float(np.isin(code, [FILL_NONE, FILL_INPAINTED]).sum() / n),
+        holes_after=float((code == FILL_NONE).sum() / n),
+        halo=halo,
+    )
+    cell.attrs["fill_stats"] = stats
+    return cell

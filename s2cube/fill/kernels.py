@@ -101,6 +101,7 @@ def fill_from_donors(
     max_fit_rmse: float = 0.015,
     min_ring: int = 50,
     rank: np.ndarray | None = None,
+    domain: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[DonorFit]]:
     """Fill the holes of a composite from donor dates fitted to the pixels around each hole.
 
@@ -134,6 +135,10 @@ def fill_from_donors(
         ``(donor,)`` int: donors of a lower rank fill first (the period distance: 1 = the
         periods right before/after, 2 = the next ones…); within one rank the donor with the
         smallest fit error fills first.  Default: all donors one rank.
+    domain
+        ``(y, x)`` bool: the pixels that may be filled (default: all).  Pixels outside it are
+        neither observed nor holes (e.g. cells outside the run around a cell read with a halo):
+        they join no component and no ring.
 
     Returns
     -------
@@ -158,7 +163,8 @@ def fill_from_donors(
     filled = bands.copy()
     source = np.full(bands.shape[1:], -1, dtype="int32")
     fits: list[DonorFit] = []
-    labels, n = hole_components(~observed, merge)
+    hole_mask = ~observed if domain is None else ~observed & np.asarray(domain, dtype=bool)
+    labels, n = hole_components(hole_mask, merge)
     ny, nx = observed.shape
     pad = max(ring, gap) + 1
     for comp, sl in enumerate(ndimage.find_objects(labels), start=1):

@@ -33,6 +33,7 @@ from .cells import _cell_header as _cell_header
 from .cells import _encode_cell as _encode_cell
 from .cells import cells_done, read_manifest, write_cell, write_empty_cell
 from .cells import forget_cell as forget_cell
+from .cells import read_record as read_record
 from .layout import DATE_EPOCH, FORMAT, is_store, store_metadata
 from .layout import FILL_VAR as FILL_VAR
 from .layout import FORMAT_VERSION as FORMAT_VERSION

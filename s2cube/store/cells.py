@@ -82,6 +82,18 @@ def _atomic_write_json(loc: StoreLike, key: str, payload: dict[str, Any]) -> Non
     store_location(loc).put(key, data)
 
 
+def read_record(path: StoreLike, cell: Cell) -> dict[str, Any] | None:
+    """One cell's manifest record (None: not finished, or a torn record)."""
+    data = store_location(path).get(f"{MANIFEST_DIR}/{cell.name}.json")
+    if data is None:
+        return None
+    try:
+        rec = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 def forget_cell(path: StoreLike, cell: Cell) -> None:
     """Remove a cell's manifest record (before overwriting it)."""
     store_location(path).delete(f"{MANIFEST_DIR}/{cell.name}.json")
@@ -209,11 +221,10 @@ def write_cell(
     for name, arr in encoded.items():
         target: Any = group[name]  # an array (zarr types members as array-or-group)
         target[window.rows, window.cols] = arr
-    rec = {
-        **_cell_header(grid, cell),
-        **cell_summary(encoded, bands),
-        **(record or {}),
-    }
+    header, summary = _cell_header(grid, cell), cell_summary(encoded, bands)
+    # what the pixels determine always wins over a record carried over from an earlier write
+    rest = {k: v for k, v in (record or {}).items() if k not in header and k not in summary}
+    rec = {**header, **summary, **rest}
     check_lease(p, lease)
     _atomic_write_json(p, f"{MANIFEST_DIR}/{cell.name}.json", rec)
     return rec
