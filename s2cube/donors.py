@@ -1,25 +1,43 @@
-"""Filling holes, wired into a mosaic run: donor scenes from adjacent periods and the fill job
-of every planned cell (:func:`s2cube.fill.fill_cell` runs them in the cell's write task).
+"""Filling holes, wired into a mosaic run: donor scenes from adjacent periods, the fill job
+of every cell, and the fill tasks that run once every cell of the run is composited.
 
 :func:`check_fill` validates before anything is read; :func:`find_donors` searches the
 catalog over the ``config.fill_periods`` periods around the run's; :func:`fill_jobs` gives each
-planned cell its :class:`~s2cube.execute.FillJob` and lazy donor cube.  See ``docs/fill.md``.
+cell its :class:`~s2cube.execute.FillJob` and lazy donor cube; :func:`fill_waves` orders the
+:func:`fill_task` of every cell written ``fill_pending`` (each reads its composite back with a
+halo of its neighbours' observed pixels, :func:`stored_window`, and runs
+:func:`s2cube.fill.fill_window`).  See ``docs/fill.md``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pystac
 
 from .config import ExecutionOptions, MosaicConfig
 from .errors import InputError
 from .grid import Cell, GlobalGrid
 from .search import Catalog, find_items, parse_dates
+from .store import StoreLike
 
-__all__ = ["check_fill", "fill_jobs", "find_donors"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .execute import FillJob
+
+__all__ = [
+    "check_fill",
+    "fill_jobs",
+    "fill_task",
+    "fill_waves",
+    "find_donors",
+    "stored_window",
+]
 
 
 def check_fill(config: MosaicConfig, catalog: Catalog, start: Any, end: Any) -> None:
@@ -140,3 +158,111 @@ def fill_jobs(
         )
         out[name] = (job, cube)
     return out
+
+
+def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple[Any, Any]:
+    """The store's composite over ``window`` (a cell with a halo) as a Dataset of its
+    *observed* pixels only (``fill`` 1; donor and inpainted pixels of cells filled already
+    are nodata again), and the ``(y, x)`` bool mask of the pixels in the ``domain`` cells."""
+    from .composite.engine import empty_composite
+    from .fill.kernels import FILL_OBSERVED
+    from .store import DATE_EPOCH, store_metadata
+    from .store.superres import read_parent_window
+
+    meta = store_metadata(store)
+    grid = GlobalGrid.from_dict(meta["grid"])
+    bands = list(meta["bands"])
+    arrays = read_parent_window(store, window)
+    r, c = (int(v) for v in arrays.pop("_offset"))
+    h, w = arrays["scene"].shape
+    part = (slice(r, r + h), slice(c, c + w))
+    ds = empty_composite(window, bands)
+    seen = arrays["fill"] == FILL_OBSERVED
+    for b in bands:
+        ds[b].values[part] = np.where(seen, arrays[b], 0)
+    days = arrays["date"].astype("int64")
+    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("timedelta64[D]")
+    ds["date"].values[part] = np.where(seen & (days > 0), dates, np.datetime64("NaT"))
+    ds["scene"].values[part] = np.where(seen, arrays["scene"], -1)
+    ds["clear_count"].values[part] = np.where(seen, arrays["clear_count"], 0)
+    n = grid.cell_pixels
+    rows = np.arange(window.rows.start, window.rows.stop) // n
+    cols = np.arange(window.cols.start, window.cols.stop) // n
+    inside = np.zeros(window.shape, bool)
+    for name in domain:
+        cell = Cell.from_name(name)
+        inside |= (rows == cell.row)[:, None] & (cols == cell.col)[None, :]
+    return ds, inside
+
+
+def fill_task(
+    store: StoreLike,
+    cell: Cell,
+    job: FillJob,
+    donors: xr.DataArray | None,
+    overviews: bool,
+    lease: str | None = None,
+) -> dict[str, Any]:
+    """Runs on a worker once every cell of the run is composited: fill the cell's holes
+    (:func:`s2cube.fill.fill_window`) from its stored composite with ``job.fill_halo`` px of its
+    neighbours' observed pixels and ``donors`` (computed) over that window, then write it again
+    (record last, without ``fill_pending``) and build its overview levels.
+
+    Race-free: it reads only observed pixels, which no fill ever changes, and
+    :func:`fill_waves` never runs two neighbours at once.  Killed partway, the cell has no
+    record and the rerun composites it again."""
+    from .execute import write_composite
+    from .fill import fill_window
+    from .store import read_record
+
+    t0 = time.perf_counter()
+    record = read_record(store, cell)
+    if record is None:
+        raise RuntimeError(f"cell {cell.name} has no record to fill; rerun the mosaic")
+    assert job.window is not None
+    window = job.window.pad(job.fill_halo)
+    ds, domain = stored_window(store, window, job.domain)
+    filled = fill_window(
+        ds,
+        donors,
+        spec=job.spec,
+        mask_halo=job.halo,
+        halo=job.fill_halo,
+        domain=domain,
+        period=job.period,
+        max_periods=job.max_periods,
+        inpaint_method=job.inpaint,
+        scene_index=job.scene_index,
+    )
+    record.pop("fill_pending", None)
+    record["fill_stats"] = filled.attrs["fill_stats"]
+    rec = write_composite(store, cell, filled, record, None, lease)
+    rec["fill_seconds"] = round(time.perf_counter() - t0, 3)
+    if overviews:
+        from .overviews import build_cell_overviews
+
+        build_cell_overviews(store, cell)
+    return rec
+
+
+def fill_waves(
+    store: StoreLike,
+    cells: Sequence[Cell],
+    fills: Mapping[str, tuple[FillJob, xr.DataArray | None]],
+    *,
+    overviews: bool,
+    lease: str | None = None,
+) -> list[list[tuple[Cell, Any]]]:
+    """The delayed :func:`fill_task` of each cell, in four waves by the parity of its row and
+    column: no two cells of a wave are neighbours (diagonals included), so no fill reads a
+    cell while it is being written.  Run the waves one after the other."""
+    import dask
+
+    waves: list[list[tuple[Cell, Any]]] = [[], [], [], []]
+    for cell in cells:
+        job, donors = fills[cell.name]
+        task = dask.delayed(fill_task, pure=False, name=f"fill-{cell.name}")(
+            store, cell, job, donors, overviews, lease
+        )
+        waves[2 * (cell.row % 2) + cell.col % 2].append((cell, task))
+    return [w for w in waves if w]

@@ -11,6 +11,7 @@ store template        :mod:`s2cube.store` (scene table written before any task s
 plan                  :mod:`s2cube.planner` (survey, scene parameters, block plans)
 composite             :mod:`s2cube.composite` (the engine every block runs)
 execute + write       :mod:`s2cube.execute` (one write task per cell, resumable)
+fill (optional)       :mod:`s2cube.fill` via :func:`~s2cube.execute.fill_waves` (after all cells)
 overviews             :mod:`s2cube.overviews` (coarse levels once all cells are done)
 ====================  ================================================================
 
@@ -30,9 +31,9 @@ import pystac
 import xarray as xr
 
 from .config import PIXEL_NEUTRAL, ExecutionOptions, MosaicConfig
-from .donors import check_fill, fill_jobs, find_donors
+from .donors import check_fill, fill_jobs, fill_waves, find_donors
 from .errors import EmptySearchError, InputError, LimitError, SceneReadError
-from .execute import MosaicReport, Progress, cell_tasks, fill_waves, run_tasks
+from .execute import MosaicReport, Progress, cell_tasks, run_tasks
 from .grid import DEFAULT_GRID, Cell, GlobalGrid, validate_bbox
 from .planner import cells_reached, plan_cells
 from .search import Catalog, find_items, normalised, parse_dates

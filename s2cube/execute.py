@@ -25,8 +25,7 @@ __all__ = [
     "MosaicReport",
     "Spinner",
     "cell_tasks",
-    "fill_task",
-    "fill_waves",
+    "write_composite",
     "run_tasks",
 ]
 
@@ -108,9 +107,9 @@ class MosaicReport:
 
 @dataclass(frozen=True)
 class FillJob:
-    """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_window`, run by
-    :func:`fill_task` once every cell of the run is composited); the donor cube itself travels
-    next to it, as a dask collection."""
+    """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_window`, run
+    by :func:`s2cube.donors.fill_task` once every cell of the run is composited); the donor
+    cube itself travels next to it, as a dask collection."""
 
     spec: Any  # CompositeSpec: the mosaic's own mask for the donors
     halo: int  # the mask's context around the donors' window
@@ -139,10 +138,10 @@ def write_task(
     """Runs on a worker: ``ds`` and ``stats`` arrive computed (numpy-backed).
 
     With ``fill``, the composite is written as it is and its record says ``fill_pending``:
-    :func:`fill_task` fills it once its neighbours are written (their observed pixels are the
-    ring around a hole on the cell edge), and builds its overview levels then.  ``ds`` None
-    (with ``fill``): the period has no scene in the cell, an empty composite is written for the
-    donors to fill."""
+    :func:`s2cube.donors.fill_task` fills it once its neighbours are written (their observed
+    pixels are the ring around a hole on the cell edge), and builds its overview levels then.
+    ``ds`` None (with ``fill``): the period has no scene in the cell, an empty composite is
+    written for the donors to fill."""
     t0 = time.perf_counter()
     record = dict(record)
     if ds is None:  # a cell its period never reached, filled from donors alone
@@ -152,7 +151,7 @@ def write_task(
         ds = empty_composite(fill.window, fill.spec.bands)
     if fill is not None:
         record["fill_pending"] = True
-    rec = _write(store, cell, ds, record, stats, lease)
+    rec = write_composite(store, cell, ds, record, stats, lease)
     rec["write_seconds"] = round(time.perf_counter() - t0, 3)
     if overviews and fill is None:
         from .overviews import build_cell_overviews
@@ -162,7 +161,7 @@ def write_task(
     return rec
 
 
-def _write(
+def write_composite(
     store: StoreLike,
     cell: Cell,
     ds: xr.Dataset,
@@ -186,114 +185,6 @@ def _write(
     return write_cell(store, cell, ds, record=record, lease=lease)
 
 
-def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple[Any, Any]:
-    """The store's composite over ``window`` (a cell with a halo) as a Dataset of its
-    *observed* pixels only (``fill`` 1; donor and inpainted pixels of cells filled already
-    are nodata again), and the ``(y, x)`` bool mask of the pixels in the ``domain`` cells."""
-    from .composite.engine import empty_composite
-    from .fill.kernels import FILL_OBSERVED
-    from .grid import GlobalGrid
-    from .store import DATE_EPOCH, store_metadata
-    from .store.superres import read_parent_window
-
-    meta = store_metadata(store)
-    grid = GlobalGrid.from_dict(meta["grid"])
-    bands = list(meta["bands"])
-    arrays = read_parent_window(store, window)
-    r, c = (int(v) for v in arrays.pop("_offset"))
-    h, w = arrays["scene"].shape
-    part = (slice(r, r + h), slice(c, c + w))
-    ds = empty_composite(window, bands)
-    seen = arrays["fill"] == FILL_OBSERVED
-    for b in bands:
-        ds[b].values[part] = np.where(seen, arrays[b], 0)
-    days = arrays["date"].astype("int64")
-    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("timedelta64[D]")
-    ds["date"].values[part] = np.where(seen & (days > 0), dates, np.datetime64("NaT"))
-    ds["scene"].values[part] = np.where(seen, arrays["scene"], -1)
-    ds["clear_count"].values[part] = np.where(seen, arrays["clear_count"], 0)
-    n = grid.cell_pixels
-    rows = np.arange(window.rows.start, window.rows.stop) // n
-    cols = np.arange(window.cols.start, window.cols.stop) // n
-    inside = np.zeros(window.shape, bool)
-    for name in domain:
-        cell = Cell.from_name(name)
-        inside |= (rows == cell.row)[:, None] & (cols == cell.col)[None, :]
-    return ds, inside
-
-
-def fill_task(
-    store: StoreLike,
-    cell: Cell,
-    job: FillJob,
-    donors: xr.DataArray | None,
-    overviews: bool,
-    lease: str | None = None,
-) -> dict[str, Any]:
-    """Runs on a worker once every cell of the run is composited: fill the cell's holes
-    (:func:`s2cube.fill.fill_window`) from its stored composite with ``job.fill_halo`` px of its
-    neighbours' observed pixels and ``donors`` (computed) over that window, then write it again
-    (record last, without ``fill_pending``) and build its overview levels.
-
-    Race-free: it reads only observed pixels, which no fill ever changes, and
-    :func:`fill_waves` never runs two neighbours at once.  Killed partway, the cell has no
-    record and the rerun composites it again."""
-    from .fill import fill_window
-    from .store import read_record
-
-    t0 = time.perf_counter()
-    record = read_record(store, cell)
-    if record is None:
-        raise RuntimeError(f"cell {cell.name} has no record to fill; rerun the mosaic")
-    assert job.window is not None
-    window = job.window.pad(job.fill_halo)
-    ds, domain = stored_window(store, window, job.domain)
-    filled = fill_window(
-        ds,
-        donors,
-        spec=job.spec,
-        mask_halo=job.halo,
-        halo=job.fill_halo,
-        domain=domain,
-        period=job.period,
-        max_periods=job.max_periods,
-        inpaint_method=job.inpaint,
-        scene_index=job.scene_index,
-    )
-    record.pop("fill_pending", None)
-    record["fill_stats"] = filled.attrs["fill_stats"]
-    rec = _write(store, cell, filled, record, None, lease)
-    rec["fill_seconds"] = round(time.perf_counter() - t0, 3)
-    if overviews:
-        from .overviews import build_cell_overviews
-
-        build_cell_overviews(store, cell)
-    return rec
-
-
-def fill_waves(
-    store: StoreLike,
-    cells: Sequence[Cell],
-    fills: Mapping[str, tuple[FillJob, xr.DataArray | None]],
-    *,
-    overviews: bool,
-    lease: str | None = None,
-) -> list[list[tuple[Cell, Any]]]:
-    """The delayed :func:`fill_task` of each cell, in four waves by the parity of its row and
-    column: no two cells of a wave are neighbours (diagonals included), so no fill reads a
-    cell while it is being written.  Run the waves one after the other."""
-    import dask
-
-    waves: list[list[tuple[Cell, Any]]] = [[], [], [], []]
-    for cell in cells:
-        job, donors = fills[cell.name]
-        task = dask.delayed(fill_task, pure=False, name=f"fill-{cell.name}")(
-            store, cell, job, donors, overviews, lease
-        )
-        waves[2 * (cell.row % 2) + cell.col % 2].append((cell, task))
-    return [w for w in waves if w]
-
-
 def cell_tasks(
     store: StoreLike,
     cells: Sequence[Cell],
@@ -309,7 +200,7 @@ def cell_tasks(
 
     ``lease`` is the owner id of the run's writer lease; every write checks it.  ``fills``:
     per cell name, its :class:`FillJob` and lazy donor cube (the cell is written with
-    ``fill_pending``; :func:`fill_waves` fills it after).
+    ``fill_pending``; :func:`s2cube.donors.fill_waves` fills it after).
     ``dropped``: per cell name, the scenes dropped for it (recorded also for a cell left
     without data, so ``--retry-dropped`` finds it)."""
     import dask

@@ -1,5 +1,5 @@
 """Filling holes on cell edges: each cell is filled with a halo of its neighbours' observed
-pixels (``execute.fill_task``), so a hole across a cell edge is one component with one fit,
+pixels (``donors.fill_task``), so a hole across a cell edge is one component with one fit,
 the same in both cells, and the store equals one fill over the whole region.
 
 A controlled store: 3 × 3 cells of 40 px, a smooth synthetic surface, holes (discs) across
@@ -18,7 +18,8 @@ import xarray as xr
 
 from s2cube.composite.engine import empty_composite
 from s2cube.config import MosaicConfig
-from s2cube.execute import FillJob, fill_waves, stored_window
+from s2cube.donors import fill_waves, stored_window
+from s2cube.execute import FillJob
 from s2cube.fill import fill_window
 from s2cube.fill.kernels import hole_components
 from s2cube.grid import Cell, GlobalGrid
@@ -118,6 +119,19 @@ def _cube_for(donors, k):
     return donors.isel(y=slice(i * N, i * N + size), x=slice(j * N, j * N + size))
 
 
+KW = dict(spec=SPEC, mask_halo=SPEC.mask_halo, period=PERIOD, max_periods=1,
+          inpaint_method="telea", scene_index={"d0": 1, "d1": 2})  # fmt: skip
+
+
+def _whole(store, donors):
+    """One fill over the whole 3 × 3 region (the store as it is: read before filling)."""
+    region = GRID.cell_window(CENTRE).pad(N)
+    ds, domain = stored_window(store, region, [c.name for c in CELLS])
+    assert domain.all()
+    cube = donors.isel(y=slice(HALO, -HALO), x=slice(HALO, -HALO))
+    return fill_window(ds, cube, halo=0, domain=domain, **KW)
+
+
 def _store_vars(store):
     import s2cube
 
@@ -134,21 +148,7 @@ def test_cell_edges_are_filled_as_one_window(tmp_path, seed):
     _write_pending(store, truth, hole)
     names = [c.name for c in CELLS]
     # the reference: one fill over the whole 3 × 3 region, read before any cell is filled
-    region = GRID.cell_window(CENTRE).pad(N)
-    ds, domain = stored_window(store, region, names)
-    assert domain.all()
-    whole = fill_window(
-        ds,
-        donors.isel(y=slice(HALO, -HALO), x=slice(HALO, -HALO)),
-        spec=SPEC,
-        mask_halo=SPEC.mask_halo,
-        halo=0,
-        domain=domain,
-        period=PERIOD,
-        max_periods=1,
-        inpaint_method="telea",
-        scene_index={"d0": 1, "d1": 2},
-    )
+    whole = _whole(store, donors)
     # the store: every cell filled by its own task, in the four waves
     fills = {c.name: (_job(c, names), _cube_for(donors, k)) for k, c in enumerate(CELLS)}
     waves = fill_waves(store, CELLS, fills, overviews=False)
@@ -185,19 +185,13 @@ def test_cells_filled_alone_disagree_on_their_edges(tmp_path):
     donors = _donors(truth, hole)
     store = tmp_path / "m.zarr"
     _write_pending(store, truth, hole)
-    names = [c.name for c in CELLS]
-    region = GRID.cell_window(CENTRE).pad(N)
-    ds, domain = stored_window(store, region, names)
-    kw = dict(spec=SPEC, mask_halo=SPEC.mask_halo, period=PERIOD, max_periods=1,
-              inpaint_method="telea", scene_index={"d0": 1, "d1": 2})  # fmt: skip
-    whole = fill_window(ds, donors.isel(y=slice(HALO, -HALO), x=slice(HALO, -HALO)), halo=0,
-                        domain=domain, **kw)  # fmt: skip
+    whole = _whole(store, donors)
     differ = 0
     for k, cell in enumerate(CELLS):
         i, j = divmod(k, 3)
         sl = (slice(i * N, (i + 1) * N), slice(j * N, (j + 1) * N))
         alone, inside = stored_window(store, GRID.cell_window(cell), [cell.name])
         cube = _cube_for(donors, k).isel(y=slice(HALO, -HALO), x=slice(HALO, -HALO))
-        out = fill_window(alone, cube, halo=0, domain=inside, **kw)
+        out = fill_window(alone, cube, halo=0, domain=inside, **KW)
         differ += int((out["red"].values != whole["red"].values[sl]).sum())
     assert differ > 0

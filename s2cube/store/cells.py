@@ -27,7 +27,14 @@ import xarray as xr
 
 from ..errors import InputError
 from ..grid import Cell, GlobalGrid
-from .layout import DATE_EPOCH, FILL_VAR, MANIFEST_DIR, _require_store, store_metadata
+from .layout import (
+    DATE_EPOCH,
+    FILL_VAR,
+    MANIFEST_DIR,
+    _require_store,
+    json_object,
+    store_metadata,
+)
 from .lease import check_lease
 from .location import StoreLike, StoreLocation, store_location
 
@@ -61,11 +68,8 @@ def read_manifest(
     out: dict[str, dict[str, Any]] = {}
     keys = [f"{MANIFEST_DIR}/{n}" for n in _record_names(loc, MANIFEST_DIR)]
     for key, data in sorted(loc.get_many(keys).items()):
-        try:
-            rec = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            continue  # a torn record is the same as no record
-        if isinstance(rec, dict):
+        rec = json_object(data)  # a torn record is the same as no record
+        if rec is not None:
             # keyed by the object's name: a record naming another cell is found by the checks
             # of s2cube.store.verify instead of shadowing that cell's own record
             out[key.rsplit("/", 1)[-1].removesuffix(".json")] = rec
@@ -84,14 +88,7 @@ def _atomic_write_json(loc: StoreLike, key: str, payload: dict[str, Any]) -> Non
 
 def read_record(path: StoreLike, cell: Cell) -> dict[str, Any] | None:
     """One cell's manifest record (None: not finished, or a torn record)."""
-    data = store_location(path).get(f"{MANIFEST_DIR}/{cell.name}.json")
-    if data is None:
-        return None
-    try:
-        rec = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return rec if isinstance(rec, dict) else None
+    return json_object(store_location(path).get(f"{MANIFEST_DIR}/{cell.name}.json"))
 
 
 def forget_cell(path: StoreLike, cell: Cell) -> None:

@@ -69,15 +69,23 @@ FILL_VAR = "fill"
 LEASE_NAMES = ("s2cube_lease",)  # the lease and its local lock file live in this folder
 
 
-def _root_meta(loc: StoreLocation) -> dict[str, Any] | None:
-    data = loc.get("zarr.json")
+def json_object(data: bytes | None) -> dict[str, Any] | None:
+    """A small JSON object the store wrote, or None: missing, torn or not an object.
+
+    >>> json_object(b'{"a": 1}'), json_object(b'{"a"'), json_object(b"[1]"), json_object(None)
+    ({'a': 1}, None, None, None)
+    """
     if data is None:
         return None
     try:
-        meta = json.loads(data)
+        obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return meta if isinstance(meta, dict) else None
+    return obj if isinstance(obj, dict) else None
+
+
+def _root_meta(loc: StoreLocation) -> dict[str, Any] | None:
+    return json_object(loc.get("zarr.json"))
 
 
 def is_store(path: StoreLike, storage_options: Mapping[str, Any] | None = None) -> bool:
