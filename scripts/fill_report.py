@@ -22,8 +22,14 @@
    neighbouring filled pixels across a cell edge, next to the same between neighbours one
    pixel inside the cells.
 
+4. Never seen: a period that observed nothing (every pixel a hole, no ring to fit to), filled
+   from the other four dates: the first donor as it is, the next ones fitted to what the
+   earlier ones filled around them.  The step between neighbouring pixels from different
+   donors against the step inside one donor, and the RMSE against the hidden date.
+
     python scripts/fill_report.py [--learned-steps 300] [--json out.json]
-    python scripts/fill_report.py --edges-only [--cell 183] [--halos 0,22,64]
+    python scripts/fill_report.py --only edges [--cell 183] [--halos 0,22,64]
+    python scripts/fill_report.py --only never
 """
 
 from __future__ import annotations
@@ -319,18 +325,59 @@ def cell_edges(tile: str, cell: int = 183, halos: tuple[int, ...] = (0, 22, 64))
     return rows
 
 
+def never_seen(tile: str) -> list[dict]:
+    """Section 4 (see the module doc), one row per hidden date."""
+    ids, dn, scl = read_tile(tile)
+    clear, donor_clear, _ = masks(dn, scl)
+    img_steps = []
+    for t in range(len(ids)):
+        others = [d for d in range(len(ids)) if d != t]
+        empty = np.zeros_like(dn[t])
+        nothing = np.zeros(clear.shape[1:], bool)
+        filled, source, fits = fill_from_donors(empty, nothing, dn[others], donor_clear[others])
+        img = filled.astype("float64") / 10000.0
+        steps: dict[str, list] = {"across": [], "inside": []}
+        for axis in (1, 2):
+            n = img.shape[axis]
+            a, b = np.take(img, range(n - 1), axis=axis), np.take(img, range(1, n), axis=axis)
+            sa = np.take(source, range(n - 1), axis=axis - 1)
+            sb = np.take(source, range(1, n), axis=axis - 1)
+            both = (sa >= 0) & (sb >= 0)
+            steps["across"].append(np.abs(a - b)[:, both & (sa != sb)].mean(axis=0))
+            steps["inside"].append(np.abs(a - b)[:, both & (sa == sb)].mean(axis=0))
+        across = float(np.concatenate(steps["across"]).mean())
+        inside = float(np.concatenate(steps["inside"]).mean())
+        img_steps.append(
+            {
+                "tile": tile,
+                "hidden": ids[t],
+                "donors_used": len(np.unique(source[source >= 0])),
+                "chained": sum(f.reason == "fitted to an earlier donor" for f in fits),
+                "across_step": across,
+                "inside_step": inside,
+                "ratio": across / inside,
+                "rmse_vs_hidden": rmse(filled, dn[t], clear[t] & (source >= 0)),
+            }
+        )
+    return img_steps
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--learned-steps", type=int, default=300)
     ap.add_argument("--json")
-    ap.add_argument("--edges-only", action="store_true", help="only section 3")
+    ap.add_argument("--only", choices=["edges", "never"], help="only section 3 or 4")
     ap.add_argument("--cell", type=int, default=183)
     ap.add_argument("--halos", default="0,22,64")
     args = ap.parse_args(argv)
     halos = tuple(int(h) for h in args.halos.split(","))
-    if args.edges_only:
-        edges = cell_edges("33TWL", args.cell, halos) + cell_edges("33TWM", args.cell, halos)
-        text = json.dumps({"cell_edges": edges}, indent=1)
+    if args.only:
+        if args.only == "edges":
+            part = {"cell_edges": cell_edges("33TWL", args.cell, halos)}
+            part["cell_edges"] += cell_edges("33TWM", args.cell, halos)
+        else:
+            part = {"never_seen": never_seen("33TWL") + never_seen("33TWM")}
+        text = json.dumps(part, indent=1)
         if args.json:
             Path(args.json).write_text(text)
         print(text)
@@ -359,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     report["cell_edges"] = cell_edges("33TWL", args.cell, halos) + cell_edges(
         "33TWM", args.cell, halos
     )
+    report["never_seen"] = never_seen("33TWL") + never_seen("33TWM")
     text = json.dumps(report, indent=1)
     if args.json:
         Path(args.json).write_text(text)

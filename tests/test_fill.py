@@ -94,8 +94,9 @@ def test_fill_holes_provenance_and_codes():
 
 def test_nothing_observed_donors_unfitted_nearest_then_clearest():
     """A composite that observed nothing (a cell its period never saw clear) has no ring to fit
-    to: donors come as they are, by rank, then the one clear over most of the hole first;
-    a component that has a ring still rejects a donor that does not share it."""
+    to: donors come by rank, then the one clear over most of the hole first, the first as it
+    is and the next ones fitted to what the earlier ones filled around them; a component that
+    has a ring still rejects a donor that does not share it."""
     truth = _texture((40, 40), seed=3)
     empty = np.zeros_like(truth)
     nothing = np.zeros((40, 40), bool)
@@ -111,11 +112,24 @@ def test_nothing_observed_donors_unfitted_nearest_then_clearest():
     np.testing.assert_array_equal(filled, b)
     assert {f.reason for f in fits} == {"no ring: unfitted"} and all(f.accepted for f in fits)
     assert all(np.isnan(f.rmse) for f in fits)
-    # a nearer period first: a where it is clear (unchanged, not fitted), b elsewhere
-    filled, source, _ = fill_from_donors(empty, nothing, donors, clear, rank=np.array([1, 2]))
+    # a nearer period first: a where it is clear (unchanged, not fitted), b elsewhere, fitted
+    # to the pixels a filled next to its own: in a's calibration, so the two meet without a step
+    filled, source, fits = fill_from_donors(empty, nothing, donors, clear, rank=np.array([1, 2]))
     assert (source[clear_a] == 0).all() and (source[~clear_a] == 1).all()
     np.testing.assert_array_equal(filled[:, clear_a], a[:, clear_a])
-    np.testing.assert_array_equal(filled[:, ~clear_a], b[:, ~clear_a])
+    as_a = truth[:, ~clear_a] * 0.8 + 50
+    assert np.abs(filled[:, ~clear_a] - as_a).max() <= 2  # b's pixels, through a's calibration
+    assert np.abs(b[:, ~clear_a] - as_a).mean() > 100  # (b as it is would step)
+    by = {f.donor: f for f in fits}
+    assert by[0].reason == "no ring: unfitted" and np.isnan(by[0].rmse)
+    assert by[1].reason == "fitted to an earlier donor" and by[1].rmse < 0.001
+    # donors that disagree beyond twice the fit limit are left as they are
+    c = np.clip(truth.astype(float)[::-1] * 1.3, 1, 10000).astype("uint16")  # a changed scene
+    filled, _, fits = fill_from_donors(
+        empty, nothing, np.stack([a, c]), clear, rank=np.array([1, 2])
+    )
+    np.testing.assert_array_equal(filled[:, ~clear_a], c[:, ~clear_a])
+    assert {f.reason for f in fits} == {"no ring: unfitted"}
     # with an observed ring, a donor cloudy over the ring is not taken unfitted
     observed = np.ones((40, 40), bool)
     observed[14:26, 14:26] = False

@@ -217,6 +217,7 @@ def fill_holes(
         "donor_fits_accepted": sum(f.accepted for f in fits),
         "donor_fits_rejected_fit_error": sum(f.reason == "fit error" for f in fits),
         "donor_fits_unfitted": sum(f.reason == "no ring: unfitted" for f in fits),
+        "donor_fits_chained": sum(f.reason == "fitted to an earlier donor" for f in fits),
         "max_periods": max_periods,
         "inpaint": inpaint_method or "none",
     }

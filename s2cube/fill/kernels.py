@@ -12,7 +12,8 @@ in two steps, and every filled pixel says how (:data:`FILL_CODES`):
    (SCL can call haze clear), changed (harvest, flood) or misregistered fits badly and is
    rejected.  Accepted donors fill the component's pixels they see clear, with their fitted
    transfers: nearest period first, and within a period the best-fitting donor first; what one
-   donor leaves, the next one may fill.
+   donor leaves, the next one may fill.  A component with nothing observed around it takes its
+   first donor as it is and fits each next one to what the earlier ones filled.
 2. :func:`inpaint`: spatial inpainting of what no donor could fill (OpenCV Telea on uint16, or
    scikit-image's biharmonic): a guess from the neighbourhood, never an observation.
 
@@ -130,7 +131,10 @@ def fill_from_donors(
         (nothing to fit to: the period saw none of it or its surroundings clear) takes its
         donors unfitted (identity transfer), nearest period first and, within a period, the
         donor clear over most of the component first; no fit error can reject a hazy donor
-        there, only its mask.
+        there, only its mask.  Each donor after the first is fitted to the pixels the donors
+        before it filled ``gap``..``ring`` px from its own (at least ``min_ring`` of them, fit
+        RMSE within ``2 * max_fit_rmse``; otherwise it too comes unfitted), so donors meet
+        with a smaller step.
     rank
         ``(donor,)`` int: donors of a lower rank fill first (the period distance: 1 = the
         periods right before/after, 2 = the next ones…); within one rank the donor with the
@@ -213,18 +217,53 @@ def fill_from_donors(
         # nearest rank (period) first; within a rank, the donor that fits best first
         for d, rmse, n_ring, knots in sorted(tried, key=lambda r: (rank[r[0]], r[1])):
             take = left & donor_clear[d, ys, xs]
+            win = filled[:, ys, xs]
+            donor = donors[d][:, ys, xs]
+            reason = "ok"
+            if unfitted:
+                reason, rmse = "no ring: unfitted", nan
+                # nothing observed to fit to, but the donors that filled part of the
+                # component already are: fit this one to them, so the two meet without a step
+                chained = _fit_to_filled(
+                    donor, win, take, hole & ~left & donor_clear[d, ys, xs], ring, gap, min_ring
+                )
+                # two clear dates differ more than a date and the composite it is fitted to;
+                # beyond twice the limit they disagree (snow, flood): leave the donor as it is
+                if chained is not None and chained[1] <= 2 * max_fit_rmse:
+                    knots, rmse, n_ring = chained
+                    reason = "fitted to an earlier donor"
             if take.any():
-                win = filled[:, ys, xs]
-                donor = donors[d][:, ys, xs]
                 for b, k in enumerate(knots):
                     win[b][take] = apply_knots(donor[b][take], k)
                 source[ys, xs][take] = d
                 left &= ~take
-            reason = "no ring: unfitted" if unfitted else "ok"
-            fits.append(
-                DonorFit(comp, d, n_ring, nan if unfitted else rmse, True, reason, int(take.sum()))
-            )
+            fits.append(DonorFit(comp, d, n_ring, rmse, True, reason, int(take.sum())))
     return filled, source, fits
+
+
+def _fit_to_filled(
+    donor: np.ndarray,
+    filled: np.ndarray,
+    take: np.ndarray,
+    earlier: np.ndarray,
+    ring: int,
+    gap: int,
+    min_ring: int,
+) -> tuple[list, float, int] | None:
+    """A donor's band-by-band fit to the pixels ``earlier`` donors filled ``gap``..``ring`` px
+    from the pixels it is about to fill (``take``: the earlier donor's own cloud gaps, whose
+    edges are where it is least trustworthy): ``(knots, rmse, n)``, or None when they share
+    fewer than ``min_ring`` pixels or a band's fit is degenerate."""
+    ref = dilate_disk(take, ring) & ~dilate_disk(take, gap) & earlier
+    n = int(ref.sum())
+    if n < min_ring:
+        return None
+    x, y = donor[:, ref], filled[:, ref]
+    knots = [fit_linear(x[b], y[b]) for b in range(len(x))]
+    if any(k is IDENTITY for k in knots):
+        return None
+    err = np.stack([apply_knots(x[b], k).astype("float64") - y[b] for b, k in enumerate(knots)])
+    return knots, float(np.sqrt(np.mean(err**2)) / 10000.0), n
 
 
 def inpaint(
