@@ -110,15 +110,15 @@ def fill_jobs(
     start: Any,
     end: Any,
     run_cells: Sequence[str] = (),
-) -> dict[str, tuple[Any, Any]]:
+) -> dict[str, FillJob]:
     """Per cell (by name; planned or not: a cell its period never reached is filled from
-    donors alone): its :class:`~s2cube.execute.FillJob` and lazy donor cube over the cell with
-    :data:`~s2cube.fill.FILL_HALO` px of its neighbours and the mask's context (None: no donor
-    touches it).  ``run_cells``: every cell of the run (the pixels that may be holes; default
-    ``cells``).  Empty when the config fills no holes."""
+    donors alone): its :class:`~s2cube.execute.FillJob`, with the donor scenes touching the
+    cell with :data:`~s2cube.fill.FILL_HALO` px of its neighbours and the mask's context.
+    ``run_cells``: every cell of the run (the pixels that may be holes; default ``cells``).
+    Empty when the config fills no holes."""
     if not config.fills_holes:
         return {}
-    from .cube import items_touching, load
+    from .cube import items_touching
     from .execute import FillJob
     from .fill import FILL_HALO
 
@@ -129,23 +129,12 @@ def fill_jobs(
     in_run = set(run_cells or cells)
     s, e = parse_dates(start, end)
     period = (str(s.date()), str(e.date())) if s is not None and e is not None else None
-    out: dict[str, tuple[Any, Any]] = {}
+    out: dict[str, FillJob] = {}
     for name in cells:
         cell = Cell.from_name(name)
         near = items_touching(donors, grid.cell_window(cell).pad(halo).bounds) if donors else []
-        cube = None
-        if near:
-            cube = load(
-                near,
-                cell,
-                grid=grid,
-                bands=config.bands,
-                halo=halo,
-                resampling=config.resampling,
-                strict=execution.strict,
-            )
         near_cells = (Cell(cell.row + i, cell.col + j) for i in (-1, 0, 1) for j in (-1, 0, 1))
-        job = FillJob(
+        out[name] = FillJob(
             spec=spec,
             halo=spec.mask_halo,
             period=period,
@@ -155,8 +144,9 @@ def fill_jobs(
             window=grid.cell_window(cell),
             fill_halo=fill_halo,
             domain=tuple(c.name for c in near_cells if c.name in in_run),
+            donors=tuple(near),
+            strict=execution.strict,
         )
-        out[name] = (job, cube)
     return out
 
 
@@ -199,20 +189,27 @@ def fill_task(
     store: StoreLike,
     cell: Cell,
     job: FillJob,
-    donors: xr.DataArray | None,
     overviews: bool,
     lease: str | None = None,
+    donors: xr.DataArray | None = None,
 ) -> dict[str, Any]:
     """Runs on a worker once every cell of the run is composited: fill the cell's holes
     (:func:`s2cube.fill.fill_window`) from its stored composite with ``job.fill_halo`` px of its
-    neighbours' observed pixels and ``donors`` (computed) over that window, then write it again
-    (record last, without ``fill_pending``) and build its overview levels.
+    neighbours' observed pixels and the donors over that window, then write it again (record
+    last, without ``fill_pending``) and build its overview levels.
+
+    The cell is filled in blocks of at most ``job.block`` px, each seen with the same halo and
+    its own donors (``job.donors`` touching it, read here): only one block's donor cube is in
+    memory at a time.  ``donors``: a donor cube over the cell with ``job.fill_halo +
+    job.halo`` px all round to use instead of reading ``job.donors`` (numpy-backed, or lazy).
 
     Race-free: it reads only observed pixels, which no fill ever changes, and
     :func:`fill_waves` never runs two neighbours at once.  Killed partway, the cell has no
     record and the rerun composites it again."""
+    from .composite.engine import empty_composite
     from .execute import write_composite
     from .fill import fill_window
+    from .fill.kernels import FILL_CODES, FILL_INPAINTED, FILL_NONE, FILL_OBSERVED
     from .store import read_record
 
     t0 = time.perf_counter()
@@ -220,23 +217,41 @@ def fill_task(
     if record is None:
         raise RuntimeError(f"cell {cell.name} has no record to fill; rerun the mosaic")
     assert job.window is not None
-    window = job.window.pad(job.fill_halo)
-    ds, domain = stored_window(store, window, job.domain)
-    filled = fill_window(
-        ds,
-        donors,
-        spec=job.spec,
-        mask_halo=job.halo,
-        halo=job.fill_halo,
-        domain=domain,
-        period=job.period,
-        max_periods=job.max_periods,
-        inpaint_method=job.inpaint,
-        scene_index=job.scene_index,
+    cell_w = job.window
+    out = empty_composite(cell_w, job.spec.bands)
+    out["fill"] = (out["date"].dims, np.zeros(cell_w.shape, "uint8"))
+    counts: dict[str, Any] = {}
+    for rows, cols in _blocks(cell_w.shape, job.block):
+        block = cell_w[rows, cols]
+        ds, domain = stored_window(store, block.pad(job.fill_halo), job.domain)
+        filled = fill_window(
+            ds,
+            _block_donors(job, block, donors, cell_w),
+            spec=job.spec,
+            mask_halo=job.halo,
+            halo=job.fill_halo,
+            domain=domain,
+            period=job.period,
+            max_periods=job.max_periods,
+            inpaint_method=job.inpaint,
+            scene_index=job.scene_index,
+        )
+        for name in out.data_vars:
+            out[name].values[rows, cols] = filled[name].values
+        out["fill"].attrs = filled["fill"].attrs
+        for key, value in filled.attrs["fill_stats"].items():
+            counts[key] = counts.get(key, 0) + value if key.startswith("donor_fits") else value
+    code = out["fill"].values
+    n = code.size
+    counts.update(
+        holes_before=float((code != FILL_OBSERVED).sum() / n),
+        holes_after_donors=float(np.isin(code, [FILL_NONE, FILL_INPAINTED]).sum() / n),
+        holes_after=float((code == FILL_NONE).sum() / n),
     )
+    assert set(np.unique(code)) <= set(FILL_CODES)
     record.pop("fill_pending", None)
-    record["fill_stats"] = filled.attrs["fill_stats"]
-    rec = write_composite(store, cell, filled, record, None, lease)
+    record["fill_stats"] = counts
+    rec = write_composite(store, cell, out, record, None, lease)
     rec["fill_seconds"] = round(time.perf_counter() - t0, 3)
     if overviews:
         from .overviews import build_cell_overviews
@@ -245,24 +260,77 @@ def fill_task(
     return rec
 
 
+def _blocks(shape: tuple[int, int], block: int) -> list[tuple[slice, slice]]:
+    """A window's shape cut into near-equal blocks of at most ``block`` px a side.
+
+    >>> [(r.start, r.stop, c.start, c.stop) for r, c in _blocks((10, 4), 4)]
+    [(0, 3, 0, 4), (3, 7, 0, 4), (7, 10, 0, 4)]
+    """
+
+    def edges(n: int) -> list[int]:
+        k = -(-n // max(block, 1))
+        return [round(i * n / k) for i in range(k + 1)]
+
+    ys, xs = edges(shape[0]), edges(shape[1])
+    return [
+        (slice(y0, y1), slice(x0, x1))
+        for y0, y1 in zip(ys, ys[1:], strict=False)
+        for x0, x1 in zip(xs, xs[1:], strict=False)
+    ]
+
+
+def _block_donors(
+    job: FillJob, block: Any, donors: xr.DataArray | None, cell_w: Any
+) -> xr.DataArray | None:
+    """The numpy-backed donor cube over ``block`` with the fill's halo and the mask's context:
+    a slice of the caller's ``donors`` (over the cell with that much all round), or the
+    donor scenes of ``job.donors`` touching it, read now (None: none touches it)."""
+    pad = job.fill_halo + job.halo
+    window = block.pad(pad)
+    if donors is not None:
+        r, c = window.offset_in(cell_w.pad(pad))
+        h, w = window.shape
+        cube = donors.isel({donors.dims[2]: slice(r, r + h), donors.dims[3]: slice(c, c + w)})
+        return cube.load()
+    from .cube import VRT_ALIGN, items_touching, load_window
+
+    near = items_touching(list(job.donors), window.bounds)
+    if not near:
+        return None
+    cube = load_window(
+        near,
+        window,
+        bands=job.spec.bands,
+        resampling=job.spec.resampling,
+        strict=job.strict,
+        what=f"donors of {window}",
+        align=VRT_ALIGN,
+    )
+    # the block's reads run here, on this worker's threads (a task does not wait on the cluster)
+    return cube.compute(scheduler="threads")
+
+
 def fill_waves(
     store: StoreLike,
     cells: Sequence[Cell],
-    fills: Mapping[str, tuple[FillJob, xr.DataArray | None]],
+    fills: Mapping[str, FillJob],
     *,
     overviews: bool,
     lease: str | None = None,
+    donors: Mapping[str, xr.DataArray] | None = None,
 ) -> list[list[tuple[Cell, Any]]]:
     """The delayed :func:`fill_task` of each cell, in four waves by the parity of its row and
     column: no two cells of a wave are neighbours (diagonals included), so no fill reads a
-    cell while it is being written.  Run the waves one after the other."""
+    cell while it is being written.  Run the waves one after the other.  ``donors``: per cell
+    name, a donor cube to use instead of reading the job's donor scenes (see
+    :func:`fill_task`)."""
     import dask
 
     waves: list[list[tuple[Cell, Any]]] = [[], [], [], []]
     for cell in cells:
-        job, donors = fills[cell.name]
+        cube = (donors or {}).get(cell.name)
         task = dask.delayed(fill_task, pure=False, name=f"fill-{cell.name}")(
-            store, cell, job, donors, overviews, lease
+            store, cell, fills[cell.name], overviews, lease, cube
         )
         waves[2 * (cell.row % 2) + cell.col % 2].append((cell, task))
     return [w for w in waves if w]

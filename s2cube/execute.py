@@ -108,8 +108,7 @@ class MosaicReport:
 @dataclass(frozen=True)
 class FillJob:
     """How a cell's holes are filled after its period (:func:`s2cube.fill.fill_window`, run
-    by :func:`s2cube.donors.fill_task` once every cell of the run is composited); the donor
-    cube itself travels next to it, as a dask collection."""
+    by :func:`s2cube.donors.fill_task` once every cell of the run is composited)."""
 
     spec: Any  # CompositeSpec: the mosaic's own mask for the donors
     halo: int  # the mask's context around the donors' window
@@ -123,6 +122,13 @@ class FillJob:
     fill_halo: int = 0
     #: the run's cells among the cell's neighbours (their pixels may be holes; others not)
     domain: tuple[str, ...] = ()
+    #: the donor scenes touching the cell with its halos (read block by block by the fill)
+    donors: tuple[Any, ...] = ()
+    #: the fill reads and fills the cell in blocks of at most this edge (px), each with the
+    #: same halo: the donors of one block, not of the whole cell, are in memory at once
+    block: int = 4096
+    #: read errors raise (``ExecutionOptions.strict``)
+    strict: bool = False
 
 
 def write_task(
@@ -193,14 +199,14 @@ def cell_tasks(
     run_record: dict[str, Any],
     overviews: bool,
     lease: str | None = None,
-    fills: dict[str, tuple[FillJob, xr.DataArray | None]] | None = None,
+    fills: Mapping[str, FillJob] | None = None,
     dropped: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[tuple[Cell, Any]]:
     """One delayed task per cell: its write (shards, overview levels, manifest record last).
 
     ``lease`` is the owner id of the run's writer lease; every write checks it.  ``fills``:
-    per cell name, its :class:`FillJob` and lazy donor cube (the cell is written with
-    ``fill_pending``; :func:`s2cube.donors.fill_waves` fills it after).
+    per cell name, its :class:`FillJob` (the cell is written with ``fill_pending``;
+    :func:`s2cube.donors.fill_waves` fills it after).
     ``dropped``: per cell name, the scenes dropped for it (recorded also for a cell left
     without data, so ``--retry-dropped`` finds it)."""
     import dask
@@ -208,11 +214,11 @@ def cell_tasks(
     tasks = []
     for cell in cells:
         pc = planned.get(cell.name)
-        job, donors = (fills or {}).get(cell.name, (None, None))
+        job = (fills or {}).get(cell.name)
         write = dask.delayed(write_task, pure=False, name=f"write-{cell.name}")
         if pc is None:
             record = {**run_record, "dropped_scenes": list((dropped or {}).get(cell.name, []))}
-            if job is not None and donors is not None:
+            if job is not None and job.donors:
                 # the period never reached the cell: donors from other periods fill it all
                 task = write(store, cell, None, record, overviews, None, lease, job)
             else:

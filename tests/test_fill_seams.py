@@ -98,7 +98,7 @@ def _donors(truth, hole):
     )
 
 
-def _job(cell, domain):
+def _job(cell, domain, block=4096):
     return FillJob(
         spec=SPEC,
         halo=SPEC.mask_halo,
@@ -109,6 +109,7 @@ def _job(cell, domain):
         window=GRID.cell_window(cell),
         fill_halo=HALO,
         domain=tuple(domain),
+        block=block,
     )
 
 
@@ -140,8 +141,10 @@ def _store_vars(store):
     return {v: ds[v].values for v in [*BANDS, "date", "scene", "fill"]}
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_cell_edges_are_filled_as_one_window(tmp_path, seed):
+@pytest.mark.parametrize(("seed", "block"), [(0, 4096), (1, 4096), (0, 16)])
+def test_cell_edges_are_filled_as_one_window(tmp_path, seed, block):
+    """``block`` 16: each 40-px cell is filled in 3 × 3 blocks of 13–14 px, each with the same
+    halo; the blocks meet as the cells do."""
     truth, hole = _scene(seed)
     donors = _donors(truth, hole)
     store = tmp_path / "m.zarr"
@@ -150,8 +153,9 @@ def test_cell_edges_are_filled_as_one_window(tmp_path, seed):
     # the reference: one fill over the whole 3 × 3 region, read before any cell is filled
     whole = _whole(store, donors)
     # the store: every cell filled by its own task, in the four waves
-    fills = {c.name: (_job(c, names), _cube_for(donors, k)) for k, c in enumerate(CELLS)}
-    waves = fill_waves(store, CELLS, fills, overviews=False)
+    fills = {c.name: _job(c, names, block) for c in CELLS}
+    cubes = {c.name: _cube_for(donors, k) for k, c in enumerate(CELLS)}
+    waves = fill_waves(store, CELLS, fills, overviews=False, donors=cubes)
     assert sum(len(w) for w in waves) == 9
     for wave in waves:  # no two neighbours in one wave
         rows = [(c.row, c.col) for c, _ in wave]

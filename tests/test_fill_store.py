@@ -361,3 +361,46 @@ def test_cells_the_period_never_saw_are_filled_from_donors(sample_catalog, tmp_p
                 grid=WEDGE_GRID,
                 config=MosaicConfig(fill_periods=1),
             )
+
+
+def test_fill_reads_the_donors_of_each_block(sample_catalog):
+    """A cell is filled in blocks, each reading only the donors over it (with the halos): the
+    same pixels as the cell's whole donor cube, sliced."""
+    from s2cube.config import ExecutionOptions
+    from s2cube.cube import load
+    from s2cube.donors import _block_donors, _blocks, fill_jobs, find_donors
+    from s2cube.search import find_items
+
+    items = find_items(
+        sample_catalog, bbox=BBOX, start=PERIOD[0], end=PERIOD[1], max_cloud=None, bands=VARS[:4]
+    )
+    config = MosaicConfig(fill_periods=1)
+    donors = find_donors(
+        sample_catalog, config, items, bbox=BBOX, start=PERIOD[0], end=PERIOD[1], max_cloud=None
+    )
+    cell = GRID.cells_in_bbox(BBOX)[5]
+    index = {it.id: i for i, it in enumerate(donors)}
+    job = fill_jobs([cell.name], donors, GRID, config, ExecutionOptions(), index, *PERIOD)[
+        cell.name
+    ]
+    assert job.donors and job.fill_halo == GRID.cell_pixels
+    pad = job.fill_halo + job.halo
+    whole = load(list(job.donors), cell, grid=GRID, halo=pad).load()
+    window = GRID.cell_window(cell)
+    blocks = _blocks(window.shape, 64)
+    assert len(blocks) == 16
+    for rows, cols in blocks[:3] + blocks[-2:]:
+        cube = _block_donors(job, window[rows, cols], None, window)
+        h, w = cube.shape[-2:]
+        ids = list(whole.id.values)
+        at = [ids.index(i) for i in cube.id.values]  # the donors touching this block
+        assert 1 <= len(at) <= len(ids)
+        want = whole.isel(
+            time=at,
+            latitude=slice(rows.start, rows.start + h),
+            longitude=slice(cols.start, cols.start + w),
+        )
+        np.testing.assert_array_equal(cube.values, want.values)
+        # a slice of a given cube is the same
+        given = _block_donors(job, window[rows, cols], whole, window)
+        np.testing.assert_array_equal(given.isel(time=at).values, cube.values)
