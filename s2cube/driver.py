@@ -372,10 +372,9 @@ def _run(
         # from both cells' observed pixels, the same way in both
         recorded = zs.read_manifest(store)
         to_fill = [c for c in cells if recorded.get(c.name, {}).get("fill_pending")]
-        for wave in fill_waves(
-            store, to_fill, fills, overviews=execution.overviews, lease=lease.owner
-        ):
-            run_tasks(wave, report, client=client, progress=progress)
+        waves = fill_waves(store, to_fill, fills, overviews=execution.overviews, lease=lease.owner)
+        for i, wave in enumerate(waves, start=1):
+            run_tasks(wave, report, client=client, progress=progress, desc=f"fill {i}/{len(waves)}")
         report.written = list(dict.fromkeys(report.written))
     if execution.overviews:
         from .overviews import build_overviews

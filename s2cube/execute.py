@@ -247,8 +247,11 @@ def run_tasks(
     client: Any = None,
     progress: bool | Progress = False,
     replan: Callable[[Cell, SceneReadError], Any] | None = None,
+    desc: str = "cells",
 ) -> None:
     """Compute the cell tasks (on ``client`` as they complete, else one by one).
+
+    ``desc`` names the progress bar (``progress=True``).
 
     When a cell's task fails with :class:`~s2cube.errors.SceneReadError` (an asset of one of
     its scenes could not be read), ``replan(cell, error)`` gives the cell's task without that
@@ -263,7 +266,7 @@ def run_tasks(
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc="cells", unit="cell")
+        bar = tqdm(total=len(tasks), desc=desc, unit="cell")
 
     def account(cell: Cell, rec: dict[str, Any]) -> None:
         (report.empty if rec.get("empty") else report.written).append(cell.name)
