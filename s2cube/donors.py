@@ -152,8 +152,9 @@ def fill_jobs(
 
 def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple[Any, Any]:
     """The store's composite over ``window`` (a cell with a halo) as a Dataset of its
-    *observed* pixels only (``fill`` 1; donor and inpainted pixels of cells filled already
-    are nodata again), and the ``(y, x)`` bool mask of the pixels in the ``domain`` cells."""
+    *observed* pixels in the ``domain`` cells only (``fill`` 1; donor and inpainted pixels of
+    cells filled already, and whatever other runs wrote outside the domain, are nodata), and
+    the ``(y, x)`` bool mask of the pixels in the ``domain`` cells."""
     from .composite.engine import empty_composite
     from .fill.kernels import FILL_OBSERVED
     from .store import DATE_EPOCH, store_metadata
@@ -162,19 +163,6 @@ def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple
     meta = store_metadata(store)
     grid = GlobalGrid.from_dict(meta["grid"])
     bands = list(meta["bands"])
-    arrays = read_parent_window(store, window)
-    r, c = (int(v) for v in arrays.pop("_offset"))
-    h, w = arrays["scene"].shape
-    part = (slice(r, r + h), slice(c, c + w))
-    ds = empty_composite(window, bands)
-    seen = arrays["fill"] == FILL_OBSERVED
-    for b in bands:
-        ds[b].values[part] = np.where(seen, arrays[b], 0)
-    days = arrays["date"].astype("int64")
-    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("timedelta64[D]")
-    ds["date"].values[part] = np.where(seen & (days > 0), dates, np.datetime64("NaT"))
-    ds["scene"].values[part] = np.where(seen, arrays["scene"], -1)
-    ds["clear_count"].values[part] = np.where(seen, arrays["clear_count"], 0)
     n = grid.cell_pixels
     rows = np.arange(window.rows.start, window.rows.stop) // n
     cols = np.arange(window.cols.start, window.cols.stop) // n
@@ -182,6 +170,20 @@ def stored_window(store: StoreLike, window: Any, domain: Sequence[str]) -> tuple
     for name in domain:
         cell = Cell.from_name(name)
         inside |= (rows == cell.row)[:, None] & (cols == cell.col)[None, :]
+    arrays = read_parent_window(store, window)
+    r, c = (int(v) for v in arrays.pop("_offset"))
+    h, w = arrays["scene"].shape
+    part = (slice(r, r + h), slice(c, c + w))
+    ds = empty_composite(window, bands)
+    # a run's fill depends on its own cells only: the same store whatever ran beside it
+    seen = (arrays["fill"] == FILL_OBSERVED) & inside[part]
+    for b in bands:
+        ds[b].values[part] = np.where(seen, arrays[b], 0)
+    days = arrays["date"].astype("int64")
+    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("timedelta64[D]")
+    ds["date"].values[part] = np.where(seen & (days > 0), dates, np.datetime64("NaT"))
+    ds["scene"].values[part] = np.where(seen, arrays["scene"], -1)
+    ds["clear_count"].values[part] = np.where(seen, arrays["clear_count"], 0)
     return ds, inside
 
 

@@ -11,7 +11,7 @@ store template        :mod:`s2cube.store` (scene table written before any task s
 plan                  :mod:`s2cube.planner` (survey, scene parameters, block plans)
 composite             :mod:`s2cube.composite` (the engine every block runs)
 execute + write       :mod:`s2cube.execute` (one write task per cell, resumable)
-fill (optional)       :mod:`s2cube.fill` via :func:`~s2cube.execute.fill_waves` (after all cells)
+fill (optional)       :mod:`s2cube.fill` via :func:`~s2cube.donors.fill_waves` (after all cells)
 overviews             :mod:`s2cube.overviews` (coarse levels once all cells are done)
 ====================  ================================================================
 

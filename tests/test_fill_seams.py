@@ -55,9 +55,11 @@ def _scene(seed):
     )
     truth[3] += 1500  # a brighter NIR
     hole = np.zeros((3 * N, 3 * N), bool)
-    # discs across the cell edges and on a corner: each within reach of the halo
+    # discs across the cell edges and on a corner, each within reach of the halo, and one on
+    # the run's east edge (its ring would reach the cells beyond)
     for cy, cx, r in [(N, 0.5 * N, 6), (1.6 * N, 2 * N, 8), (2 * N, 2 * N, 9), (0.4 * N, N, 5),
-                      (N + 3, 2 * N - 2, 4), (2.5 * N, N + 1, 7)]:  # fmt: skip
+                      (N + 3, 2 * N - 2, 4), (2.5 * N, N + 1, 7),
+                      (1.5 * N, 3 * N - 4, 6)]:  # fmt: skip
         hole |= _disc(hole.shape, (cy, cx), r)
     return np.clip(truth, 1, 10000).astype("uint16"), hole
 
@@ -141,14 +143,33 @@ def _store_vars(store):
     return {v: ds[v].values for v in [*BANDS, "date", "scene", "fill"]}
 
 
-@pytest.mark.parametrize(("seed", "block"), [(0, 4096), (1, 4096), (0, 16)])
-def test_cell_edges_are_filled_as_one_window(tmp_path, seed, block):
+def _write_outside(store, truth):
+    """Cells east of the block, from another run: observed everywhere, with other values."""
+    for i in range(3):
+        cell = Cell(CENTRE.row - 1 + i, CENTRE.col + 2)
+        ds = empty_composite(GRID.cell_window(cell), BANDS)
+        for b, band in enumerate(BANDS):
+            ds[band].values[:] = 9000 - b * 1000
+        ds["date"].values[:] = np.datetime64("2023-08-12", "ns")
+        ds["scene"].values[:] = 0
+        ds["clear_count"].values[:] = 1
+        write_cell(store, cell, ds, record={})
+
+
+@pytest.mark.parametrize(
+    ("seed", "block", "outside"),
+    [(0, 4096, False), (1, 4096, False), (0, 16, False), (0, 4096, True)],
+)
+def test_cell_edges_are_filled_as_one_window(tmp_path, seed, block, outside):
     """``block`` 16: each 40-px cell is filled in 3 × 3 blocks of 13–14 px, each with the same
-    halo; the blocks meet as the cells do."""
+    halo; the blocks meet as the cells do.  ``outside``: cells east of the run hold another
+    run's pixels (bright, observed); the run's fill does not see them."""
     truth, hole = _scene(seed)
     donors = _donors(truth, hole)
     store = tmp_path / "m.zarr"
     _write_pending(store, truth, hole)
+    if outside:
+        _write_outside(store, truth)
     names = [c.name for c in CELLS]
     # the reference: one fill over the whole 3 × 3 region, read before any cell is filled
     whole = _whole(store, donors)
