@@ -404,4 +404,3 @@ def test_fill_reads_the_donors_of_each_block(sample_catalog):
         # a slice of a given cube is the same
         given = _block_donors(job, window[rows, cols], whole, window)
         np.testing.assert_array_equal(given.isel(time=at).values, cube.values)
-
