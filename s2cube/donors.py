@@ -293,7 +293,7 @@ def _block_donors(
         r, c = window.offset_in(cell_w.pad(pad))
         h, w = window.shape
         cube = donors.isel({donors.dims[2]: slice(r, r + h), donors.dims[3]: slice(c, c + w)})
-        return cube.load()
+        return cube.compute(scheduler="threads")
     from .cube import VRT_ALIGN, items_touching, load_window
 
     near = items_touching(list(job.donors), window.bounds)
