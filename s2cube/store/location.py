@@ -212,18 +212,29 @@ class StoreLocation:
         self.fs.pipe_file(self._key(key), data)
 
     def create(self, key: str, data: bytes) -> bool:
-        """Write ``key`` only if it does not exist (atomic); False if it existed."""
+        """Write ``key`` only if it does not exist (atomic); False if it existed.
+
+        On local disk the object appears whole or not at all: the bytes go to a temporary
+        file first, then a hard link names it (fails if the name exists).  Opening the name
+        itself with ``O_EXCL`` would show an empty object to a reader for a moment, and a
+        compare-and-swap on that empty object lets a second writer in (two runs holding one
+        lease).
+        """
         if self.is_local:
             target = self.path / key
             target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
-                fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, 0o644)
+                os.link(tmp, target)
             except FileExistsError:
                 return False
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            finally:
+                Path(tmp).unlink(missing_ok=True)
             return True
         try:
             self.fs.pipe_file(self._key(key), data, mode="create")
