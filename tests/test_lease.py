@@ -251,3 +251,21 @@ def test_a_second_writer_is_refused(where, sample_catalog):
     assert_records_tell_the_truth(where)
     recorded = {json.dumps(r.get("config"), sort_keys=True) for r in read_manifest(where).values()}
     assert len(recorded) == 1  # one run wrote them all
+
+
+def test_create_without_hard_links(tmp_path, monkeypatch):
+    """A filesystem without hard links (EPERM from link) still creates exclusively, and
+    leaves no temporary file."""
+    import errno
+
+    from s2cube.store.location import store_location
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    loc = store_location(str(tmp_path / "m.zarr"))
+    assert loc.create("a/b.json", b"{}")
+    assert not loc.create("a/b.json", b"{1}")
+    assert loc.get("a/b.json") == b"{}"
+    assert sorted(p.name for p in (tmp_path / "m.zarr" / "a").iterdir()) == ["b.json"]

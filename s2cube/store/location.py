@@ -25,6 +25,7 @@ nothing ever creates a local folder named after a URL.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -233,6 +234,10 @@ class StoreLocation:
                 os.link(tmp, target)
             except FileExistsError:
                 return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                return self._create_exclusive(target, data)  # a filesystem without hard links
             finally:
                 Path(tmp).unlink(missing_ok=True)
             return True
@@ -244,6 +249,20 @@ class StoreLocation:
             if _precondition_failed(exc):
                 return False
             raise
+        return True
+
+    @staticmethod
+    def _create_exclusive(target: Path, data: bytes) -> bool:
+        """``O_EXCL`` create where hard links are not supported.  The object is empty for a
+        moment, so there two runs starting at the same instant can both take the lease."""
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         return True
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
