@@ -6,8 +6,9 @@ was taken and when it expires.  A writer takes it before anything is written
 checks it (:func:`check_lease`) before its shards and again before its manifest record, so a
 writer that lost its lease never records a cell.
 
-Acquisition is atomic: on local disk the lease file is created with ``O_CREAT|O_EXCL``; on S3
-with a conditional PUT (``If-None-Match: *``).  Renewing, taking over and releasing are
+Acquisition is atomic: on local disk the lease file is written to a temporary file and
+hard-linked to its name (it appears whole or not at all); on S3 with a conditional PUT
+(``If-None-Match: *``).  Renewing, taking over and releasing are
 compare-and-swaps on the version that was read (``If-Match: <ETag>`` on S3, an ``fcntl`` lock
 locally).  A second writer is refused with :class:`LeaseError` naming the holder; a lease is
 **stale**, and is taken over, when it has expired or when its holder runs on this host and its

@@ -13,7 +13,8 @@ location gives the two ways the package touches a store:
 
 A ``put`` is one object written whole: on local disk a temporary file renamed over the
 target (``os.replace``), on object storage a single PUT, which readers see whole or not at all.
-``create`` is exclusive (``O_CREAT|O_EXCL`` locally, ``If-None-Match: *`` on S3) and ``put_if``
+``create`` is exclusive (a temporary file hard-linked to its name locally, ``If-None-Match: *`` on
+S3) and ``put_if``
 a compare-and-swap (an ``fcntl`` lock locally, ``If-Match: <ETag>`` on S3): the lease
 (:mod:`s2cube.store.lease`) is built on them.
 
