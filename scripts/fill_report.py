@@ -15,10 +15,10 @@
    :func:`s2cube.fill_holes`, then Telea.
 3. Cell edges: the hide-and-reconstruct cases cut into cells of ``--cell`` px, each cell filled
    on its own (``halo`` 0: a hole on a cell edge is cut in pieces fitted apart, what the store
-   did before the two-step fill) or with ``halo`` px of its neighbours' observed pixels (what the store
-   does: ``donors.fill_task``), against one fill over the whole tile.  Per variant: the share
-   of donor-filled pixels that differ from the whole-tile fill, the RMSE against the truth,
-   and the *edge step*: the mean absolute difference (reflectance, R/G/B/NIR) between
+   did before the two-step fill) or with ``halo`` px of its neighbours' observed pixels (what
+   the store does: ``donors.fill_task``), against one fill over the whole tile.  Per variant:
+   the share of donor-filled pixels that differ from the whole-tile fill, the RMSE against the
+   truth, and the *edge step*: the mean absolute difference (reflectance, R/G/B/NIR) between
    neighbouring filled pixels across a cell edge, next to the same between neighbours one
    pixel inside the cells.
 
