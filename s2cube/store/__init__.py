@@ -44,6 +44,7 @@ from .layout import _encodings as _encodings
 from .layout import _require_store as _require_store
 from .layout import _write_metadata as _write_metadata
 from .layout import check_store_path as check_store_path
+from .layout import days_to_dates as days_to_dates
 from .layout import store_grid as store_grid
 from .lease import Lease, LeaseError, LeaseLostError, check_lease, read_lease
 from .location import StoreLike, StoreLocation, StoreURLError, store_location

@@ -58,6 +58,18 @@ __all__ = [
 FORMAT = "s2cube-mosaic"
 FORMAT_VERSION = 2  # 2: the scene table is the ``scenes`` group of 1-D arrays
 DATE_EPOCH = "2015-01-01"
+
+
+def days_to_dates(days: np.ndarray) -> np.ndarray:
+    """Stored ``date`` (days since :data:`DATE_EPOCH`, 0 = none) → datetime64[ns], NaT for 0.
+
+    >>> days_to_dates(np.array([0, 1])).astype(str).tolist()
+    ['NaT', '2015-01-02T00:00:00.000000000']
+    """
+    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("int64").astype("timedelta64[D]")
+    return np.where(days > 0, dates, np.datetime64("NaT")).astype("datetime64[ns]")
+
+
 MANIFEST_DIR = "s2cube_manifest"
 PROVENANCE_VARS = ("date", "scene", "clear_count")
 #: the fill code array (stores created before it lack it; cell writes and overviews skip it)

@@ -35,7 +35,7 @@ import xarray as xr
 from ..errors import InputError, StoreError
 from ..grid import Cell, GlobalGrid, Window
 from .cells import write_cell
-from .layout import DATE_EPOCH, FILL_VAR, _require_store, is_store, store_metadata
+from .layout import FILL_VAR, _require_store, days_to_dates, is_store, store_metadata
 from .location import StoreLike, StoreLocation, store_location
 from .template import consolidate, create_store
 
@@ -215,11 +215,6 @@ def read_parent_window(parent: StoreLike, window: Window) -> dict[str, np.ndarra
     return out
 
 
-def _days_to_dates(days: np.ndarray) -> np.ndarray:
-    dates = np.datetime64(DATE_EPOCH, "D") + days.astype("int64").astype("timedelta64[D]")
-    return np.where(days > 0, dates, np.datetime64("NaT")).astype("datetime64[ns]")
-
-
 def write_superres_cell(
     product: StoreLike,
     cell: Cell,
@@ -253,7 +248,7 @@ def write_superres_cell(
 
     dims = ("latitude", "longitude")
     data_vars: dict[str, Any] = {b: (dims, np.asarray(a, "uint16")) for b, a in bands.items()}
-    data_vars["date"] = (dims, up(_days_to_dates(provenance["date"])))
+    data_vars["date"] = (dims, up(days_to_dates(provenance["date"])))
     for name in ("scene", "clear_count", FILL_VAR):
         if name in provenance:
             data_vars[name] = (dims, up(provenance[name]))
