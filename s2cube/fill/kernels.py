@@ -198,18 +198,11 @@ def fill_from_donors(
             if n_ring < min_ring:
                 fits.append(DonorFit(comp, d, n_ring, nan, False, "ring too small", 0))
                 continue
-            donor = donors[d][:, ys, xs]
-            knots = [fit_linear(donor[b][shared], target[b][shared]) for b in range(len(bands))]
-            if any(k is IDENTITY for k in knots):
+            fit = _fit_bands(donors[d][:, ys, xs][:, shared], target[:, shared])
+            if fit is None:
                 fits.append(DonorFit(comp, d, n_ring, nan, False, "degenerate fit", 0))
                 continue
-            err = np.stack(
-                [
-                    apply_knots(donor[b][shared], k).astype("float64") - target[b][shared]
-                    for b, k in enumerate(knots)
-                ]
-            )
-            rmse = float(np.sqrt(np.mean(err**2)) / 10000.0)
+            knots, rmse = fit
             if rmse > max_fit_rmse:
                 fits.append(DonorFit(comp, d, n_ring, rmse, False, "fit error", 0))
                 continue
@@ -258,12 +251,18 @@ def _fit_to_filled(
     n = int(ref.sum())
     if n < min_ring:
         return None
-    x, y = donor[:, ref], filled[:, ref]
+    fit = _fit_bands(donor[:, ref], filled[:, ref])
+    return None if fit is None else (fit[0], fit[1], n)
+
+
+def _fit_bands(x: np.ndarray, y: np.ndarray) -> tuple[list, float] | None:
+    """Band-by-band robust gain/offset of ``(band, n)`` donor DN ``x`` onto ``y``: the
+    transfers and their RMSE (reflectance, all bands), or None if a band's fit is degenerate."""
     knots = [fit_linear(x[b], y[b]) for b in range(len(x))]
     if any(k is IDENTITY for k in knots):
         return None
     err = np.stack([apply_knots(x[b], k).astype("float64") - y[b] for b, k in enumerate(knots)])
-    return knots, float(np.sqrt(np.mean(err**2)) / 10000.0), n
+    return knots, float(np.sqrt(np.mean(err**2)) / 10000.0)
 
 
 def inpaint(
