@@ -131,6 +131,54 @@ def test_training_is_seeded_and_resumes_to_the_same_state(
     gen.load_state_dict(torch.load(straight.generator_path, weights_only=True))
 
 
+def test_cosine_schedule_falls_from_lr_to_lr_min() -> None:
+    from s2cube.superres.train import learning_rate
+
+    cfg = _config(lr=1e-3, lr_schedule="cosine", lr_min=1e-5, epochs=3)
+    rates = [learning_rate(cfg, e, s, 10) for e in (1, 2, 3) for s in range(10)]
+    assert rates[0] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert rates[-1] == pytest.approx(1e-5, abs=3e-5)  # the last step is one step short of the end
+    assert rates[15] == pytest.approx((1e-3 + 1e-5) / 2)  # half way
+    assert learning_rate(_config(lr=3e-4), 2, 5, 10) == 3e-4  # constant
+
+
+def test_cosine_run_interrupted_resumes_to_the_same_state(
+    real_patches: np.ndarray, tmp_path: object
+) -> None:
+    """A cosine run killed after its first epoch, resumed, ends where the straight run does."""
+    from pathlib import Path
+
+    from s2cube.superres.train import train_sr
+
+    tmp = Path(str(tmp_path))
+    train, val = real_patches[:18], real_patches[18:]
+    cfg = _config(lr_schedule="cosine", lr_min=1e-5, gan_start=3)
+    straight = train_sr(train, val, tmp / "a", config=cfg)
+
+    def stop(line: str) -> None:
+        raise KeyboardInterrupt(line)
+
+    with pytest.raises(KeyboardInterrupt, match="epoch 1/2"):
+        train_sr(train, val, tmp / "b", config=cfg, log=stop)
+    resumed = train_sr(train, val, tmp / "b", config=cfg, resume=True)
+    a = torch.load(straight.checkpoint_path, weights_only=False)
+    b = torch.load(resumed.checkpoint_path, weights_only=False)
+    for name, tensor in a["generator"].items():
+        assert torch.equal(tensor, b["generator"][name]), name
+    assert [h["lr_end"] for h in a["history"]] == [h["lr_end"] for h in b["history"]]
+    assert a["history"][1]["lr_end"] < a["history"][0]["lr_end"] < 2e-4
+    # a cosine schedule spans the run: extending it on resume is refused
+    with pytest.raises(InputError, match="other options"):
+        train_sr(
+            train,
+            val,
+            tmp / "b",
+            config=_config(lr_schedule="cosine", lr_min=1e-5, gan_start=3, epochs=3),
+            resume=True,
+        )
+
+
 def test_training_bad_input(real_patches: np.ndarray, tmp_path: object) -> None:
     from pathlib import Path
 
@@ -138,6 +186,10 @@ def test_training_bad_input(real_patches: np.ndarray, tmp_path: object) -> None:
 
     with pytest.raises(InputError, match="patch=30 must be a multiple of scale=4"):
         SRTrainConfig(patch=30)
+    with pytest.raises(InputError, match="lr_schedule='step'"):
+        SRTrainConfig(lr_schedule="step")
+    with pytest.raises(InputError, match="lr_min=0.1"):
+        SRTrainConfig(lr_min=0.1)
     with pytest.raises(InputError, match="expected"):
         train_sr(real_patches[:, :, :16, :16], real_patches, Path(str(tmp_path)), config=_config())
     with pytest.raises(InputError, match="init='nothing.pt' is not a file"):

@@ -270,6 +270,14 @@ train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landc
 @click.option("--adv-weight", type=float, default=1e-3, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate.")
 @click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="cosine: the rate falls from --lr to --lr-min over all the run's steps.",
+)
+@click.option("--lr-min", type=float, default=0.0, show_default=True)
+@click.option(
     "--held-out",
     type=click.FloatRange(0.05, 0.5),
     default=0.25,

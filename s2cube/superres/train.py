@@ -41,6 +41,7 @@ __all__ = [
     "SRDataset",
     "SRTrainResult",
     "clear_patches",
+    "learning_rate",
     "split_by_columns",
     "sr_dataset",
     "train_sr",
@@ -62,6 +63,10 @@ class SRTrainConfig:
     epochs: int = 10
     gan_start: int = 7
     lr: float = 2e-4
+    #: ``"constant"`` or ``"cosine"``: the learning rate falls from ``lr`` to ``lr_min`` along
+    #: half a cosine over all the run's steps (a function of the step, so resume is exact)
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
     adv_weight: float = 1e-3
     consistency_weight: float = 1.0
     disc_features: int = 32
@@ -73,6 +78,11 @@ class SRTrainConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine") or not 0.0 <= self.lr_min <= self.lr:
+            raise InputError(
+                f"lr_schedule={self.lr_schedule!r}, lr_min={self.lr_min}: expected 'constant' "
+                f"or 'cosine' and 0 <= lr_min <= lr (lr={self.lr})"
+            )
         if self.patch % self.scale or self.patch < 4 * self.scale:
             raise InputError(
                 f"patch={self.patch} must be a multiple of scale={self.scale} and at least "
@@ -208,6 +218,14 @@ def _augment(batch: Any, rng: np.random.Generator) -> Any:
     return batch
 
 
+def learning_rate(config: SRTrainConfig, epoch: int, step: int, steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of epoch ``epoch`` (1-based)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    done = ((epoch - 1) * steps + step) / (config.epochs * steps)
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + np.cos(np.pi * done))
+
+
 def _validate(gen: Any, val: Any, config: SRTrainConfig, dev: Any) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
@@ -304,9 +322,12 @@ def train_sr(
         if not ckpt_path.exists():
             raise InputError(f"--resume: no checkpoint at {ckpt_path}; run without --resume")
         state = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        # the number of epochs may grow (extending a run); every other option must match
-        same = {k: v for k, v in state["config"].items() if k != "epochs"} == {
-            k: v for k, v in _config_record(config).items() if k != "epochs"
+        # the number of epochs may grow (extending a run) under a constant learning rate;
+        # a cosine schedule spans the run's epochs, so there every option must match
+        free = {"epochs"} if config.lr_schedule == "constant" else set()
+        old = {"lr_schedule": "constant", "lr_min": 0.0, **state["config"]}
+        same = {k: v for k, v in old.items() if k not in free} == {
+            k: v for k, v in _config_record(config).items() if k not in free
         }
         if not same:
             raise InputError(
@@ -334,6 +355,9 @@ def train_sr(
         gen.train()
         for step in range(steps):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            lr_now = learning_rate(config, epoch, step, steps)
+            for group in (*opt_g.param_groups, *opt_d.param_groups):
+                group["lr"] = lr_now
             hr = _augment(x_train[idx], rng).to(dev)
             lr = degrade_torch(hr, config.scale)
             sr = gen(lr)
@@ -361,7 +385,12 @@ def train_sr(
             sums["l1"] += l1.item()
             sums["consistency"] += cons.item()
         seconds = time.perf_counter() - t0
-        record = {"epoch": float(epoch), "phase_gan": float(gan), "seconds": round(seconds, 2)}
+        record = {
+            "epoch": float(epoch),
+            "phase_gan": float(gan),
+            "seconds": round(seconds, 2),
+            "lr_end": learning_rate(config, epoch, steps - 1, steps),
+        }
         record.update({f"train_{k}": v / steps for k, v in sums.items()})
         record.update(_validate(gen, x_val, config, dev))
         history.append(record)
