@@ -179,6 +179,23 @@ def test_cosine_run_interrupted_resumes_to_the_same_state(
         )
 
 
+def test_mse_loss_trains_on_the_squared_error(real_patches: np.ndarray, tmp_path: object) -> None:
+    """``pixel_loss="mse"`` (SRResNet's loss) trains other weights than L1 from the same seed."""
+    from pathlib import Path
+
+    from s2cube.superres.train import train_sr
+
+    tmp = Path(str(tmp_path))
+    train, val = real_patches[:18], real_patches[18:]
+    cfg = dict(epochs=1, gan_start=5, steps_per_epoch=3)
+    a = train_sr(train, val, tmp / "l1", config=_config(**cfg))
+    b = train_sr(train, val, tmp / "mse", config=_config(pixel_loss="mse", **cfg))
+    wa = torch.load(a.generator_path, weights_only=True)
+    wb = torch.load(b.generator_path, weights_only=True)
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+    assert np.isfinite(b.history[0]["val_psnr"])
+
+
 def test_training_bad_input(real_patches: np.ndarray, tmp_path: object) -> None:
     from pathlib import Path
 
@@ -186,6 +203,8 @@ def test_training_bad_input(real_patches: np.ndarray, tmp_path: object) -> None:
 
     with pytest.raises(InputError, match="patch=30 must be a multiple of scale=4"):
         SRTrainConfig(patch=30)
+    with pytest.raises(InputError, match="pixel_loss='l2'"):
+        SRTrainConfig(pixel_loss="l2")
     with pytest.raises(InputError, match="lr_schedule='step'"):
         SRTrainConfig(lr_schedule="step")
     with pytest.raises(InputError, match="lr_min=0.1"):

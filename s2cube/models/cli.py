@@ -278,6 +278,13 @@ train.add_command(__import__("s2cube.landcover.train_cli", fromlist=["_"]).landc
 )
 @click.option("--lr-min", type=float, default=0.0, show_default=True)
 @click.option(
+    "--pixel-loss",
+    type=click.Choice(["l1", "mse"]),
+    default="l1",
+    show_default=True,
+    help="Content loss: l1 (EDSR) or mse (SRResNet; what PSNR measures).",
+)
+@click.option(
     "--held-out",
     type=click.FloatRange(0.05, 0.5),
     default=0.25,

@@ -3,9 +3,10 @@
 Pairs are made on the fly: a real patch (the truth) is degraded by :func:`degrade_torch` (the
 sensor blur + decimation) and the generator learns to restore it.  Losses:
 
-* **pixel**: L1 between the SR output and the truth;
-* **spectral consistency**: L1 between the SR output degraded back and the input (the SR must
-  not change what the coarse sensor would have seen);
+* **pixel**: L1 (or, with ``pixel_loss="mse"``, the squared error) between the SR output and
+  the truth;
+* **spectral consistency**: L1 (squared error with ``"mse"``) between the SR output degraded
+  back and the input (the SR must not change what the coarse sensor would have seen);
 * **adversarial** (from ``gan_start`` on): the relativistic-free, plain BCE GAN loss of SRGAN
   against a patch :class:`~s2cube.superres.nets.Discriminator`, with a small weight.
 
@@ -67,6 +68,9 @@ class SRTrainConfig:
     #: half a cosine over all the run's steps (a function of the step, so resume is exact)
     lr_schedule: str = "constant"
     lr_min: float = 0.0
+    #: the content and consistency losses: ``"l1"`` (EDSR's choice) or ``"mse"`` (SRResNet's,
+    #: Ledig et al.; the loss PSNR measures); both terms take it, so their balance is kept
+    pixel_loss: str = "l1"
     adv_weight: float = 1e-3
     consistency_weight: float = 1.0
     disc_features: int = 32
@@ -78,6 +82,8 @@ class SRTrainConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pixel_loss not in ("l1", "mse"):
+            raise InputError(f"pixel_loss={self.pixel_loss!r}: expected 'l1' or 'mse'")
         if self.lr_schedule not in ("constant", "cosine") or not 0.0 <= self.lr_min <= self.lr:
             raise InputError(
                 f"lr_schedule={self.lr_schedule!r}, lr_min={self.lr_min}: expected 'constant' "
@@ -325,7 +331,7 @@ def train_sr(
         # the number of epochs may grow (extending a run) under a constant learning rate;
         # a cosine schedule spans the run's epochs, so there every option must match
         free = {"epochs"} if config.lr_schedule == "constant" else set()
-        old = {"lr_schedule": "constant", "lr_min": 0.0, **state["config"]}
+        old = {"lr_schedule": "constant", "lr_min": 0.0, "pixel_loss": "l1", **state["config"]}
         same = {k: v for k, v in old.items() if k not in free} == {
             k: v for k, v in _config_record(config).items() if k not in free
         }
@@ -362,8 +368,12 @@ def train_sr(
             lr = degrade_torch(hr, config.scale)
             sr = gen(lr)
             l1 = F.l1_loss(sr, hr)
-            cons = F.l1_loss(degrade_torch(sr, config.scale), lr)
-            loss = l1 + config.consistency_weight * cons
+            back = degrade_torch(sr, config.scale)
+            if config.pixel_loss == "l1":
+                pixel, cons = l1, F.l1_loss(back, lr)
+            else:
+                pixel, cons = F.mse_loss(sr, hr), F.mse_loss(back, lr)
+            loss = pixel + config.consistency_weight * cons
             if gan:
                 fake_logits = disc(sr)
                 adv = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
