@@ -179,6 +179,30 @@ def test_cosine_run_interrupted_resumes_to_the_same_state(
         )
 
 
+def test_checkpoint_from_before_the_schedule_options_resumes(
+    real_patches: np.ndarray, tmp_path: object
+) -> None:
+    """A checkpoint written before ``lr_schedule``/``lr_min``/``pixel_loss`` existed resumes
+    as a constant-rate L1 run (the defaults it was made with), and not as another run."""
+    from pathlib import Path
+
+    from s2cube.superres.train import train_sr
+
+    tmp = Path(str(tmp_path))
+    train, val = real_patches[:18], real_patches[18:]
+    train_sr(train, val, tmp / "old", config=_config(epochs=1, gan_start=5))
+    ckpt = tmp / "old" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=False)
+    for key in ("lr_schedule", "lr_min", "pixel_loss"):
+        del state["config"][key]
+    torch.save(state, ckpt)
+    resumed = train_sr(train, val, tmp / "old", config=_config(gan_start=5), resume=True)
+    assert len(resumed.history) == 2
+    with pytest.raises(InputError, match="other options"):
+        train_sr(train, val, tmp / "old", config=_config(gan_start=5, pixel_loss="mse"),
+                 resume=True)  # fmt: skip
+
+
 def test_mse_loss_trains_on_the_squared_error(real_patches: np.ndarray, tmp_path: object) -> None:
     """``pixel_loss="mse"`` (SRResNet's loss) trains other weights than L1 from the same seed."""
     from pathlib import Path
