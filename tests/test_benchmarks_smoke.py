@@ -71,6 +71,25 @@ def test_bench_peers_runs(capsys):
     assert case["priority"]["eq"] == 1.0
 
 
+@pytest.mark.slow
+def test_bench_peers_floor_systems_run(capsys):
+    """The opt-in rows: the bare planned composite (the floor of the production path) and a
+    median over odc-stac's load; an unknown system is refused by name."""
+    pytest.importorskip("odc.stac")
+    bench = _load("bench_peers")
+    systems = "production,production-bare,median,median-odc"
+    results = bench.main(["--quick", "--repeat", "1", "--no-real", "--systems", systems])
+    out = capsys.readouterr().out
+    assert "vs median-odc" in out and "median ÷ bare" in out
+    (case,) = results.values()
+    assert set(case) == set(systems.split(","))
+    assert all(r["t"] > 0 for r in case.values())
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--quick", "--systems", "production,mediam"])
+    assert exc.value.code == 2
+    assert "'mediam'" in capsys.readouterr().err
+
+
 def test_bench_survey_runs(capsys):
     res = _load("bench_survey").main(["--repeat", "1", "--size", "1098", "--cell", "0.2"])
     out = capsys.readouterr().out

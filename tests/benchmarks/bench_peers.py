@@ -9,8 +9,16 @@ whose four bands equal s2cube's priority kernel.  Systems:
 
 * ``production``: ``s2cube.composite_cell`` (survey, plan, harmonize, feathered blend), as
   ``s2cube mosaic`` writes it, survey included;
+* ``production-bare`` (opt-in, ``--systems``): the same planned composite without
+  harmonization, haze demotion or feathering: an SCL-only survey, the planned reads and the
+  first clear pixel.  Not a peer: what the production path costs without its quality features,
+  i.e. the floor its planned reads and survey set;
 * ``priority``: s2cube's priority kernel alone (load → mask → composite, every scene read);
-* ``median``: the same stackstac cube → ``where(SCL clear).median("time")``;
+* ``median``: ``s2cube.load`` (stackstac through s2cube's own reader, the gather of
+  ``s2cube.reader.gather``) → ``where(SCL clear).median("time")``; every speed-up of that
+  reader speeds this baseline up too;
+* ``median-odc`` (opt-in): ``odc.stac.load`` onto the cell's GeoBox (GDAL's warp) → the same
+  masked median: a median as a user without s2cube computes it;
 * ``odc-stac``: ``odc.stac.load`` onto the cell's GeoBox + first valid (SCL clear) pixel;
 * ``stackstac.mosaic``: ``stackstac.stack`` → ``where(SCL clear)`` → ``stackstac.mosaic``;
 * ``first-utm``: s2mosaic's ``first`` algorithm on the tiles' own UTM grids (per tile: scenes in
@@ -56,6 +64,10 @@ BANDS = ("red", "green", "blue", "nir")
 #: median of bench_composite)
 CLEAR_SCL = (2, 4, 5, 6, 7, 11)
 SYSTEMS = ("production", "priority", "median", "odc-stac", "stackstac.mosaic", "first-utm")
+#: run only when named in ``--systems``
+EXTRA_SYSTEMS = ("production-bare", "median-odc")
+#: rows that are s2cube itself, not peers
+OWN = ("production", "production-bare", "priority")
 
 
 def _bench_composite() -> Any:
@@ -90,10 +102,22 @@ def make_systems(items, grid, cell) -> dict[str, Callable[[Any], np.ndarray]]:
 
     window = grid.cell_window(cell)
     cfg = s2cube.MosaicConfig()
+    bare = s2cube.MosaicConfig(harmonize="none", haze_threshold=None, blend="none")
 
-    def production(items=items):
-        ds = s2cube.composite_cell(items, cell, grid=grid, config=cfg).compute()
-        return np.stack([ds[b].values for b in BANDS])
+    def planned(config, splits: list[tuple[float, float]]):
+        def run(items=items):
+            t0 = time.perf_counter()
+            lazy = s2cube.composite_cell(items, cell, grid=grid, config=config)
+            t1 = time.perf_counter()
+            ds = lazy.compute()
+            splits.append((t1 - t0, time.perf_counter() - t1))  # plan, compute
+            return np.stack([ds[b].values for b in BANDS])
+
+        run.splits = splits  # type: ignore[attr-defined]
+        return run
+
+    production = planned(cfg, [])
+    production_bare = planned(bare, [])
 
     def priority(items=items):
         cube = s2cube.load(items, cell, grid=grid, halo=2)
@@ -113,10 +137,10 @@ def make_systems(items, grid, cell) -> dict[str, Callable[[Any], np.ndarray]]:
         med = refl.where(clear & (refl > 0)).median("time").compute()
         return np.nan_to_num(med.values).astype("uint16")
 
-    def odc(items=items):
+    def odc_cube(items):
         from odc.stac import load as odc_load
 
-        ds = odc_load(
+        return odc_load(
             items,
             bands=[*BANDS, "scl"],
             geobox=window.geobox,
@@ -125,6 +149,25 @@ def make_systems(items, grid, cell) -> dict[str, Callable[[Any], np.ndarray]]:
             groupby="id",
             fail_on_error=False,
         )
+
+    def median_odc(items=items):
+        import xarray as xr
+
+        ds = odc_cube(items)
+        times = ds.time.values.astype("datetime64[ms]")
+        when = [np.datetime64(it.datetime.replace(tzinfo=None), "ms") for it in items]
+        offs = np.zeros(len(times), "int32")
+        for w, o in zip(when, _offsets(items), strict=True):
+            offs[int(np.argmin(np.abs(times - w).astype("int64")))] = o
+        off = xr.DataArray(offs, dims="time")
+        refl = ds[list(BANDS)].to_dataarray("band")
+        refl = xr.where(refl > 0, (refl.astype("int32") - off).clip(min=1), 0)
+        clear = ds["scl"].isin(list(CLEAR_SCL))
+        med = refl.where(clear & (refl > 0)).median("time").compute()
+        return np.nan_to_num(med.values).astype("uint16")
+
+    def odc(items=items):
+        ds = odc_cube(items)
         # odc sorts by time: put the scenes back into the priority order (match by time)
         times = ds.time.values.astype("datetime64[ms]")
         when = [np.datetime64(it.datetime.replace(tzinfo=None), "ms") for it in items]
@@ -173,11 +216,13 @@ def make_systems(items, grid, cell) -> dict[str, Callable[[Any], np.ndarray]]:
 
     return {
         "production": production,
+        "production-bare": production_bare,
         "priority": priority,
         "median": median,
         "odc-stac": odc,
         "stackstac.mosaic": stackstac_mosaic,
         "first-utm": first_utm,
+        "median-odc": median_odc,
     }
 
 
@@ -385,6 +430,9 @@ def run_case(
         for key in systems:
             fn = fns[key]
             fn()  # warm imports and GDAL's header caches, untimed
+            splits = getattr(fn, "splits", None)
+            if splits is not None:
+                splits.clear()
             t, m, out = _measure(fn, repeat)
             gather.clear_cache()
             b0, r0 = server.bytes, len(server.ranges)
@@ -396,6 +444,9 @@ def run_case(
             res[key]["headers"] = sum(heads) / 2**20
             res[key]["files"] = float(len(heads))
             outs[key] = out
+            if splits:
+                # the fastest of the timed runs: where its time went
+                res[key]["plan"], res[key]["compute"] = min(splits[:repeat], key=sum)
     server.close()
     ref = outs.get("priority")
     base = res.get("production", {}).get("t", float("nan"))
@@ -416,13 +467,42 @@ def run_case(
             f"{r['px'] / r['t'] / 1e6:7.2f} {eq:10.3f}"
         )
     # peers on the same output grid; first-utm writes other (UTM) grids: compared per pixel
-    peers = [k for k in res if k not in ("production", "priority", "first-utm")]
+    peers = [k for k in res if k not in (*OWN, "first-utm")]
     if "production" in res and peers:
         fastest = min(peers, key=lambda k: res[k]["t"])
         print(
             f"  fastest peer on the grid: {fastest} ({res[fastest]['t']:.2f} s); production is "
             f"×{res[fastest]['t'] / base:.2f} faster"
-            + (f", ×{res['median']['t'] / base:.2f} vs median" if "median" in res else "")
+            + "".join(
+                f", ×{res[m]['t'] / base:.2f} vs {m}" for m in ("median", "median-odc") if m in res
+            )
+        )
+    for key in OWN:
+        if "plan" in res.get(key, {}):
+            r = res[key]
+            print(
+                f"  {key}: plan (candidates, survey, fits, graph) {r['plan']:.2f} s + compute "
+                f"(planned reads, masks, kernels) {r['compute']:.2f} s"
+            )
+    if "production-bare" in res and "median" in res:
+        import s2cube
+
+        # the median's reads alone (the cube it takes the median of), one cold run
+        gather.clear_cache()
+        gc.collect()
+        t0 = time.perf_counter()
+        with dask.config.set(scheduler="threads"):
+            s2cube.load(items, cell, grid=grid).data.compute()
+        res["median"]["reads"] = reads = time.perf_counter() - t0
+        print(
+            f"  median: its reads alone (s2cube.load of all {len(items)} scenes, computed) "
+            f"{reads:.2f} s; the median run takes {res['median']['t'] - reads:.2f} s beyond them"
+        )
+        bare_t = res["production-bare"]["t"]
+        print(
+            f"  production-bare {bare_t:.2f} s: median ÷ bare ×{res['median']['t'] / bare_t:.2f} "
+            f"(median ÷ production if harmonization, haze and feathering cost nothing); those "
+            f"quality features make production ×{base / bare_t:.2f} the bare planned composite"
         )
     if "production" in res:
         acc = read_accounting(items, grid, cell)
@@ -470,10 +550,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     ap.add_argument("--clouds", default="0.5,1.5", help="cloud_scale levels of the synthetic")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--cache", default=None, help="directory to keep synthetic catalogs in")
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, of {', '.join(SYSTEMS + EXTRA_SYSTEMS)}",
+    )
     args = ap.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     systems = tuple(s for s in args.systems.split(",") if s)
+    unknown = [s for s in systems if s not in SYSTEMS + EXTRA_SYSTEMS]
+    if unknown:
+        ap.error(f"--systems: unknown {unknown}; choose from {list(SYSTEMS + EXTRA_SYSTEMS)}")
     results: dict[str, dict[str, dict[str, float]]] = {}
     if REAL.exists() and not args.no_real:
         res = Fraction(1, 400) if args.quick else Fraction(1, 1000)
